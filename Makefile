@@ -1,0 +1,46 @@
+# CuteGPT: common tasks. `make help` lists them.
+PYTHON ?= python
+PROMPT ?= the cat sat on the
+PHRASE ?= the ___ sat on the mat
+
+.PHONY: help install install-dev run generate complete inspect test test-fast app bench visualize clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install:  ## install the app's requirements
+	$(PYTHON) -m pip install -r requirements.txt
+
+install-dev:  ## install requirements + test tools
+	$(PYTHON) -m pip install -r requirements-dev.txt
+
+run:  ## train the default model on data/training_data.txt -> models/cute_llm.pth
+	$(PYTHON) -m cutellm train --corpus data/training_data.txt --out models/cute_llm.pth
+
+generate:  ## continue PROMPT with the shipped model (greedy; add ARGS="--temperature 0.8 --seed 1")
+	$(PYTHON) -m cutellm generate "$(PROMPT)" --probs $(ARGS)
+
+complete:  ## fill the ___ blanks of PHRASE
+	$(PYTHON) -m cutellm complete "$(PHRASE)"
+
+inspect:  ## describe the shipped model
+	$(PYTHON) -m cutellm inspect $(ARGS)
+
+test:  ## run every test (browser tests skip without Chromium)
+	$(PYTHON) -m pytest
+
+test-fast:  ## core unit tests only
+	$(PYTHON) -m pytest tests --ignore=tests/e2e --ignore=tests/app -q
+
+app:  ## start the playground in the browser
+	$(PYTHON) -m streamlit run streamlit_app.py
+
+bench:  ## train/generation benchmark vs nanoGPT (prints a table, writes bench/results.json)
+	$(PYTHON) -m cutellm bench $(ARGS)
+
+visualize:  ## export every Explore figure to docs/model_visualizations.html
+	$(PYTHON) -m cutellm visualize --out docs/ $(ARGS)
+
+clean:  ## remove caches and test artifacts
+	rm -rf .pytest_cache tests/e2e/artifacts bench/results.json
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

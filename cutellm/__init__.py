@@ -1,0 +1,30 @@
+"""CuteGPT's core: a tiny, readable GPT you can train, sample, complete phrases with, inspect, save and load.
+
+    from cutellm import load_checkpoint, generate, sample_generate, complete_phrase
+    model, tokenizer = load_checkpoint("models/cute_llm.pth")
+    generate(model, tokenizer, "the cat sat on the", max_new_tokens=10)
+
+Importing this package configures no logging and prints nothing.
+"""
+
+from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from .completion import Completion, complete_phrase
+from .config import ModelConfig, Settings, TrainConfig, load_settings, resolve_device
+from .data import load_corpus, prepare_dataset
+from .errors import (CheckpointError, ConfigError, CorpusError, CuteLLMError, GenerationError, PromptError,
+                     TrainingDivergedError)
+from .inference import generate, generate_ids, next_token_distribution, sample_generate, stream_generate
+from .model import CuteLLM, KVCache
+from .tokenizer import CharTokenizer, SimpleWordTokenizer, build_tokenizer, tokenizer_from_dict
+from .training import StepMetrics, TrainResult, prepare_training, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CharTokenizer", "CheckpointError", "Completion", "ConfigError", "CorpusError", "CuteLLM", "CuteLLMError",
+    "GenerationError", "KVCache", "ModelConfig", "PromptError", "Settings", "SimpleWordTokenizer", "StepMetrics",
+    "TrainConfig", "TrainResult", "TrainingDivergedError", "build_tokenizer", "complete_phrase", "generate",
+    "generate_ids", "load_checkpoint", "load_corpus", "load_settings", "next_token_distribution",
+    "prepare_dataset", "prepare_training", "read_metadata", "resolve_device", "sample_generate",
+    "save_checkpoint", "stream_generate", "tokenizer_from_dict", "train",
+]

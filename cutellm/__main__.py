@@ -1,0 +1,183 @@
+"""Command line: python -m cutellm train | generate | complete | inspect  (each with --help)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from . import __version__
+from .config import load_settings, setup_logging
+from .errors import CuteLLMError
+
+log = logging.getLogger("cutellm")
+
+DEFAULT_CORPUS = "data/training_data.txt"
+DEFAULT_MODEL = "models/cute_llm.pth"
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on a text corpus and save it",
+                       description="Train a CuteLLM. Unset options take their value from .env, then the defaults.")
+    p.add_argument("--corpus", default=DEFAULT_CORPUS, help="UTF-8 text file (default: %(default)s)")
+    p.add_argument("--out", default=DEFAULT_MODEL, help="checkpoint to write (default: %(default)s)")
+    p.add_argument("--tokenizer", choices=("word", "char"), default="word", help="word or character tokens")
+    p.add_argument("--vocab-size", type=int, help="most frequent words kept (word tokenizer)")
+    p.add_argument("--d-model", type=int, help="embedding width")
+    p.add_argument("--n-heads", type=int, help="attention heads per layer")
+    p.add_argument("--n-layers", type=int, help="transformer blocks")
+    p.add_argument("--block-size", type=int, help="context length in tokens")
+    p.add_argument("--dropout", type=float, help="dropout probability")
+    p.add_argument("--batch-size", type=int, help="windows per optimiser step")
+    p.add_argument("--epochs", type=int, help="passes over the training windows")
+    p.add_argument("--steps", type=int, help="train exactly this many steps (overrides --epochs)")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--seed", type=int, help="random seed (same seed + corpus -> same model)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--stride", type=int, help="tokens between window starts (default: half the block size)")
+    p.add_argument("--eval-interval", type=int, help="steps between validation losses")
+    p.add_argument("--log-every", type=int, default=100, help="print progress every N steps (default: %(default)s)")
+
+
+def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint to load (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cutellm", description="CuteGPT: train and play with a tiny GPT.")
+    parser.add_argument("--version", action="version", version=f"cutellm {__version__}")
+    parser.add_argument("--env-file", default=".env", help="settings file read before the defaults (default: .env)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+
+    g = sub.add_parser("generate", help="continue a prompt", description="Generate text after a prompt.")
+    _add_model_arg(g)
+    g.add_argument("prompt", nargs="?", default="the cat sat on the", help="text to continue")
+    g.add_argument("-n", "--max-new-tokens", type=int, default=30, help="tokens to generate (default: %(default)s)")
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples")
+    g.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
+    g.add_argument("--top-p", type=float, help="sample among the most likely tokens covering this probability")
+    g.add_argument("--seed", type=int, help="seed for sampling (same seed -> same text)")
+    g.add_argument("--no-cache", action="store_true", help="recompute the whole context each step")
+    g.add_argument("--probs", action="store_true", help="print each token with its probability")
+
+    c = sub.add_parser("complete", help="fill ___ blanks in a phrase", description="Fill the ___ blanks of a phrase.")
+    _add_model_arg(c)
+    c.add_argument("phrase", nargs="?", default="the cat sat on the ___", help="phrase with ___ blanks")
+    c.add_argument("--top-k", type=int, default=5, help="candidates per blank (default: %(default)s)")
+
+    i = sub.add_parser("inspect", help="describe a saved model", description="Show a checkpoint's config, size, "
+                       "training metadata and what it predicts after a prompt.")
+    _add_model_arg(i)
+    i.add_argument("--prompt", default="the cat sat on the", help="prompt for the next-token table")
+    i.add_argument("--top-k", type=int, default=10, help="next-token candidates to show")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace, settings) -> int:
+    from .checkpoint import save_checkpoint
+    from .data import load_corpus
+    from .training import prepare_training, train
+
+    model_over = {k: v for k, v in {"vocab_size": args.vocab_size, "d_model": args.d_model, "n_heads": args.n_heads,
+                                    "n_layers": args.n_layers, "block_size": args.block_size,
+                                    "dropout": args.dropout}.items() if v is not None}
+    train_over = {k: v for k, v in {"batch_size": args.batch_size, "epochs": args.epochs, "max_steps": args.steps,
+                                    "learning_rate": args.lr, "seed": args.seed, "device": args.device,
+                                    "num_threads": args.threads, "eval_interval": args.eval_interval,
+                                    "stride": args.stride}.items()
+                  if v is not None}
+    model_config = replace(settings.model, **model_over)
+    train_config = replace(settings.train, **train_over)
+
+    text = load_corpus(args.corpus)
+    model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=args.tokenizer)
+    log.info("corpus %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows", args.corpus,
+             dataset.ids.numel(), tokenizer.vocab_size, 100 * tokenizer.unk_rate(text), dataset.train.size(0),
+             dataset.val.size(0))
+    log.info("model: %s parameters, %s", f"{model.num_parameters():,}", model.config)
+
+    def report(m) -> None:
+        if m.step % args.log_every == 0 or m.step == m.total_steps or m.val_loss is not None:
+            eta = m.elapsed_s / m.step * (m.total_steps - m.step)
+            val = f" val {m.val_loss:.4f}" if m.val_loss is not None else ""
+            log.info("step %d/%d epoch %d  loss %.4f%s  lr %.2e  %s tok/s  eta %.0fs", m.step, m.total_steps,
+                     m.epoch, m.train_loss, val, m.lr, f"{m.tokens_per_s:,.0f}", eta)
+
+    result = train(model, dataset, train_config, on_step=report)
+    meta = {"corpus": Path(args.corpus).name, "tokenizer_kind": tokenizer.kind,
+            "train_config": train_config.to_dict(), **result.summary()}
+    path = save_checkpoint(args.out, model, tokenizer, meta)
+    print(f"saved {path}  (train loss {result.final_train_loss:.4f}, val loss "
+          f"{result.final_val_loss if result.final_val_loss is None else round(result.final_val_loss, 4)}, "
+          f"{result.steps} steps, {result.wall_time_s:.1f}s)")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .inference import stream_generate
+
+    model, tokenizer = load_checkpoint(args.model)
+    unknown = tokenizer.unknown_words(args.prompt)
+    if unknown:
+        print(f"note: not in the vocabulary (read as <unk>): {', '.join(unknown)}", file=sys.stderr)
+    tokens = list(stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
+                                  top_k=args.top_k, top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache))
+    print(tokenizer.continue_text(args.prompt, [t.token_id for t in tokens]))
+    if args.probs:
+        for t in tokens:
+            alts = ", ".join(f"{w} {p:.2f}" for w, p in t.alternatives)
+            print(f"  {t.text!r:>14} p={t.prob:.3f}   top: {alts}")
+    return 0
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .completion import complete_phrase
+
+    model, tokenizer = load_checkpoint(args.model)
+    result = complete_phrase(model, tokenizer, args.phrase, top_k=args.top_k)
+    print(result.filled_text)
+    for blank in result.blanks:
+        print(f"  blank {blank.index + 1}: " + ", ".join(f"{c.word} {c.prob:.3f}" for c in blank.candidates))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .inference import next_token_distribution
+
+    model, tokenizer, meta = load_checkpoint(args.model, with_meta=True)
+    print(f"model       {args.model}")
+    print(f"parameters  {model.num_parameters():,}")
+    for key, value in model.config.to_dict().items():
+        print(f"  {key:<12}{value}")
+    print(f"tokenizer   {tokenizer.kind}, {tokenizer.vocab_size} tokens")
+    for key in ("corpus", "steps", "final_train_loss", "final_val_loss", "wall_time_s", "tokens_per_s", "saved_at"):
+        if key in meta:
+            print(f"{key:<18}{meta[key]}")
+    print(f"\nnext token after {args.prompt!r}:")
+    for word, prob in next_token_distribution(model, tokenizer, args.prompt, args.top_k):
+        print(f"  {word!r:>14} {prob:6.3f} {'#' * round(prob * 40)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.env_file)
+        setup_logging(settings.log_level)
+        if args.command == "train":
+            return cmd_train(args, settings)
+        return {"generate": cmd_generate, "complete": cmd_complete, "inspect": cmd_inspect}[args.command](args)
+    except CuteLLMError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

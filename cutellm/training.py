@@ -1,0 +1,237 @@
+"""The training loop: AdamW, linear warmup + cosine decay, gradient clipping, periodic validation.
+
+`train()` reports every optimiser step to an `on_step` callback (the app draws its live chart from these), stops at the
+next step when `stop_event` is set (keeping the weights trained so far), and never applies a non-finite update: a
+NaN/inf loss restores the weights of the last good step and raises TrainingDivergedError.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from .config import ModelConfig, TrainConfig, resolve_device
+from .data import Dataset, prepare_dataset
+from .errors import ConfigError, TrainingDivergedError
+from .model import CuteLLM
+from .tokenizer import Tokenizer, build_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int                  # optimiser steps done (1-based)
+    total_steps: int
+    epoch: int                 # 1-based
+    train_loss: float          # loss of this step's batch
+    val_loss: float | None     # set on evaluation steps only
+    lr: float
+    tokens_per_s: float        # throughput of this step
+    elapsed_s: float           # wall time since training started (evaluations included)
+
+
+@dataclass
+class TrainResult:
+    model: CuteLLM
+    history: list[StepMetrics] = field(default_factory=list)
+    total_steps: int = 0
+    status: str = "finished"   # "finished", "stopped" (stop signal) or "diverged"
+    final_train_loss: float | None = None
+    final_val_loss: float | None = None
+    wall_time_s: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        return self.history[-1].step if self.history else 0
+
+    @property
+    def median_tokens_per_s(self) -> float:
+        rates = [m.tokens_per_s for m in self.history[10:]] or [m.tokens_per_s for m in self.history]
+        return statistics.median(rates) if rates else 0.0
+
+    def summary(self) -> dict:
+        """Plain numbers for a checkpoint's metadata."""
+        return {"steps": self.steps, "total_steps": self.total_steps, "status": self.status,
+                "final_train_loss": self.final_train_loss, "final_val_loss": self.final_val_loss,
+                "wall_time_s": round(self.wall_time_s, 3), "tokens_per_s": round(self.median_tokens_per_s, 1),
+                "loss_curve": [[m.step, m.train_loss, m.val_loss] for m in self.history]}
+
+
+def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
+    """Learning rate for 0-based `step`: linear warmup, then cosine decay to learning_rate * min_lr_ratio.
+
+    Warmup is capped at a tenth of the run so short runs still reach the full rate.
+    """
+    lr, min_lr = config.learning_rate, config.learning_rate * config.min_lr_ratio
+    warmup = min(config.warmup_steps, total_steps // 10)
+    if step < warmup:
+        return lr * (step + 1) / (warmup + 1)
+    if step >= total_steps:
+        return min_lr
+    ratio = (step - warmup) / max(1, total_steps - warmup)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
+
+
+def make_optimizer(model: CuteLLM, config: TrainConfig) -> torch.optim.AdamW:
+    # Decay matrices only; LayerNorm gains (1-D) are left alone, as in GPT-2/nanoGPT.
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    try:
+        return torch.optim.AdamW(groups, lr=config.learning_rate, betas=config.betas, fused=True)
+    except (RuntimeError, TypeError):  # fused kernels missing for this device/dtype
+        return torch.optim.AdamW(groups, lr=config.learning_rate, betas=config.betas)
+
+
+@torch.no_grad()
+def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches: int | None = None) -> float | None:
+    """Mean loss over (a fixed, evenly spaced subset of) the windows; None when there are none."""
+    n = windows.size(0)
+    if n == 0:
+        return None
+    if max_batches is not None and max_batches * batch_size < n:
+        rows = torch.linspace(0, n - 1, max_batches * batch_size).round().long()
+    else:
+        rows = torch.arange(n)
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    device = model.device
+    for chunk in rows.split(batch_size):
+        batch = windows[chunk].to(device)
+        _, loss = model(batch[:, :-1], batch[:, 1:])
+        total += loss.item() * chunk.numel()
+        count += chunk.numel()
+    model.train(was_training)
+    return total / count
+
+
+def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
+          on_step: Callable[[StepMetrics], None] | None = None,
+          stop_event: threading.Event | None = None) -> TrainResult:
+    """Train `model` in place on `dataset`; returns the history and final losses.
+
+    Raises TrainingDivergedError (with `.result`) when the loss becomes NaN/inf; the model then holds the weights
+    of the last step whose loss was finite.
+    """
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    model.to(device)
+    torch.manual_seed(config.seed)  # dropout
+    gen = torch.Generator().manual_seed(config.seed)  # batch order
+
+    windows = dataset.train
+    n_train = windows.size(0)
+    if n_train == 0:
+        raise ConfigError("the corpus has no training window; add text or lower the block size")
+    batch_size = min(config.batch_size, n_train)
+    if batch_size < config.batch_size:
+        log.warning("batch_size %d is larger than the %d training windows; using %d", config.batch_size,
+                    n_train, batch_size)
+    steps_per_epoch = max(1, n_train // batch_size)
+    total_steps = config.max_steps or config.epochs * steps_per_epoch
+    optimizer = make_optimizer(model, config)
+    result = TrainResult(model=model, total_steps=total_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    last_good = [p.detach().clone() for p in params]
+    tokens_per_step = batch_size * dataset.block_size
+
+    model.train()
+    start = time.perf_counter()
+    order = torch.empty(0, dtype=torch.long)
+    val_loss = None
+    for step in range(total_steps):
+        if stop_event is not None and stop_event.is_set():
+            result.status = "stopped"
+            break
+        t0 = time.perf_counter()
+        pos = (step % steps_per_epoch) * batch_size
+        if pos == 0:
+            order = torch.randperm(n_train, generator=gen)
+        batch = windows[order[pos:pos + batch_size]].to(device, non_blocking=True)
+        lr = lr_at(step, total_steps, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        _, loss = model(batch[:, :-1], batch[:, 1:])
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            _restore(params, last_good)
+            result.status = "diverged"
+            result.wall_time_s = time.perf_counter() - start
+            raise TrainingDivergedError(
+                f"training stopped at step {step + 1}: the loss became {'NaN' if math.isnan(loss_value) else 'inf'}"
+                f" (learning rate {lr:.3g} is probably too high). The model keeps the weights of step {step}.",
+                result)
+        with torch.no_grad():
+            for saved, p in zip(last_good, params):
+                saved.copy_(p)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            if not torch.isfinite(norm):
+                result.status = "diverged"
+                result.wall_time_s = time.perf_counter() - start
+                raise TrainingDivergedError(
+                    f"training stopped at step {step + 1}: the gradients became NaN/inf (learning rate {lr:.3g} is "
+                    "probably too high). The model keeps the weights it had before this step.", result)
+        optimizer.step()
+        step_time = time.perf_counter() - t0
+
+        done = step + 1
+        val_loss = None
+        if done % config.eval_interval == 0 or done == total_steps:
+            val_loss = evaluate(model, dataset.val, batch_size, config.eval_batches)
+        metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // steps_per_epoch + 1,
+                              train_loss=loss_value, val_loss=val_loss, lr=lr,
+                              tokens_per_s=tokens_per_step / step_time, elapsed_s=time.perf_counter() - start)
+        result.history.append(metrics)
+        if on_step is not None:
+            on_step(metrics)
+
+    # Final figures: the whole validation split (it is small and this is the number we report), and as many
+    # training windows as a periodic evaluation reads.
+    result.final_train_loss = evaluate(model, dataset.train, batch_size, config.eval_batches)
+    result.final_val_loss = evaluate(model, dataset.val, batch_size)
+    result.wall_time_s = time.perf_counter() - start
+    model.eval()
+    log.info("training %s after %d/%d steps: train loss %s, val loss %s, %.1fs", result.status, result.steps,
+             total_steps, _fmt(result.final_train_loss), _fmt(result.final_val_loss), result.wall_time_s)
+    return result
+
+
+def _restore(params: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, s in zip(params, saved):
+            p.copy_(s)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def new_model(config: ModelConfig, seed: int) -> CuteLLM:
+    """A freshly initialised model; the same seed gives the same weights."""
+    torch.manual_seed(seed)
+    return CuteLLM(config)
+
+
+def prepare_training(text: str, model_config: ModelConfig, train_config: TrainConfig, *,
+                     tokenizer_kind: str = "word") -> tuple[CuteLLM, Tokenizer, Dataset]:
+    """Corpus text -> (fresh model, tokenizer built from the corpus, windows): everything `train()` needs."""
+    tokenizer = build_tokenizer(tokenizer_kind, text, model_config.vocab_size)
+    dataset = prepare_dataset(text, tokenizer, model_config.block_size, stride=train_config.stride,
+                              val_fraction=train_config.val_fraction)
+    config = ModelConfig(**{**asdict(model_config), "vocab_size": tokenizer.vocab_size})
+    return new_model(config, train_config.seed), tokenizer, dataset

@@ -1,0 +1,36 @@
+"""Shared fixtures: a small corpus, a tiny model trained on it once per session, the shipped model's path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cutellm import ModelConfig, TrainConfig, prepare_training, train
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_MODEL = ROOT / "models" / "cute_llm.pth"
+CORPUS = ROOT / "data" / "training_data.txt"
+
+TINY_TEXT = " ".join(
+    ["the cat sat on the mat.", "the dog ran to the park.", "the bird sang in the tree.",
+     "a cow eats green grass.", "the sun is hot and the sky is blue."] * 40)
+
+TINY_MODEL = ModelConfig(vocab_size=64, d_model=48, n_heads=4, n_layers=2, block_size=16, dropout=0.0)
+TINY_TRAIN = TrainConfig(max_steps=300, batch_size=16, learning_rate=1e-2, warmup_steps=20, eval_interval=100,
+                         seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _fewer_threads():
+    # Keep tests predictable on the 2-core CI machine.
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """(model, tokenizer, dataset, result) for a small model that has learned TINY_TEXT."""
+    model, tokenizer, dataset = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
+    result = train(model, dataset, TINY_TRAIN)
+    return model, tokenizer, dataset, result

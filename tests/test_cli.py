@@ -1,0 +1,58 @@
+import pytest
+
+from cutellm.__main__ import main
+
+from conftest import TINY_TEXT
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    corpus = d / "corpus.txt"
+    corpus.write_text("# a comment line\n" + TINY_TEXT + "\n")
+    out = d / "model.pth"
+    rc = main(["--env-file", str(d / "none.env"), "train", "--corpus", str(corpus), "--out", str(out),
+               "--steps", "250", "--d-model", "48", "--n-heads", "4", "--block-size", "16", "--lr", "0.01",
+               "--batch-size", "16", "--dropout", "0", "--log-every", "1000"])
+    assert rc == 0
+    return out
+
+
+def test_train_writes_a_checkpoint(trained, capsys):
+    assert trained.exists()
+
+
+def test_generate(trained, capsys):
+    assert main(["generate", "--model", str(trained), "the cat sat on the", "-n", "2", "--probs"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("the cat sat on the mat.")
+    assert "p=" in out
+
+
+def test_complete(trained, capsys):
+    assert main(["complete", "--model", str(trained), "the ___ sat on the mat"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "the cat sat on the mat"
+
+
+def test_inspect(trained, capsys):
+    assert main(["inspect", "--model", str(trained), "--prompt", "the dog ran to the"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters" in out and "corpus.txt" in out and "'park'" in out
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["generate", "--model", str(tmp_path / "missing.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "does not exist" in err and "Traceback" not in err
+    (tmp_path / ".env").write_text("MODEL_N_HEADS=3\n")
+    assert main(["--env-file", str(tmp_path / ".env"), "train", "--steps", "1"]) == 2
+    assert "MODEL_N_HEADS" in capsys.readouterr().err
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("train", "generate", "complete", "inspect"):
+        assert cmd in out
