@@ -1,4 +1,4 @@
-"""Command line: python -m cutellm train | generate | complete | inspect  (each with --help)."""
+"""Command line: python -m cutellm train | generate | complete | inspect | visualize | bench  (each with --help)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arg(i)
     i.add_argument("--prompt", default="the cat sat on the", help="prompt for the next-token table")
     i.add_argument("--top-k", type=int, default=10, help="next-token candidates to show")
+
+    v = sub.add_parser("visualize", help="export every Explore figure to one HTML page",
+                       description="Write OUT/model_visualizations.html: architecture, next-token bars, prediction "
+                       "heatmap, embedding maps, attention and logit lens, with plotly.js inlined so it opens "
+                       "offline. PNG snapshots go to OUT/images/ when kaleido is installed.")
+    _add_model_arg(v)
+    v.add_argument("--out", default="docs/", help="folder to write into (default: %(default)s)")
+    v.add_argument("--text", help="input text for the per-position figures (default: the example sentence, "
+                   "cutellm.inspection.DEFAULT_TEXT)")
+    v.add_argument("--highlight", help="word to highlight on the embedding maps (default: 'cat' if known)")
+    v.add_argument("--no-images", action="store_true", help="skip the PNG snapshots")
+
+    b = sub.add_parser("bench", help="training/generation benchmark against nanoGPT's CPU recipe",
+                       description="Train with nanoGPT's shakespeare_char CPU recipe (char level, 4 layers, 4 heads, "
+                       "width 128, context 64, batch 12, 2000 iterations), sample 500 tokens with and without the "
+                       "KV cache, print the figures beside nanoGPT's and write them as JSON.")
+    b.add_argument("--corpus", help="character-level text file (default: ../shared/corpora/tinyshakespeare.txt "
+                   "next to the repository)")
+    b.add_argument("--quick", action="store_true", help="200 iterations instead of 2000 (a smoke test)")
+    b.add_argument("--steps", type=int, help="iterations (overrides --quick)")
+    b.add_argument("--out", default="bench/results.json", help="JSON file to write (default: %(default)s)")
+    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train and sample")
+    b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     return parser
 
 
@@ -166,6 +189,35 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .inspection import DEFAULT_HIGHLIGHT, DEFAULT_TEXT
+    from .visualize import export_html
+
+    model, tokenizer = load_checkpoint(args.model)
+    result = export_html(model, tokenizer, args.out, text=args.text or DEFAULT_TEXT,
+                         highlight=args.highlight or DEFAULT_HIGHLIGHT, images=not args.no_images)
+    print(f"wrote {result.html_path}  ({result.html_path.stat().st_size / 1e6:.1f} MB, opens offline)")
+    if result.images:
+        print(f"wrote {len(result.images)} PNG snapshots in {result.images[0].parent}")
+    if result.note:
+        print(f"note: {result.note}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import FULL_STEPS, QUICK_STEPS, format_table, run_benchmark, write_results
+
+    steps = args.steps or (QUICK_STEPS if args.quick else FULL_STEPS)
+    results = run_benchmark(args.corpus, steps=steps, device=args.device, threads=args.threads, progress=log.info)
+    print(format_table(results))
+    print(f"wrote {write_results(results, args.out)}")
+    if not results["generation"]["identical"]:
+        print("error: cached and uncached generation differ", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -173,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(settings.log_level)
         if args.command == "train":
             return cmd_train(args, settings)
-        return {"generate": cmd_generate, "complete": cmd_complete, "inspect": cmd_inspect}[args.command](args)
+        return {"generate": cmd_generate, "complete": cmd_complete, "inspect": cmd_inspect,
+                "visualize": cmd_visualize, "bench": cmd_bench}[args.command](args)
     except CuteLLMError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

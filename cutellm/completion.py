@@ -13,7 +13,7 @@ candidate, then blank 2 is scored with that choice in place, and so on.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -49,6 +49,14 @@ class Completion:
     text: str                # the phrase as given
     filled_text: str         # the phrase with every blank replaced by its best candidate
     blanks: list[BlankFill]
+
+    def segments(self) -> list[tuple[str, bool]]:
+        """The filled-in phrase as (text, is_filled_word) pieces, for highlighting the chosen words."""
+        pieces = BLANK_RE.split(self.text)
+        out = [(pieces[0], False)]
+        for blank, piece in zip(self.blanks, pieces[1:]):
+            out += [(blank.best.word, True), (piece, False)]
+        return [(t, filled) for t, filled in out if t]
 
 
 def count_blanks(text: str) -> int:
@@ -121,7 +129,6 @@ def complete_phrase(model: CuteLLM, tokenizer: Tokenizer, text: str, top_k: int 
     model.eval()
     try:
         filled: list[int] = list(piece_ids[0])
-        chosen_words: list[str] = []
         results: list[BlankFill] = []
         for b in range(n_blanks):
             prefix = filled or _boundary_ids(tokenizer)
@@ -131,17 +138,9 @@ def complete_phrase(model: CuteLLM, tokenizer: Tokenizer, text: str, top_k: int 
             results.append(BlankFill(index=b, candidates=[
                 Candidate(word=tokenizer.token(candidates[int(i)]), prob=float(p), log_likelihood=float(scores[i]))
                 for p, i in zip(top.values, top.indices)]))
-            best = candidates[int(top.indices[0])]
-            chosen_words.append(tokenizer.token(best))
-            filled += [best, *piece_ids[b + 1]]
+            filled += [candidates[int(top.indices[0])], *piece_ids[b + 1]]
     finally:
         model.train(was_training)
 
-    return Completion(text=text, filled_text=_fill(pieces, chosen_words), blanks=results)
-
-
-def _fill(pieces: list[str], words: list[str]) -> str:
-    out = [pieces[0]]
-    for word, piece in zip(words, pieces[1:]):
-        out += [word, piece]
-    return "".join(out)
+    completion = Completion(text=text, filled_text="", blanks=results)
+    return replace(completion, filled_text="".join(t for t, _ in completion.segments()))

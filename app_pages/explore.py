@@ -1,0 +1,129 @@
+"""Explore: pictures of the active model — its architecture, predictions, embeddings, attention and logit lens."""
+
+import streamlit as st
+
+from cutellm import CuteLLMError
+from cutellm import charts, inspection
+from ui import state
+from ui.text import words_list
+
+state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Architecture", "ex_position": "all",
+            "ex_emb_dims": "2D", "ex_emb_top": 300, "ex_emb_highlight": inspection.DEFAULT_HIGHLIGHT,
+            "ex_emb_special": False, "ex_att_layer": 1, "ex_att_head": "all heads"})
+
+st.title("Explore")
+st.caption("Look inside the active model. Every picture is computed from the model in the sidebar and the text "
+           "below.")
+active = state.active_model()
+model, tokenizer = active.model, active.tokenizer
+cfg = model.config
+
+st.text_input("Text to look at", key="ex_text", max_chars=2000,
+              help=f"The model reads at most its last {cfg.block_size} tokens.")
+text = st.session_state.ex_text
+unknown = tokenizer.unknown_words(text)
+if unknown:
+    st.warning(f"Not in the model's vocabulary, read as `<unk>`: {words_list(unknown)}", icon=":material/help:")
+
+
+
+def explain(key: str) -> None:
+    st.caption(charts.VIEWS[key].explanation)
+
+
+def show(fig, key: str, **kwargs):
+    return st.plotly_chart(fig, key=key, config={"displaylogo": False}, **kwargs)
+
+
+def architecture_tab() -> None:
+    explain("architecture")
+    arch = inspection.architecture_summary(model)
+    show(charts.architecture_figure(arch), "ex_arch")
+    st.dataframe(arch.to_frame(), hide_index=True, width="stretch")
+
+
+def logits_tab() -> None:
+    explain("logits")
+    table = inspection.next_token_table(model, tokenizer, text, top_k=5)
+    positions = sorted(table["position"].unique())
+    options = ["all", *positions]
+    if st.session_state.ex_position not in options:
+        st.session_state.ex_position = "all"
+    st.select_slider("Position", options=options, key="ex_position",
+                     format_func=lambda p: "all positions" if p == "all" else f"{p}",
+                     help="Show every position, or zoom in on one.")
+    chosen = None if st.session_state.ex_position == "all" else int(st.session_state.ex_position)
+    show(charts.logits_figure(table, position=chosen), "ex_logits")
+
+
+def heatmap_tab() -> None:
+    explain("heatmap")
+    show(charts.prediction_heatmap_figure(inspection.prediction_heatmap(model, tokenizer, text)), "ex_heatmap")
+
+
+def embeddings_tab() -> None:
+    explain("embeddings")
+    a, b, c, d = st.columns([1, 2, 2, 1.3])
+    a.radio("View", ["2D", "3D"], key="ex_emb_dims", horizontal=True)
+    n_words = max(1, tokenizer.vocab_size - len(tokenizer.special_ids))
+    st.session_state.ex_emb_top = min(int(st.session_state.ex_emb_top), n_words)
+    b.slider("Most frequent words shown", 1, n_words, key="ex_emb_top")
+    c.text_input("Highlight a word", key="ex_emb_highlight", help="The word and its 5 nearest neighbours stand out.")
+    d.checkbox("Special tokens", key="ex_emb_special", help="Show <pad>, <unk> and <mask> (as diamonds).")
+    highlight = st.session_state.ex_emb_highlight.strip().lower() or None
+    if highlight and highlight not in tokenizer.token_to_id:
+        st.info("That word is not in the vocabulary, so nothing is highlighted.", icon=":material/info:")
+        highlight = None
+    three_d = st.session_state.ex_emb_dims == "3D"
+    frame = inspection.embedding_pca(model, tokenizer, n_components=3 if three_d else 2,
+                                     top_n=int(st.session_state.ex_emb_top), highlight=highlight,
+                                     include_special=st.session_state.ex_emb_special)
+    fig = charts.embedding_figure(frame)
+    if three_d:
+        show(fig, "ex_emb3d")
+        return
+    event = show(fig, "ex_emb", on_select="rerun", selection_mode=("box", "lasso", "points"))
+    picked = [p.get("customdata") for p in (event.selection.points if event else []) if p.get("customdata")]
+    words = [w[0] if isinstance(w, (list, tuple)) else w for w in picked]
+    if words:
+        rows = frame[frame["token"].isin(words)][["token", "frequency", "neighbours"]].copy()
+        rows["neighbours"] = rows["neighbours"].map(", ".join)
+        st.markdown(f"**{len(rows)} selected**")
+        st.dataframe(rows, hide_index=True, width="stretch")
+    else:
+        st.caption("Drag a box or lasso around points to list those words here.")
+
+
+def attention_tab() -> None:
+    explain("attention")
+    att = inspection.attention_maps(model, tokenizer, text)
+    a, b = st.columns(2)
+    st.session_state.ex_att_layer = min(int(st.session_state.ex_att_layer), att.n_layers)
+    a.selectbox("Layer", list(range(1, att.n_layers + 1)), key="ex_att_layer")
+    heads = ["all heads", *range(1, att.n_heads + 1)]
+    if st.session_state.ex_att_head not in heads:
+        st.session_state.ex_att_head = "all heads"
+    b.selectbox("Head", heads, key="ex_att_head")
+    head = st.session_state.ex_att_head
+    show(charts.attention_figure(att, layer=st.session_state.ex_att_layer - 1,
+                                 head=None if head == "all heads" else int(head) - 1), "ex_attention")
+
+
+def logit_lens_tab() -> None:
+    explain("logit_lens")
+    lens = inspection.logit_lens(model, tokenizer, text)
+    show(charts.logit_lens_figure(lens), "ex_lens")
+
+
+RENDER = {"Architecture": architecture_tab, "Next-token probabilities": logits_tab,
+          "Prediction heatmap": heatmap_tab, "Word embeddings": embeddings_tab, "Attention": attention_tab,
+          "Logit lens": logit_lens_tab}
+
+for name, tab in zip(RENDER, st.tabs(list(RENDER), key="ex_tab", on_change="rerun")):
+    if tab.open is False:  # lazy tabs: only the open one is computed
+        continue
+    with tab:
+        try:
+            RENDER[name]()
+        except CuteLLMError as err:
+            st.error(str(err), icon=":material/error:")

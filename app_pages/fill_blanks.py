@@ -1,0 +1,66 @@
+"""Fill the blanks: write ___ where a word is missing and see the model's ranked guesses."""
+
+import pandas as pd
+import streamlit as st
+
+from cutellm import CuteLLMError, complete_phrase
+from cutellm.completion import count_blanks
+from ui import state
+from ui.text import highlighted, words_list
+
+EXAMPLES = ["the cat sat on the ___", "the ___ sat on the mat", "the cow eats ___", "the sky is ___ and the sun is ___",
+            "she put the cup on the ___.", "once upon a ___, there was a little ___."]
+
+state.keep({"fill_phrase": EXAMPLES[0], "fill_top_k": 5, "fill_result": None})
+
+
+def use_example() -> None:
+    choice = st.session_state.get("fill_example")
+    if choice:
+        st.session_state.fill_phrase = choice
+        st.session_state.fill_example = None
+
+
+st.title("Fill the blanks")
+st.caption("Each candidate word is tried in the blank and the model scores the whole sentence, so the words after "
+           "the blank count too. Several blanks are filled from left to right.")
+active = state.active_model()
+
+st.pills("Examples", EXAMPLES, key="fill_example", on_change=use_example,
+         help="Click an example to put it in the box.")
+st.text_input("Phrase", key="fill_phrase", max_chars=2000,
+              help="Write ___ (three underscores) for each missing word, up to 10 blanks.")
+st.slider("Candidates per blank", 1, 20, key="fill_top_k")
+
+phrase = st.session_state.fill_phrase
+if count_blanks(phrase) == 0:
+    st.info("Add a blank: write `___` (three underscores) where a word is missing, e.g. `the cat sat on the ___`.",
+            icon=":material/lightbulb:")
+unknown = active.tokenizer.unknown_words(phrase)
+if unknown:
+    st.warning(f"Not in the model's vocabulary, read as `<unk>`: {words_list(unknown)}", icon=":material/help:")
+
+if st.button("Fill the blanks", type="primary", icon=":material/auto_fix_high:", disabled=not count_blanks(phrase)):
+    try:
+        st.session_state.fill_result = {"model": active.key,
+                                        "completion": complete_phrase(active.model, active.tokenizer, phrase,
+                                                                      top_k=int(st.session_state.fill_top_k))}
+    except CuteLLMError as err:
+        st.session_state.fill_result = None
+        st.error(str(err), icon=":material/error:")
+
+result = st.session_state.fill_result
+if result and result["model"] == active.key:
+    completion = result["completion"]
+    st.html(highlighted([(text, "new" if filled else "prompt") for text, filled in completion.segments()]))
+    columns = st.columns(min(3, len(completion.blanks)))
+    for blank in completion.blanks:
+        with columns[blank.index % len(columns)]:
+            st.markdown(f"**Blank {blank.index + 1}**")
+            frame = pd.DataFrame({"word": [c.word for c in blank.candidates],
+                                  "probability": [c.prob for c in blank.candidates]})
+            st.dataframe(frame, hide_index=True, width="stretch", column_config={
+                "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
+                                                               format="%.3f")})
+elif result:
+    st.info("The active model changed; press the button again.", icon=":material/info:")

@@ -1,0 +1,85 @@
+"""Generate: continue a prompt with the active model, greedy or sampled, and see each word's probability."""
+
+import pandas as pd
+import streamlit as st
+
+from cutellm import CuteLLMError, stream_generate
+from cutellm.inference import MAX_NEW_TOKENS
+from ui import state
+from ui.text import highlighted, words_list
+
+MAX_TOKENS_UI = 200
+
+state.keep({"gen_prompt": "once upon a time", "gen_mode": "Sampled", "gen_max_tokens": 30,
+            "gen_temperature": 0.8, "gen_top_k": 40, "gen_top_p": 0.95, "gen_seed": 1, "gen_result": None})
+
+st.title("Generate")
+st.caption("The model reads your prompt and predicts one token at a time; each new token is added to the text and "
+           "the model predicts again.")
+active = state.active_model()
+tokenizer = active.tokenizer
+
+st.text_area("Prompt", key="gen_prompt", height=90, max_chars=20_000,
+             help="Text for the model to continue. It only reads the last "
+                  f"{active.model.config.block_size} tokens.")
+unknown = tokenizer.unknown_words(st.session_state.gen_prompt)
+if unknown:
+    st.warning(f"Not in the model's vocabulary, read as `<unk>`: {words_list(unknown)}", icon=":material/help:")
+
+left, right = st.columns([1, 2])
+with left:
+    st.radio("Decoding", ["Greedy", "Sampled"], key="gen_mode", horizontal=True,
+             help="Greedy always takes the most likely token (same output every time). Sampled draws tokens at "
+                  "random according to their probabilities.")
+    st.slider("New tokens", 1, MAX_TOKENS_UI, key="gen_max_tokens", help="How many tokens to generate.")
+with right:
+    if st.session_state.gen_mode == "Sampled":
+        a, b = st.columns(2)
+        a.slider("Temperature", 0.05, 2.0, step=0.05, key="gen_temperature",
+                 help="Below 1 sharpens the distribution (safer words), above 1 flattens it (more surprising).")
+        a.number_input("Seed", 0, 2**31 - 1, step=1, key="gen_seed",
+                       help="The same seed with the same settings gives the same text.")
+        top_k_max = min(200, tokenizer.vocab_size)
+        st.session_state.gen_top_k = min(st.session_state.gen_top_k, top_k_max)  # a smaller model may be active
+        b.slider("Top-k", 1, top_k_max, key="gen_top_k",
+                 help="Sample only among the k most likely tokens.")
+        b.slider("Top-p", 0.05, 1.0, step=0.05, key="gen_top_p",
+                 help="Sample only among the most likely tokens whose probabilities add up to p (1 = no limit).")
+    else:
+        st.caption("Greedy decoding needs no other settings: it always picks the most likely next token.")
+
+if st.button("Generate", type="primary", icon=":material/play_arrow:"):
+    prompt = st.session_state.gen_prompt
+    sampled = st.session_state.gen_mode == "Sampled"
+    try:
+        tokens = list(stream_generate(
+            active.model, tokenizer, prompt, min(int(st.session_state.gen_max_tokens), MAX_NEW_TOKENS),
+            temperature=float(st.session_state.gen_temperature) if sampled else 0.0,
+            top_k=int(st.session_state.gen_top_k) if sampled else None,
+            top_p=float(st.session_state.gen_top_p) if sampled and st.session_state.gen_top_p < 1 else None,
+            seed=int(st.session_state.gen_seed) if sampled else None))
+        st.session_state.gen_result = {"prompt": prompt, "model": active.key, "tokens": tokens}
+    except CuteLLMError as err:
+        st.session_state.gen_result = None
+        st.error(str(err), icon=":material/error:")
+
+result = st.session_state.gen_result
+if result and result["model"] == active.key:
+    tokens = result["tokens"]
+    full = tokenizer.continue_text(result["prompt"], [t.token_id for t in tokens])
+    prompt_part = tokenizer.continue_text(result["prompt"], [])
+    new_part = full[len(prompt_part):] if full.startswith(prompt_part) else full
+    st.html(highlighted([(prompt_part, "prompt"), (new_part, "new")]))
+    st.caption("Grey: your prompt (as the model reads it) · highlighted: generated.")
+    table = pd.DataFrame({
+        "#": range(1, len(tokens) + 1),
+        "token": [t.text for t in tokens],
+        "probability": [t.prob for t in tokens],
+        "top alternatives": ["  ".join(f"{w} {p:.0%}" for w, p in t.alternatives) for t in tokens],
+    })
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.3f",
+                                                       help="The model's probability for the chosen token"),
+        "top alternatives": st.column_config.TextColumn(help="The model's 5 most likely tokens at that step")})
+elif result:
+    st.info("The active model changed; press Generate again.", icon=":material/info:")

@@ -1,0 +1,345 @@
+"""Train: pick a corpus and a model size, train in the background while the loss chart updates live, then save."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from cutellm import ConfigError, CuteLLMError, ModelConfig, TrainConfig, load_settings, prepare_training
+from cutellm.charts import loss_figure
+from cutellm.checkpoint import checkpoint_bytes, save_checkpoint
+from cutellm.data import clean_corpus, corpus_stats, decode_corpus_bytes
+from cutellm.jobs import TrainingBusyError, TrainingJob, training_in_progress
+from cutellm.tokenizer import build_tokenizer
+from ui import state
+
+DATA_DIR = state.ROOT / "data"
+MAX_STEPS = 50_000
+
+
+def _default_preset() -> dict:
+    """The 'default' preset is the CLI's default (`.env` included), so `make run` and the app agree."""
+    try:
+        settings = load_settings(state.ROOT / ".env")
+    except ConfigError as err:
+        st.warning(f"Ignoring .env: {err}")
+        settings = load_settings(None, environ={})
+    m, t = settings.model, settings.train
+    return dict(tr_tokenizer="word", tr_vocab=m.vocab_size, tr_d_model=m.d_model, tr_heads=m.n_heads,
+                tr_layers=m.n_layers, tr_block=m.block_size, tr_dropout=m.dropout, tr_batch=t.batch_size,
+                tr_mode="Epochs", tr_epochs=t.epochs, tr_steps=1000, tr_lr=t.learning_rate, tr_seed=t.seed)
+
+
+PRESETS = {
+    "tiny & fast": dict(tr_tokenizer="word", tr_vocab=500, tr_d_model=64, tr_heads=4, tr_layers=1, tr_block=16,
+                        tr_dropout=0.0, tr_batch=16, tr_mode="Steps", tr_epochs=1, tr_steps=300, tr_lr=5e-3,
+                        tr_seed=1337),
+    "default": _default_preset(),
+    "bigger": dict(tr_tokenizer="word", tr_vocab=2000, tr_d_model=192, tr_heads=6, tr_layers=4, tr_block=32,
+                   tr_dropout=0.1, tr_batch=16, tr_mode="Epochs", tr_epochs=10, tr_steps=5000, tr_lr=2e-3,
+                   tr_seed=1337),
+}
+PRESET_HELP = {"tiny & fast": "a 1-layer model, 300 steps: about 5 seconds",
+               "default": "the shipped model's recipe: about a minute on 2 CPU cores",
+               "bigger": "4 layers, wider, longer context: several minutes"}
+
+
+def apply_preset() -> None:
+    for key, value in PRESETS[st.session_state.tr_preset].items():
+        st.session_state[key] = value
+
+
+state.keep({"tr_preset": "default", **PRESETS["default"], "tr_source": "Bundled", "tr_bundled": "training_data.txt",
+            "tr_paste": "", "tr_upload_text": None, "tr_upload_name": None, "tr_save_name": "", "tr_overwrite": False})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Corpus
+# ---------------------------------------------------------------------------------------------------------------
+def bundled_corpora() -> list[str]:
+    return sorted(p.name for p in DATA_DIR.glob("*.txt"))
+
+
+def remember_upload() -> None:
+    """Read the uploaded file once, in a callback, into non-widget state (uploads vanish when the page changes)."""
+    uploaded = st.session_state.get("tr_upload")
+    st.session_state.tr_upload_text, st.session_state.tr_upload_name = None, None
+    st.session_state.tr_upload_error = None
+    if uploaded is None:
+        return
+    try:
+        st.session_state.tr_upload_text = decode_corpus_bytes(uploaded.getvalue(), f"'{uploaded.name}'")
+        st.session_state.tr_upload_name = uploaded.name
+    except CuteLLMError as err:
+        st.session_state.tr_upload_error = str(err)
+
+
+def choose_corpus() -> tuple[str | None, str]:
+    """The cleaned corpus text (None when there is none yet) and its name."""
+    st.radio("Corpus", ["Bundled", "Upload", "Paste"], key="tr_source", horizontal=True,
+             help="Bundled: the text that ships with CuteGPT. Upload: a .txt file of your own. Paste: type or paste.")
+    source = st.session_state.tr_source
+    if source == "Bundled":
+        names = bundled_corpora()
+        if st.session_state.tr_bundled not in names:
+            st.session_state.tr_bundled = names[0]
+        st.selectbox("Bundled corpus", names, key="tr_bundled", help="Files in the data/ folder.")
+        raw = (DATA_DIR / st.session_state.tr_bundled).read_text(encoding="utf-8")
+        name = st.session_state.tr_bundled
+    elif source == "Upload":
+        st.file_uploader("Upload a UTF-8 .txt file", type=["txt"], key="tr_upload", on_change=remember_upload,
+                         help="Plain text. Lines starting with # and blank lines are ignored.")
+        if st.session_state.get("tr_upload_error"):
+            st.error(st.session_state.tr_upload_error, icon=":material/error:")
+        raw, name = st.session_state.tr_upload_text, st.session_state.tr_upload_name
+        if raw is not None:
+            st.caption(f"Using {name}")
+    else:
+        st.text_area("Paste your text", key="tr_paste", height=160, max_chars=2_000_000,
+                     help="A few paragraphs at least: the model learns only from this text.")
+        raw, name = st.session_state.tr_paste, "pasted text"
+    if raw is None:
+        return None, name
+    text = clean_corpus(raw)
+    if not text.strip():
+        st.info("The corpus is empty: add some text to train on.", icon=":material/info:")
+        return None, name
+    return text, name
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _stats(text_hash: str, text: str, kind: str, vocab: int, block: int):
+    tokenizer = build_tokenizer(kind, text, vocab)
+    return corpus_stats(text, tokenizer, block), tokenizer.vocab_size
+
+
+def show_stats(text: str) -> int | None:
+    """Corpus numbers under the chosen tokenizer; returns the number of training windows."""
+    kind, vocab, block = st.session_state.tr_tokenizer, st.session_state.tr_vocab, st.session_state.tr_block
+    digest = hashlib.sha1(text.encode()).hexdigest()
+    stats, vocab_size = _stats(digest, text, kind, int(vocab), int(block))
+    c = st.columns(5)
+    c[0].metric("Words", f"{stats.words:,}")
+    c[1].metric("Tokens", f"{stats.tokens:,}")
+    c[2].metric("Vocabulary", f"{vocab_size:,}", help=f"{stats.distinct_tokens:,} distinct tokens in the text; "
+                "the model keeps the most frequent ones (plus <pad>, <unk>, <mask>)")
+    c[3].metric("<unk> rate", f"{stats.unk_rate:.1%}", help="Share of the text that falls outside the vocabulary")
+    c[4].metric("Windows", f"{stats.train_windows:,} / {stats.val_windows:,}",
+                help=f"Training / validation windows of {block} + 1 tokens (90/10 split by position)")
+    if stats.train_windows == 0:
+        st.error(f"This text is too short for one training window of {block} + 1 tokens "
+                 f"({stats.tokens} tokens in all). Add text or lower the block size.", icon=":material/error:")
+    elif stats.unk_rate > 0.2:
+        st.warning("More than 20% of the text is outside the vocabulary: raise the vocabulary size.")
+    return stats.train_windows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------------------------
+def choose_settings() -> None:
+    st.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=apply_preset,
+                 format_func=lambda p: f"{p} — {PRESET_HELP[p]}",
+                 help="Fills in every setting below; change any of them afterwards.")
+    a, b, c = st.columns(3)
+    with a:
+        st.markdown("**Tokens**")
+        st.radio("Tokenizer", ["word", "char"], key="tr_tokenizer", horizontal=True,
+                 help="word: one token per word or punctuation mark. char: one token per character.")
+        st.number_input("Vocabulary size", 4, 20_000, step=100, key="tr_vocab",
+                        disabled=st.session_state.tr_tokenizer == "char",
+                        help="Word tokenizer: keep the most frequent words; the rest become <unk>.")
+        st.number_input("Block size (context)", 2, 256, step=4, key="tr_block",
+                        help="How many tokens the model reads at once.")
+    with b:
+        st.markdown("**Model**")
+        st.number_input("d_model (width)", 8, 512, step=16, key="tr_d_model",
+                        help="Size of each token's vector. Must be divisible by the number of heads.")
+        st.number_input("Attention heads", 1, 16, step=1, key="tr_heads",
+                        help="Parallel attention patterns per layer.")
+        st.number_input("Layers", 1, 12, step=1, key="tr_layers", help="Transformer blocks stacked.")
+        st.number_input("Dropout", 0.0, 0.9, step=0.05, key="tr_dropout",
+                        help="Randomly zeroes activations while training, against overfitting.")
+    with c:
+        st.markdown("**Training**")
+        st.number_input("Batch size", 1, 512, step=4, key="tr_batch", help="Windows per optimisation step.")
+        st.radio("Train for", ["Epochs", "Steps"], key="tr_mode", horizontal=True,
+                 help="Epochs: passes over the whole corpus. Steps: an exact number of optimisation steps.")
+        if st.session_state.tr_mode == "Epochs":
+            st.number_input("Epochs", 1, 200, step=1, key="tr_epochs")
+        else:
+            st.number_input("Steps", 1, MAX_STEPS, step=100, key="tr_steps")
+        st.number_input("Learning rate", 1e-5, 10.0, step=1e-3, format="%.4f", key="tr_lr",
+                        help="Peak step size (AdamW, warmup then cosine decay). 1e-3 to 5e-3 suits small models.")
+        st.number_input("Seed", 0, 2**31 - 1, step=1, key="tr_seed", help="Same seed + same settings = same model.")
+
+
+def configs() -> tuple[ModelConfig, TrainConfig]:
+    s = st.session_state
+    model = ModelConfig(vocab_size=int(s.tr_vocab), d_model=int(s.tr_d_model), n_heads=int(s.tr_heads),
+                        n_layers=int(s.tr_layers), block_size=int(s.tr_block), dropout=float(s.tr_dropout))
+    steps = int(s.tr_steps) if s.tr_mode == "Steps" else None
+    train = TrainConfig(batch_size=int(s.tr_batch), epochs=int(s.tr_epochs), max_steps=steps,
+                        learning_rate=float(s.tr_lr), seed=int(s.tr_seed), eval_interval=25)
+    return model, train
+
+
+def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+    sessions = st.session_state.session_models
+    try:
+        model, tokenizer, dataset = prepare_training(text, model_cfg, train_cfg,
+                                                     tokenizer_kind=st.session_state.tr_tokenizer)
+        n = dataset.train.size(0)
+        total = train_cfg.max_steps or train_cfg.epochs * max(1, n // min(train_cfg.batch_size, n))
+        if total > MAX_STEPS:
+            raise ConfigError(f"that is {total:,} steps; the playground trains at most {MAX_STEPS:,}. "
+                              "Use fewer epochs or a larger batch.")
+        # Evaluate ~40 times per run: enough points for the chart, little time spent evaluating.
+        train_cfg = TrainConfig(**{**train_cfg.to_dict(), "eval_interval": max(10, total // 40)})
+        job = TrainingJob(model, tokenizer, dataset, train_cfg, name=f"run-{sessions.runs + 1}",
+                          metadata={"corpus": corpus_name}, owner=st.session_state.session_owner)
+        job.start()
+    except TrainingBusyError as err:
+        st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
+        return
+    except CuteLLMError as err:
+        st.error(str(err), icon=":material/error:")
+        return
+    sessions.next_run_name()
+    st.session_state.train_job = job
+    st.rerun()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Live progress and results
+# ---------------------------------------------------------------------------------------------------------------
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def live_panel(job: TrainingJob) -> None:
+    was_running = job.running
+
+    @st.fragment(run_every=0.5 if was_running else None)
+    def panel() -> None:
+        snap = job.snapshot()
+        last = snap.latest
+        st.progress(snap.progress, text=f"{job.name}: step {last.step if last else 0:,} of {snap.total_steps:,}"
+                                        + (f" · about {_fmt_time(snap.eta_s)} left" if snap.running else ""))
+        c = st.columns(5)
+        c[0].metric("Step", f"{last.step:,}" if last else "0")
+        c[1].metric("Train loss", f"{last.train_loss:.3f}" if last else "–")
+        c[2].metric("Val loss", f"{snap.last_val_loss:.3f}" if snap.last_val_loss is not None else "–")
+        c[3].metric("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–")
+        c[4].metric("Elapsed", _fmt_time(snap.elapsed_s))
+        st.plotly_chart(loss_figure(snap.history), key="live_loss_chart",
+                        config={"displayModeBar": False})
+        if snap.running:
+            st.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",
+                      help="Stops at the next step and keeps the weights trained so far.")
+        elif was_running:
+            st.rerun()  # the run just ended: redraw the whole page (results, save, sidebar)
+
+    panel()
+
+
+def results(job: TrainingJob) -> None:
+    snap = job.snapshot()
+    if snap.status == "failed":
+        st.error(f"Training failed: {snap.error}", icon=":material/error:")
+        return
+    if snap.status == "diverged":
+        st.error(f"{snap.error}", icon=":material/warning:")
+    elif snap.status == "stopped":
+        st.info(f"Stopped after {job.result.steps:,} of {job.result.total_steps:,} steps "
+                f"({job.stop_reason}); the weights trained so far are kept.", icon=":material/stop_circle:")
+    else:
+        st.success(f"Finished {job.result.steps:,} steps in {_fmt_time(job.result.wall_time_s)}.",
+                   icon=":material/check_circle:")
+    if not job.usable:
+        return
+    r = job.result
+    if r and r.final_val_loss is not None:
+        st.caption(f"Final loss: train **{r.final_train_loss:.3f}**, validation **{r.final_val_loss:.3f}**.")
+    key = f"session:{job.name}"
+    a, b, c = st.columns([1.2, 1, 1.6])
+    with a:
+        active = st.session_state.get("active_model") == key
+        st.button("Use this model" if not active else "This model is active", type="primary",
+                  icon=":material/check:", disabled=active, on_click=state.set_active, args=(key,),
+                  help="Make it the active model for Generate, Fill the blanks and Explore.")
+    with b:
+        meta = job.checkpoint_metadata()
+        st.download_button("Download .pth", data=checkpoint_bytes(job.model, job.tokenizer, meta),
+                           file_name=f"{job.name}.pth", mime="application/octet-stream",
+                           icon=":material/download:")
+    with c:
+        save_form(job)
+
+
+def save_form(job: TrainingJob) -> None:
+    with st.popover("Save to models/", icon=":material/save:"):
+        st.text_input("Name", key="tr_save_name", max_chars=64,
+                      help="Letters, digits, - and _ only. Saved as models/<name>.pth.")
+        name = st.session_state.tr_save_name.strip()
+        target = state.models_dir() / f"{name}.pth"
+        valid = bool(state.MODEL_NAME_RE.match(name))
+        # The shipped model's name is reserved wherever models are saved: it can never be overwritten or shadowed.
+        protected = valid and (name == state.SHIPPED_MODEL.stem or target.resolve() == state.SHIPPED_MODEL.resolve())
+        if name and not valid:
+            st.error("Use only letters, digits, - and _ (no spaces, dots or slashes), at most 64 characters.")
+        elif protected:
+            st.error("That is the shipped model's name; it cannot be overwritten. Choose another name.")
+        exists = valid and not protected and target.exists()
+        if exists:
+            st.checkbox(f"Replace the existing {name}.pth", key="tr_overwrite")
+        can_save = valid and not protected and (not exists or st.session_state.tr_overwrite)
+        if st.button("Save", disabled=not can_save, key="save_model"):
+            try:
+                save_checkpoint(target, job.model, job.tokenizer, job.checkpoint_metadata())
+            except (CuteLLMError, OSError) as err:
+                st.error(f"Could not save: {err}")
+            else:
+                st.session_state.tr_overwrite = False
+                st.success(f"Saved as {target.name}; it is now in the sidebar's model list.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Page
+# ---------------------------------------------------------------------------------------------------------------
+st.title("Train")
+st.caption("Choose a text and a model size, press Train, and watch the loss fall: the model is learning to predict "
+           "each next token of your text.")
+
+job = state.current_job()
+running = job is not None and job.running
+
+with st.expander("1 · Corpus", expanded=not running, icon=":material/description:"):
+    text, corpus_name = choose_corpus()
+    windows = show_stats(text) if text else None
+with st.expander("2 · Model and training settings", expanded=not running, icon=":material/tune:"):
+    choose_settings()
+
+config_error = None
+try:
+    model_cfg, train_cfg = configs()
+except ConfigError as err:
+    config_error = str(err)
+    st.error(f"Fix this setting first: {err}", icon=":material/error:")
+
+if training_in_progress() and not running:
+    st.info("Another session is training on this server right now; you can train when it finishes.",
+            icon=":material/hourglass_top:")
+if st.button("Train", type="primary", icon=":material/play_arrow:",
+             disabled=running or text is None or config_error is not None or not windows):
+    start_training(text, corpus_name, model_cfg, train_cfg)
+
+if job is not None:
+    st.subheader(f"3 · {job.name}")
+    live_panel(job)
+    if not job.running:
+        results(job)

@@ -1,0 +1,188 @@
+"""Background training: a worker thread that trains one model while a UI polls its progress.
+
+The thread never touches the UI; the UI calls `snapshot()` (a consistent copy taken under a lock) as often as it
+likes. One job runs per process at a time: on a 2-core machine two trainings would each run at half speed, so a
+second request gets a clear `TrainingBusyError` instead.
+
+A job ends when its steps are done, when `stop()` is called (it keeps the weights trained so far), when its owner
+object is garbage-collected (the app passes an object living in the browser session's state, so closing the tab
+stops the job once Streamlit drops the session), or when nobody has looked at it for `idle_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .config import TrainConfig
+from .data import Dataset
+from .errors import CuteLLMError, TrainingDivergedError
+from .model import CuteLLM
+from .tokenizer import Tokenizer
+from .training import StepMetrics, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
+_SERVER_LOCK = threading.Lock()
+
+
+class TrainingBusyError(CuteLLMError):
+    """Another training job is already running in this process."""
+
+
+def training_in_progress() -> bool:
+    """True while any job in this process is training."""
+    return _SERVER_LOCK.locked()
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    status: str
+    history: tuple[StepMetrics, ...]
+    total_steps: int
+    elapsed_s: float
+    error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == RUNNING
+
+    @property
+    def latest(self) -> StepMetrics | None:
+        return self.history[-1] if self.history else None
+
+    @property
+    def progress(self) -> float:
+        return 0.0 if not self.total_steps or not self.history else self.history[-1].step / self.total_steps
+
+    @property
+    def eta_s(self) -> float | None:
+        last = self.latest
+        if last is None or not self.running:
+            return None
+        return last.elapsed_s / last.step * (self.total_steps - last.step)
+
+    @property
+    def last_val_loss(self) -> float | None:
+        return next((m.val_loss for m in reversed(self.history) if m.val_loss is not None), None)
+
+
+class TrainingJob:
+    """Train `model` on `dataset` in a background thread. The model is only safe to use once the job is done."""
+
+    def __init__(self, model: CuteLLM, tokenizer: Tokenizer, dataset: Dataset, config: TrainConfig, *,
+                 name: str = "run", metadata: dict[str, Any] | None = None, owner: object | None = None,
+                 idle_timeout_s: float = 600.0, on_step: Callable[[StepMetrics], None] | None = None):
+        self.model, self.tokenizer, self.dataset, self.config = model, tokenizer, dataset, config
+        self.name = name
+        self.metadata = dict(metadata or {})
+        self.idle_timeout_s = idle_timeout_s
+        self.result: TrainResult | None = None
+        self._owner = weakref.ref(owner) if owner is not None else None
+        self._extra_on_step = on_step
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._history: list[StepMetrics] = []
+        self._status = "created"
+        self._error: str | None = None
+        self._stop_reason: str | None = None
+        self._started = 0.0
+        self._finished: float | None = None
+        self._last_seen = time.monotonic()
+        self._thread: threading.Thread | None = None
+
+    # -- control (called from the UI) ---------------------------------------------------------------------------
+    def start(self) -> "TrainingJob":
+        if not _SERVER_LOCK.acquire(blocking=False):
+            raise TrainingBusyError("another training run is in progress on this server (maybe in another browser "
+                                    "tab); wait for it to finish or stop it, then try again")
+        self._status = RUNNING
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"cutellm-train-{self.name}", daemon=True)
+        try:
+            self._thread.start()
+        except BaseException:
+            _SERVER_LOCK.release()
+            raise
+        return self
+
+    def stop(self, reason: str = "stopped by the user") -> None:
+        self._stop_reason = self._stop_reason or reason
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True when it has ended."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._status == RUNNING
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
+
+    def snapshot(self) -> JobSnapshot:
+        """A consistent copy of the progress so far; also tells the job someone is still watching."""
+        with self._lock:
+            self._last_seen = time.monotonic()
+            end = self._finished if self._finished is not None else time.monotonic()
+            total = self.result.total_steps if self.result else self._total_steps()
+            return JobSnapshot(status=self._status, history=tuple(self._history), total_steps=total,
+                               elapsed_s=end - self._started if self._started else 0.0, error=self._error)
+
+    # -- the worker thread --------------------------------------------------------------------------------------
+    def _total_steps(self) -> int:
+        if self.config.max_steps:
+            return self.config.max_steps
+        n = self.dataset.train.size(0)
+        return self.config.epochs * max(1, n // min(self.config.batch_size, max(1, n)))
+
+    def _on_step(self, metrics: StepMetrics) -> None:
+        with self._lock:
+            self._history.append(metrics)
+            idle = time.monotonic() - self._last_seen
+        if self._owner is not None and self._owner() is None:
+            self.stop("its browser session ended")
+        elif idle > self.idle_timeout_s:
+            self.stop(f"nobody looked at it for {self.idle_timeout_s / 60:.0f} minutes")
+        if self._extra_on_step is not None:
+            self._extra_on_step(metrics)
+
+    def _run(self) -> None:
+        status, error = FAILED, None
+        try:
+            self.result = train(self.model, self.dataset, self.config, on_step=self._on_step, stop_event=self._stop)
+            status = STOPPED if self.result.status == "stopped" else FINISHED
+        except TrainingDivergedError as err:
+            self.result, status, error = err.result, DIVERGED, str(err)
+        except CuteLLMError as err:
+            error = str(err)
+        except Exception as err:  # a bug: keep the server alive, log it, tell the user
+            log.exception("training job %s failed", self.name)
+            error = f"training failed unexpectedly: {type(err).__name__}: {err}"
+        finally:
+            self.model.eval()
+            with self._lock:
+                self._status, self._error, self._finished = status, error, time.monotonic()
+            _SERVER_LOCK.release()
+            log.info("training job %s ended: %s%s", self.name, status, f" ({error})" if error else "")
+
+    @property
+    def usable(self) -> bool:
+        """Whether the job's model holds trained weights worth using (finished, stopped, or diverged and restored)."""
+        return self._status in (FINISHED, STOPPED, DIVERGED) and bool(self._history)
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """Metadata for save_checkpoint: what was trained on, how, and the results."""
+        summary = self.result.summary() if self.result else {}
+        return {**self.metadata, "name": self.name, "tokenizer_kind": self.tokenizer.kind,
+                "train_config": self.config.to_dict(), **summary, "status": self._status}

@@ -1,0 +1,128 @@
+"""Every page renders on the shipped model without an exception, and the basic flows work through AppTest."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import button, no_exception, open_page
+
+PAGES = ["home", "train", "generate", "fill_blanks", "explore"]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_renders(app, name):
+    open_page(app, name)
+    no_exception(app)
+    assert not app.error, [e.value for e in app.error]
+    assert app.title[0].value
+
+
+def test_sidebar_shows_the_shipped_model(app):
+    assert app.sidebar.selectbox[0].value.endswith("cute_llm.pth")
+    captions = " ".join(c.value for c in app.sidebar.caption)
+    assert "524,416" in captions and "training_data.txt" in captions and "3.114" in captions
+
+
+EXPLORE_TABS = ["Architecture", "Next-token probabilities", "Prediction heatmap", "Word embeddings", "Attention",
+                "Logit lens"]
+
+
+@pytest.mark.parametrize("tab", EXPLORE_TABS)
+def test_every_explore_tab_renders(app, tab):
+    open_page(app, "explore")
+    app.session_state["ex_tab"] = tab
+    app.run()
+    no_exception(app)
+    assert not app.error, [e.value for e in app.error]
+    assert any(tab.split()[0].lower() in c.value.lower() or c.value for c in app.caption)
+
+
+def test_explore_options(app):
+    open_page(app, "explore")
+    app.session_state["ex_tab"] = "Word embeddings"
+    app.session_state["ex_emb_dims"] = "3D"
+    app.session_state["ex_emb_highlight"] = "notaword"
+    app.run()
+    no_exception(app)
+    assert any("not in the vocabulary" in i.value for i in app.info)
+    app.session_state["ex_tab"] = "Attention"
+    app.session_state["ex_att_layer"] = 2
+    app.session_state["ex_att_head"] = 3
+    app.run()
+    no_exception(app)
+    app.session_state["ex_tab"] = "Next-token probabilities"
+    app.session_state["ex_position"] = 3
+    app.run()
+    no_exception(app)
+    app.text_input(key="ex_text").set_value("").run()
+    assert any("empty" in e.value for e in app.error)
+
+
+def test_generate_greedy_is_deterministic(app):
+    open_page(app, "generate")
+    app.radio(key="gen_mode").set_value("Greedy").run()
+    app.text_area(key="gen_prompt").set_value("the cat sat on the").run()
+    button(app, "Generate").click().run()
+    no_exception(app)
+    first = app.session_state["gen_result"]["tokens"]
+    assert first[0].text == "mat"
+    button(app, "Generate").click().run()
+    assert [t.token_id for t in app.session_state["gen_result"]["tokens"]] == [t.token_id for t in first]
+    assert app.dataframe, "the per-token probability table is shown"
+
+
+def test_sampling_with_a_seed_is_reproducible(app):
+    open_page(app, "generate")
+    app.radio(key="gen_mode").set_value("Sampled").run()
+    app.number_input(key="gen_seed").set_value(42).run()
+    button(app, "Generate").click().run()
+    a = [t.token_id for t in app.session_state["gen_result"]["tokens"]]
+    app.number_input(key="gen_seed").set_value(43).run()
+    button(app, "Generate").click().run()
+    b = [t.token_id for t in app.session_state["gen_result"]["tokens"]]
+    app.number_input(key="gen_seed").set_value(42).run()
+    button(app, "Generate").click().run()
+    c = [t.token_id for t in app.session_state["gen_result"]["tokens"]]
+    assert a == c and a != b
+
+
+def test_generate_shows_user_text_literally(app):
+    open_page(app, "generate")
+    app.text_area(key="gen_prompt").set_value("<script>alert(1)</script> the $x$ cat :smile:").run()
+    button(app, "Generate").click().run()
+    no_exception(app)
+    html = " ".join(h.proto.body for h in app.get("html"))
+    assert "<script" not in html and "&lt; script &gt;" in html  # shown as the model reads it, escaped
+    warning = app.warning[0].value
+    assert "`<`" in warning and "`script`" in warning  # unknown pieces shown as code, not markup
+
+
+def test_empty_prompt_gets_a_friendly_message(app):
+    open_page(app, "generate")
+    app.text_area(key="gen_prompt").set_value("   ").run()
+    button(app, "Generate").click().run()
+    no_exception(app)
+    assert any("empty" in e.value for e in app.error)
+
+
+def test_fill_the_blanks(app):
+    open_page(app, "fill_blanks")
+    app.text_input(key="fill_phrase").set_value("the ___ sat on the mat").run()
+    button(app, "Fill the blanks").click().run()
+    no_exception(app)
+    completion = app.session_state["fill_result"]["completion"]
+    assert completion.blanks[0].best.word == "cat"
+    assert len(app.dataframe) == 1
+
+
+def test_fill_example_chips_and_hint(app):
+    open_page(app, "fill_blanks")
+    app.button_group(key="fill_example").set_value("the cow eats ___").run()
+    assert app.text_input(key="fill_phrase").value == "the cow eats ___"
+    app.text_input(key="fill_phrase").set_value("no blank here").run()
+    assert any("___" in i.value for i in app.info)
+    assert button(app, "Fill the blanks").disabled
+    app.text_input(key="fill_phrase").set_value("___ ___").run()
+    button(app, "Fill the blanks").click().run()
+    no_exception(app)
+    assert any("only blanks" in e.value for e in app.error)

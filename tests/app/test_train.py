@@ -1,0 +1,123 @@
+"""The Train page through AppTest: presets, corpus sources, a short run in the background, save, use, busy."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from cutellm import load_checkpoint
+from cutellm.jobs import training_in_progress
+
+from .conftest import button, no_exception, open_page
+
+
+def start_tiny(app, steps: int = 30):
+    open_page(app, "train")
+    app.selectbox(key="tr_preset").set_value("tiny & fast").run()
+    app.number_input(key="tr_steps").set_value(steps).run()
+    button(app, "Train").click().run()
+    no_exception(app)
+    job = app.session_state["train_job"]
+    assert job is not None
+    return job
+
+
+def finish(app, job):
+    assert job.join(120), "the training job did not end"
+    app.run()
+    no_exception(app)
+
+
+def test_presets_fill_the_settings(app):
+    open_page(app, "train")
+    app.selectbox(key="tr_preset").set_value("bigger").run()
+    assert app.number_input(key="tr_layers").value == 4
+    app.selectbox(key="tr_preset").set_value("tiny & fast").run()
+    assert app.number_input(key="tr_layers").value == 1
+    assert app.radio(key="tr_mode").value == "Steps"
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Words"] and metrics["<unk> rate"].endswith("%")
+
+
+def test_tiny_training_produces_a_model_that_generate_uses(app, models_dir):
+    job = start_tiny(app, steps=30)
+    finish(app, job)
+    assert job.snapshot().status == "finished" and job.result.steps == 30
+    assert any("Finished 30 steps" in s.value for s in app.success)
+    assert "run-1 (this session)" in app.sidebar.selectbox[0].options
+    button(app, "Use this model").click().run()
+    assert app.session_state["active_model"] == "session:run-1"
+
+    open_page(app, "generate")
+    no_exception(app)
+    assert any("82,368" in c.value for c in app.sidebar.caption)  # the tiny model is the active one
+    app.radio(key="gen_mode").set_value("Greedy").run()
+    button(app, "Generate").click().run()
+    no_exception(app)
+    assert app.session_state["gen_result"]["model"] == "session:run-1"
+    assert app.session_state["gen_result"]["tokens"]
+
+    # Save it: bad names are refused, a good one writes a loadable checkpoint.
+    open_page(app, "train")
+    for bad in ["../../etc/x", "a/b", "has space", "cute_llm"]:
+        app.text_input(key="tr_save_name").set_value(bad).run()
+        assert app.error, f"{bad!r} should be refused"
+        assert button(app, "Save").disabled
+    app.text_input(key="tr_save_name").set_value("tiny-1").run()
+    button(app, "Save").click().run()
+    no_exception(app)
+    model, tokenizer, meta = load_checkpoint(models_dir / "tiny-1.pth", with_meta=True)
+    assert meta["steps"] == 30 and meta["corpus"] == "training_data.txt"
+    assert not list(models_dir.glob("*.tmp"))
+    # Saving again under the same name asks first.
+    app.run()
+    assert button(app, "Save").disabled
+    app.checkbox(key="tr_overwrite").check().run()
+    assert not button(app, "Save").disabled
+    # the saved model is offered in the sidebar
+    open_page(app, "home")
+    assert "tiny-1 (saved)" in app.sidebar.selectbox[0].options
+
+
+def test_stop_keeps_the_weights(app):
+    job = start_tiny(app, steps=20000)
+    job.stop()
+    finish(app, job)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and 0 < job.result.steps < 20000
+    assert any("weights trained so far are kept" in i.value for i in app.info)
+    assert "run-1" in app.session_state["session_models"].models
+
+
+def test_pasted_corpus_and_errors(app):
+    open_page(app, "train")
+    app.radio(key="tr_source").set_value("Paste").run()
+    assert button(app, "Train").disabled  # nothing pasted yet
+    app.text_area(key="tr_paste").set_value("the cat sat.").run()
+    assert any("too short" in e.value for e in app.error)
+    app.text_area(key="tr_paste").set_value("the cat sat on the mat. the dog ran to the park. " * 40).run()
+    assert not app.error
+    app.number_input(key="tr_d_model").set_value(130).run()
+    assert any("divisible" in e.value for e in app.error)
+    assert button(app, "Train").disabled
+
+
+def test_a_second_training_request_gets_a_busy_message(app):
+    from streamlit.testing.v1 import AppTest
+
+    job = start_tiny(app, steps=20000)
+    try:
+        assert training_in_progress()
+        other = AppTest.from_file(str(app._script_path), default_timeout=90)
+        other.run()
+        other.switch_page("app_pages/train.py").run()
+        assert any("Another session is training" in i.value for i in other.info)
+        other.selectbox(key="tr_preset").set_value("tiny & fast").run()
+        button(other, "Train").click().run()
+        assert not other.exception
+        assert any("busy" in w.value for w in other.warning)
+        assert other.session_state["train_job"] is None
+    finally:
+        job.stop()
+        job.join(60)

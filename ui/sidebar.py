@@ -1,0 +1,47 @@
+"""The sidebar every page shares: which model is active, what it is, and whether a training run is going on."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cutellm import resolve_device
+from cutellm.jobs import training_in_progress
+
+from . import state
+
+
+def _fmt_loss(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def render_sidebar() -> state.LoadedModel:
+    choices = state.model_choices()
+    if st.session_state.get("active_model") not in choices:
+        st.session_state.active_model = state.SHIPPED_KEY
+    with st.sidebar:
+        st.selectbox("Active model", options=list(choices), format_func=choices.__getitem__, key="active_model",
+                     help="The model that Generate, Fill the blanks and Explore use. Models you save appear here; "
+                          "models trained in this tab appear as '(this session)'.")
+        active = state.active_model()
+        meta = active.meta
+        cfg = active.model.config
+        st.caption(
+            f"**{active.model.num_parameters():,}** parameters · {_plural(cfg.n_layers, 'layer')} · "
+            f"{_plural(cfg.n_heads, 'head')} · "
+            f"d_model {cfg.d_model} · context {cfg.block_size} · {active.tokenizer.kind} vocabulary of "
+            f"{active.tokenizer.vocab_size:,}")
+        corpus = meta.get("corpus") or "unknown corpus"
+        st.caption(f"Trained on `{corpus}` · val loss **{_fmt_loss(meta.get('final_val_loss'))}** · "
+                   f"{meta.get('steps', '?')} steps")
+        job = state.current_job()
+        if job is not None and job.running:
+            snap = job.snapshot()
+            st.info(f"Training **{job.name}**: {snap.progress:.0%}", icon=":material/model_training:")
+        elif training_in_progress():
+            st.caption(":material/hourglass_top: Another session is training on this server.")
+        st.caption(f"Device: `{resolve_device('auto')}`")
+    return active

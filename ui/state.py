@@ -1,0 +1,148 @@
+"""Session state: the active model, the session's own models, the training job, and values that survive page changes.
+
+Models read from files are loaded once per server (`st.cache_resource`) and shared read-only by every session. A model
+trained in a session lives in that session's state only; other sessions never see it (or its half-trained weights).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from cutellm import CheckpointError, CuteLLM, load_checkpoint
+from cutellm.jobs import TrainingJob
+from cutellm.tokenizer import Tokenizer
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_MODEL = ROOT / "models" / "cute_llm.pth"
+SHIPPED_KEY = f"file:{SHIPPED_MODEL}"
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def models_dir() -> Path:
+    """Where saved models go (CUTEGPT_MODELS_DIR, default models/)."""
+    return Path(os.environ.get("CUTEGPT_MODELS_DIR", ROOT / "models"))
+
+
+@dataclass
+class LoadedModel:
+    key: str
+    name: str
+    model: CuteLLM
+    tokenizer: Tokenizer
+    meta: dict[str, Any]
+    source: str  # "shipped", "saved" or "session"
+
+
+class SessionOwner:
+    """Lives only in one browser session's state; a training job stops when it is garbage-collected."""
+
+
+@dataclass
+class SessionModels:
+    """Models trained in this session, by name (newest last)."""
+
+    models: dict[str, LoadedModel] = field(default_factory=dict)
+    runs: int = 0
+
+    def next_run_name(self) -> str:
+        self.runs += 1
+        return f"run-{self.runs}"
+
+
+# Values kept across page switches (widgets lose theirs when their page is not shown). Pages register their own.
+def keep(defaults: dict[str, Any]) -> None:
+    """Give each key its default once and re-assign it on every run, which keeps widget values alive while the
+    user is on another page. Widgets using these keys must not pass `value=`/`index=` themselves."""
+    for key, default in defaults.items():
+        st.session_state[key] = st.session_state.get(key, default)
+
+
+def init_session() -> None:
+    st.session_state.setdefault("session_models", SessionModels())
+    st.session_state.setdefault("session_owner", SessionOwner())
+    st.session_state.setdefault("train_job", None)
+    st.session_state.setdefault("active_model", SHIPPED_KEY)
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def _load_shared(path: str, mtime: float) -> tuple[CuteLLM, Tokenizer, dict]:
+    model, tokenizer, meta = load_checkpoint(path, with_meta=True)
+    model.requires_grad_(False)  # shared by every session: never trained in place
+    return model, tokenizer, meta
+
+
+def saved_model_files() -> list[Path]:
+    files = {SHIPPED_MODEL.resolve()} if SHIPPED_MODEL.exists() else set()
+    folder = models_dir()
+    if folder.is_dir():
+        files |= {p.resolve() for p in folder.glob("*.pth")}
+    return sorted(files, key=lambda p: (p != SHIPPED_MODEL.resolve(), p.name))
+
+
+def model_choices() -> dict[str, str]:
+    """key -> label for every model this session can use."""
+    choices = {}
+    for path in saved_model_files():
+        shipped = path == SHIPPED_MODEL.resolve()
+        choices[f"file:{path}"] = f"{path.stem} (shipped)" if shipped else f"{path.stem} (saved)"
+    for name in st.session_state.session_models.models:
+        choices[f"session:{name}"] = f"{name} (this session)"
+    return choices
+
+
+def load_model(key: str) -> LoadedModel:
+    kind, _, ref = key.partition(":")
+    if kind == "session":
+        return st.session_state.session_models.models[ref]
+    path = Path(ref)
+    if not path.exists():
+        raise CheckpointError(f"'{path.name}' no longer exists")
+    model, tokenizer, meta = _load_shared(str(path), path.stat().st_mtime)
+    source = "shipped" if path.resolve() == SHIPPED_MODEL.resolve() else "saved"
+    return LoadedModel(key=key, name=path.stem, model=model, tokenizer=tokenizer, meta=meta, source=source)
+
+
+def active_model() -> LoadedModel:
+    """The model the pages use. Falls back to the shipped model (with an error shown) if the chosen one fails."""
+    key = st.session_state.get("active_model", SHIPPED_KEY)
+    try:
+        return load_model(key)
+    except (CheckpointError, KeyError) as err:
+        if key != SHIPPED_KEY:
+            st.error(f"Could not load the chosen model, so the shipped model is active again: {err}")
+            st.session_state.active_model = SHIPPED_KEY
+            return load_model(SHIPPED_KEY)
+        raise
+
+
+def set_active(key: str) -> None:
+    """For on_click/on_change callbacks (which run before the sidebar widget is drawn)."""
+    st.session_state.active_model = key
+
+
+def add_session_model(name: str, model: CuteLLM, tokenizer: Tokenizer, meta: dict) -> str:
+    key = f"session:{name}"
+    st.session_state.session_models.models[name] = LoadedModel(key=key, name=name, model=model,
+                                                               tokenizer=tokenizer, meta=meta, source="session")
+    return key
+
+
+def current_job() -> TrainingJob | None:
+    return st.session_state.get("train_job")
+
+
+def collect_finished_job() -> None:
+    """Once a run has ended, make its model usable in this session (never before: no page may see half-trained
+    weights). Runs before the sidebar is drawn, so the new model is listed right away."""
+    job = current_job()
+    if job is None or job.running or not job.usable or st.session_state.get("collected_job") is job:
+        return
+    add_session_model(job.name, job.model, job.tokenizer, job.checkpoint_metadata())
+    st.session_state.collected_job = job
+    st.session_state.tr_save_name = f"my-model-{job.name.split('-')[-1]}"
