@@ -18,7 +18,7 @@ active = state.active_model()
 model, tokenizer = active.model, active.tokenizer
 cfg = model.config
 
-st.text_input("Text to look at", key="ex_text", max_chars=2000,
+st.text_input("Text to look at", key="ex_text",
               help=f"The model reads at most its last {cfg.block_size} tokens.")
 text = st.session_state.ex_text
 unknown = tokenizer.unknown_words(text)

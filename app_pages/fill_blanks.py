@@ -28,8 +28,9 @@ active = state.active_model()
 
 st.pills("Examples", EXAMPLES, key="fill_example", on_change=use_example,
          help="Click an example to put it in the box.")
-st.text_input("Phrase", key="fill_phrase", max_chars=2000,
+st.text_input("Phrase", key="fill_phrase",
               help="Write ___ (three underscores) for each missing word, up to 10 blanks.")
+state.clamp("fill_top_k", 1, 20, "Candidates per blank")
 st.slider("Candidates per blank", 1, 20, key="fill_top_k")
 
 phrase = st.session_state.fill_phrase

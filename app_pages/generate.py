@@ -4,7 +4,6 @@ import pandas as pd
 import streamlit as st
 
 from cutellm import CuteLLMError, stream_generate
-from cutellm.inference import MAX_NEW_TOKENS
 from ui import state
 from ui.text import highlighted, words_list
 
@@ -19,7 +18,7 @@ st.caption("The model reads your prompt and predicts one token at a time; each n
 active = state.active_model()
 tokenizer = active.tokenizer
 
-st.text_area("Prompt", key="gen_prompt", height=90, max_chars=20_000,
+st.text_area("Prompt", key="gen_prompt", height=90,
              help="Text for the model to continue. It only reads the last "
                   f"{active.model.config.block_size} tokens.")
 unknown = tokenizer.unknown_words(st.session_state.gen_prompt)
@@ -31,16 +30,21 @@ with left:
     st.radio("Decoding", ["Greedy", "Sampled"], key="gen_mode", horizontal=True,
              help="Greedy always takes the most likely token (same output every time). Sampled draws tokens at "
                   "random according to their probabilities.")
-    st.slider("New tokens", 1, MAX_TOKENS_UI, key="gen_max_tokens", help="How many tokens to generate.")
+    state.clamp("gen_max_tokens", 1, MAX_TOKENS_UI, "New tokens")
+    st.slider("New tokens", 1, MAX_TOKENS_UI, key="gen_max_tokens",
+              help=f"How many tokens to generate (at most {MAX_TOKENS_UI} at a time).")
 with right:
     if st.session_state.gen_mode == "Sampled":
         a, b = st.columns(2)
+        top_k_max = min(200, tokenizer.vocab_size)
+        state.clamp("gen_temperature", 0.05, 2.0, "Temperature")
+        state.clamp("gen_top_k", 1, top_k_max, "Top-k")
+        state.clamp("gen_top_p", 0.05, 1.0, "Top-p")
+        state.clamp("gen_seed", 0, 2**31 - 1, "Seed")
         a.slider("Temperature", 0.05, 2.0, step=0.05, key="gen_temperature",
                  help="Below 1 sharpens the distribution (safer words), above 1 flattens it (more surprising).")
         a.number_input("Seed", 0, 2**31 - 1, step=1, key="gen_seed",
                        help="The same seed with the same settings gives the same text.")
-        top_k_max = min(200, tokenizer.vocab_size)
-        st.session_state.gen_top_k = min(st.session_state.gen_top_k, top_k_max)  # a smaller model may be active
         b.slider("Top-k", 1, top_k_max, key="gen_top_k",
                  help="Sample only among the k most likely tokens.")
         b.slider("Top-p", 0.05, 1.0, step=0.05, key="gen_top_p",
@@ -53,7 +57,7 @@ if st.button("Generate", type="primary", icon=":material/play_arrow:"):
     sampled = st.session_state.gen_mode == "Sampled"
     try:
         tokens = list(stream_generate(
-            active.model, tokenizer, prompt, min(int(st.session_state.gen_max_tokens), MAX_NEW_TOKENS),
+            active.model, tokenizer, prompt, int(st.session_state.gen_max_tokens),
             temperature=float(st.session_state.gen_temperature) if sampled else 0.0,
             top_k=int(st.session_state.gen_top_k) if sampled else None,
             top_p=float(st.session_state.gen_top_p) if sampled and st.session_state.gen_top_p < 1 else None,

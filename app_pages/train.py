@@ -8,7 +8,7 @@ import streamlit as st
 
 from cutellm import ConfigError, CuteLLMError, ModelConfig, TrainConfig, load_settings, prepare_training
 from cutellm.charts import loss_figure
-from cutellm.checkpoint import checkpoint_bytes, save_checkpoint
+from cutellm.checkpoint import checkpoint_bytes, checkpoint_path, save_checkpoint
 from cutellm.data import clean_corpus, corpus_stats, decode_corpus_bytes
 from cutellm.jobs import TrainingBusyError, TrainingJob, training_in_progress
 from cutellm.tokenizer import build_tokenizer
@@ -69,7 +69,8 @@ def remember_upload() -> None:
     if uploaded is None:
         return
     try:
-        st.session_state.tr_upload_text = decode_corpus_bytes(uploaded.getvalue(), f"'{uploaded.name}'")
+        limit = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
+        st.session_state.tr_upload_text = decode_corpus_bytes(uploaded.getvalue(), f"'{uploaded.name}'", limit)
         st.session_state.tr_upload_name = uploaded.name
     except CuteLLMError as err:
         st.session_state.tr_upload_error = str(err)
@@ -103,7 +104,8 @@ def choose_corpus() -> tuple[str | None, str]:
         return None, name
     text = clean_corpus(raw)
     if not text.strip():
-        st.info("The corpus is empty: add some text to train on.", icon=":material/info:")
+        st.warning("The corpus is empty (comment lines starting with # and blank lines don't count): add some "
+                   "text to train on.", icon=":material/warning:")
         return None, name
     return text, name
 
@@ -118,7 +120,11 @@ def show_stats(text: str) -> int | None:
     """Corpus numbers under the chosen tokenizer; returns the number of training windows."""
     kind, vocab, block = st.session_state.tr_tokenizer, st.session_state.tr_vocab, st.session_state.tr_block
     digest = hashlib.sha1(text.encode()).hexdigest()
-    stats, vocab_size = _stats(digest, text, kind, int(vocab), int(block))
+    try:
+        stats, vocab_size = _stats(digest, text, kind, int(vocab), int(block))
+    except CuteLLMError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
     c = st.columns(5)
     c[0].metric("Words", f"{stats.words:,}")
     c[1].metric("Tokens", f"{stats.tokens:,}")
@@ -131,13 +137,44 @@ def show_stats(text: str) -> int | None:
         st.error(f"This text is too short for one training window of {block} + 1 tokens "
                  f"({stats.tokens} tokens in all). Add text or lower the block size.", icon=":material/error:")
     elif stats.unk_rate > 0.2:
-        st.warning("More than 20% of the text is outside the vocabulary: raise the vocabulary size.")
+        st.warning(f"{stats.unk_rate:.0%} of the text is outside the vocabulary, so the model would mostly learn "
+                   "to predict <unk>: raise the vocabulary size.", icon=":material/warning:")
+    if 0 < stats.train_windows < st.session_state.tr_batch:
+        st.warning(f"The batch size ({st.session_state.tr_batch}) is larger than the {stats.train_windows} training "
+                   f"windows; each step will use all {stats.train_windows}.", icon=":material/warning:")
     return stats.train_windows
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------------------------------------------
+# key -> (label, min, max, step, help): one table for the widgets and for clamping stale values into range.
+NUMBERS = {
+    "tr_vocab": ("Vocabulary size", 4, 20_000, 100,
+                 "Word tokenizer: keep the most frequent words; the rest become <unk>."),
+    "tr_block": ("Block size (context)", 2, 256, 4, "How many tokens the model reads at once."),
+    "tr_d_model": ("d_model (width)", 8, 512, 16,
+                   "Size of each token's vector. Must be divisible by the number of heads."),
+    "tr_heads": ("Attention heads", 1, 16, 1, "Parallel attention patterns per layer."),
+    "tr_layers": ("Layers", 1, 12, 1, "Transformer blocks stacked."),
+    "tr_dropout": ("Dropout", 0.0, 0.9, 0.05, "Randomly zeroes activations while training, against overfitting."),
+    "tr_batch": ("Batch size", 1, 512, 4, "Windows per optimisation step."),
+    "tr_epochs": ("Epochs", 1, 200, 1, "Passes over the whole corpus."),
+    "tr_steps": ("Steps", 1, MAX_STEPS, 100, "Optimisation steps."),
+    "tr_lr": ("Learning rate", 1e-5, 10.0, 1e-3,
+              "Peak step size (AdamW, warmup then cosine decay). 1e-3 to 5e-3 suits small models; far higher "
+              "values make training diverge."),
+    "tr_seed": ("Seed", 0, 2**31 - 1, 1, "Same seed + same settings = same model."),
+}
+
+
+def number(key: str, **kwargs) -> None:
+    label, low, high, step, help_text = NUMBERS[key]
+    state.clamp(key, low, high, label)
+    st.number_input(label, low, high, step=step, key=key, help=help_text,
+                    format="%.4f" if key == "tr_lr" else None, **kwargs)
+
+
 def choose_settings() -> None:
     st.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=apply_preset,
                  format_func=lambda p: f"{p} — {PRESET_HELP[p]}",
@@ -147,32 +184,20 @@ def choose_settings() -> None:
         st.markdown("**Tokens**")
         st.radio("Tokenizer", ["word", "char"], key="tr_tokenizer", horizontal=True,
                  help="word: one token per word or punctuation mark. char: one token per character.")
-        st.number_input("Vocabulary size", 4, 20_000, step=100, key="tr_vocab",
-                        disabled=st.session_state.tr_tokenizer == "char",
-                        help="Word tokenizer: keep the most frequent words; the rest become <unk>.")
-        st.number_input("Block size (context)", 2, 256, step=4, key="tr_block",
-                        help="How many tokens the model reads at once.")
+        number("tr_vocab", disabled=st.session_state.tr_tokenizer == "char")
+        number("tr_block")
     with b:
         st.markdown("**Model**")
-        st.number_input("d_model (width)", 8, 512, step=16, key="tr_d_model",
-                        help="Size of each token's vector. Must be divisible by the number of heads.")
-        st.number_input("Attention heads", 1, 16, step=1, key="tr_heads",
-                        help="Parallel attention patterns per layer.")
-        st.number_input("Layers", 1, 12, step=1, key="tr_layers", help="Transformer blocks stacked.")
-        st.number_input("Dropout", 0.0, 0.9, step=0.05, key="tr_dropout",
-                        help="Randomly zeroes activations while training, against overfitting.")
+        for key in ("tr_d_model", "tr_heads", "tr_layers", "tr_dropout"):
+            number(key)
     with c:
         st.markdown("**Training**")
-        st.number_input("Batch size", 1, 512, step=4, key="tr_batch", help="Windows per optimisation step.")
+        number("tr_batch")
         st.radio("Train for", ["Epochs", "Steps"], key="tr_mode", horizontal=True,
                  help="Epochs: passes over the whole corpus. Steps: an exact number of optimisation steps.")
-        if st.session_state.tr_mode == "Epochs":
-            st.number_input("Epochs", 1, 200, step=1, key="tr_epochs")
-        else:
-            st.number_input("Steps", 1, MAX_STEPS, step=100, key="tr_steps")
-        st.number_input("Learning rate", 1e-5, 10.0, step=1e-3, format="%.4f", key="tr_lr",
-                        help="Peak step size (AdamW, warmup then cosine decay). 1e-3 to 5e-3 suits small models.")
-        st.number_input("Seed", 0, 2**31 - 1, step=1, key="tr_seed", help="Same seed + same settings = same model.")
+        number("tr_epochs" if st.session_state.tr_mode == "Epochs" else "tr_steps")
+        number("tr_lr")
+        number("tr_seed")
 
 
 def configs() -> tuple[ModelConfig, TrainConfig]:
@@ -286,13 +311,15 @@ def save_form(job: TrainingJob) -> None:
         st.text_input("Name", key="tr_save_name", max_chars=64,
                       help="Letters, digits, - and _ only. Saved as models/<name>.pth.")
         name = st.session_state.tr_save_name.strip()
-        target = state.models_dir() / f"{name}.pth"
-        valid = bool(state.MODEL_NAME_RE.match(name))
+        try:
+            target, valid = checkpoint_path(state.models_dir(), name), True
+        except CuteLLMError as err:
+            target, valid = None, False
+            if name:
+                st.error(str(err))
         # The shipped model's name is reserved wherever models are saved: it can never be overwritten or shadowed.
         protected = valid and (name == state.SHIPPED_MODEL.stem or target.resolve() == state.SHIPPED_MODEL.resolve())
-        if name and not valid:
-            st.error("Use only letters, digits, - and _ (no spaces, dots or slashes), at most 64 characters.")
-        elif protected:
+        if protected:
             st.error("That is the shipped model's name; it cannot be overwritten. Choose another name.")
         exists = valid and not protected and target.exists()
         if exists:

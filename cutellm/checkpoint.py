@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,6 +23,15 @@ from .tokenizer import Tokenizer, tokenizer_from_dict
 
 FORMAT = "cutegpt-checkpoint"
 VERSION = 1
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def checkpoint_path(folder: str | os.PathLike, name: str) -> Path:
+    """`folder/<name>.pth` for a user-chosen model name; refuses anything that is not a plain name (no path)."""
+    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+        raise CheckpointError(f"{name!r} is not a valid model name: use 1-64 letters, digits, '-' or '_' "
+                              "(no spaces, dots or slashes)")
+    return Path(folder) / f"{name}.pth"
 
 
 def _plain(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -79,6 +89,14 @@ def checkpoint_bytes(model: CuteLLM, tokenizer: Tokenizer, metadata: Mapping[str
     return buffer.getvalue()
 
 
+def _head(path: str | os.PathLike) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""
+
+
 def _read(source: str | os.PathLike | bytes, name: str) -> dict:
     import io
 
@@ -93,10 +111,11 @@ def _read(source: str | os.PathLike | bytes, name: str) -> dict:
         raise CheckpointError(f"{name} is a folder, not a checkpoint file") from None
     except Exception as err:  # torch raises many types for bad files; all mean "not a usable checkpoint"
         text = str(err)
+        head = source[:4] if isinstance(source, bytes) else _head(source)
         if "Weights only load failed" in text or "weights_only" in text:
             reason = "it contains Python objects that a safe load refuses to run (possibly malicious)"
-        elif "zip archive" in text or "central directory" in text or "EOF" in text or "truncated" in text.lower():
-            reason = "the file is truncated or corrupt"
+        elif head == b"PK\x03\x04" or any(w in text for w in ("zip archive", "central directory", "EOF")):
+            reason = "the file is truncated or corrupt"  # a checkpoint is a zip archive: this one is broken
         else:
             reason = f"it is not a PyTorch checkpoint ({type(err).__name__})"
         raise CheckpointError(f"{name} cannot be loaded: {reason}") from None

@@ -26,10 +26,12 @@ def clean_corpus(text: str) -> str:
     return "\n".join(line for line in lines if line.strip() and not line.lstrip().startswith("#"))
 
 
-def decode_corpus_bytes(data: bytes, name: str = "corpus") -> str:
-    """Bytes of an uploaded or read file -> text, refusing binary files and invalid UTF-8 with a clear message."""
-    if len(data) > MAX_CORPUS_BYTES:
-        raise CorpusError(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {MAX_CORPUS_BYTES / 1e6:.0f} MB")
+def decode_corpus_bytes(data: bytes, name: str = "corpus", max_bytes: int = MAX_CORPUS_BYTES) -> str:
+    """Bytes of an uploaded or read file -> text, refusing big or binary files and invalid UTF-8 clearly."""
+    if len(data) > max_bytes:
+        raise CorpusError(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+    if not data.strip():
+        raise CorpusError(f"{name} is empty")
     if b"\x00" in data[:65536]:
         raise CorpusError(f"{name} looks like a binary file (it contains NUL bytes), not plain text")
     try:
@@ -96,6 +98,9 @@ def prepare_dataset(text: str, tokenizer: Tokenizer, block_size: int, *, stride:
                     val_fraction: float = 0.1) -> Dataset:
     """Tokenize `text`, split 90/10 by position (default), and window both parts."""
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    if ids.numel() and bool((ids == tokenizer.unk_id).all()):
+        raise CorpusError("none of the corpus's words are in the vocabulary (every token would be <unk>); "
+                          "use a larger vocabulary or text in the model's language")
     return split_windows(ids, block_size, stride=stride, val_fraction=val_fraction)
 
 

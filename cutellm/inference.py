@@ -135,7 +135,17 @@ def pick_token(logits: torch.Tensor, settings: SamplingSettings, generator: torc
         drop = (sorted_probs.cumsum(0) - sorted_probs) >= settings.top_p
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    return sample_index(probs, generator)
+
+
+def sample_index(probs: torch.Tensor, generator: torch.Generator | None) -> int:
+    """Draw index i with probability probs[i] by an exponential race: argmax(probs / q) with q ~ Exp(1).
+
+    This is exactly how torch.multinomial draws one sample (same random numbers, same result; a test checks it), minus
+    its input checks, which cost as much as the draw itself and are redundant here: probs come from a softmax.
+    """
+    q = torch.empty_like(probs).exponential_(1, generator=generator)
+    return int(torch.argmax(probs / q))
 
 
 def _steps(model: CuteLLM, ids: list[int], max_new_tokens: int, settings: SamplingSettings, banned: list[int],
@@ -152,12 +162,12 @@ def _steps(model: CuteLLM, ids: list[int], max_new_tokens: int, settings: Sampli
     model.eval()
     try:
         with torch.inference_mode():
+            ban = torch.zeros(model.config.vocab_size, dtype=torch.bool)
+            ban[banned] = True
             ctx = _Context(model, ids, use_cache)
             for _ in range(max_new_tokens):
                 raw = ctx.next_logits().float().cpu()
-                filtered = raw.clone()
-                filtered[banned] = float("-inf")
-                token = pick_token(filtered, settings, generator)
+                token = pick_token(raw.masked_fill(ban, float("-inf")), settings, generator)
                 yield token, raw
                 ctx.append(token)
     finally:

@@ -20,6 +20,12 @@ import torch.nn.functional as F
 from .config import ModelConfig
 
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """F.dropout, skipped outright when it would do nothing (p = 0 or eval mode): a token of generation makes 13
+    such calls, and even a no-op call costs a few microseconds."""
+    return F.dropout(x, p, training) if training and p > 0 else x
+
+
 class KVCache:
     """Per-layer keys and values, shape (batch, heads, tokens_so_far, head_dim), grown by each forward call."""
 
@@ -41,14 +47,12 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
-        self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
                 need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        # (B, T, C) -> (B, heads, T, head_dim)
-        q, k, v = (t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        # (B, T, 3C) -> three (B, heads, T, head_dim) views
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         past = 0
         if cache is not None:
             stored = cache.layers[layer]
@@ -78,7 +82,7 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
                                                dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.proj(y)), weights
+        return dropout(self.proj(y), self.dropout, self.training), weights
 
 
 class MLP(nn.Module):
@@ -86,10 +90,10 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(config.d_model, 4 * config.d_model, bias=False)
         self.proj = nn.Linear(4 * config.d_model, config.d_model, bias=False)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.proj(F.gelu(self.fc(x))))
+        return dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)
 
 
 class Block(nn.Module):
@@ -122,7 +126,6 @@ class CuteLLM(nn.Module):
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_emb = nn.Embedding(config.block_size, config.d_model)
-        self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.d_model, bias=False)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
@@ -154,8 +157,9 @@ class CuteLLM(nn.Module):
         if past + T > self.config.block_size:
             raise ValueError(f"sequence of {past + T} tokens is longer than the model's block_size "
                              f"({self.config.block_size}); crop it first")
-        pos = torch.arange(past, past + T, device=idx.device)
-        return self.drop(self.tok_emb(idx) + self.pos_emb(pos))
+        # Positions past..past+T-1: a slice of the position table (same values and gradients as pos_emb(arange)).
+        pos = self.pos_emb.weight[past:past + T]
+        return dropout(self.tok_emb(idx) + pos, self.config.dropout, self.training)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:

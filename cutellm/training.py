@@ -25,6 +25,9 @@ from .tokenizer import Tokenizer, build_tokenizer
 
 log = logging.getLogger(__name__)
 
+# Training stops as diverged when a batch's loss exceeds this many times log(vocab_size), the loss of a uniform guess.
+EXPLODED_LOSS_FACTOR = 3.0
+
 
 @dataclass(frozen=True)
 class StepMetrics:
@@ -120,8 +123,8 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
           stop_event: threading.Event | None = None) -> TrainResult:
     """Train `model` in place on `dataset`; returns the history and final losses.
 
-    Raises TrainingDivergedError (with `.result`) when the loss becomes NaN/inf; the model then holds the weights
-    of the last step whose loss was finite.
+    Raises TrainingDivergedError (with `.result`) when the loss becomes NaN/inf or explodes (see
+    EXPLODED_LOSS_FACTOR); the model then holds the weights of the last step whose loss was sane.
     """
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -145,6 +148,9 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
     params = [p for p in model.parameters() if p.requires_grad]
     last_good = [p.detach().clone() for p in params]
     tokens_per_step = batch_size * dataset.block_size
+    # A loss far above a uniform guess's (log vocab) means the weights blew up even if no NaN appeared yet.
+    vocab = model.config.vocab_size
+    explode_at = EXPLODED_LOSS_FACTOR * math.log(vocab)
 
     model.train()
     start = time.perf_counter()
@@ -165,14 +171,15 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
 
         _, loss = model(batch[:, :-1], batch[:, 1:])
         loss_value = loss.item()
-        if not math.isfinite(loss_value):
+        if not math.isfinite(loss_value) or loss_value > explode_at:
             _restore(params, last_good)
             result.status = "diverged"
             result.wall_time_s = time.perf_counter() - start
+            what = ("became NaN" if math.isnan(loss_value) else "became inf" if not math.isfinite(loss_value)
+                    else f"exploded to {loss_value:.1f} (a random guess scores {math.log(vocab):.1f})")
             raise TrainingDivergedError(
-                f"training stopped at step {step + 1}: the loss became {'NaN' if math.isnan(loss_value) else 'inf'}"
-                f" (learning rate {lr:.3g} is probably too high). The model keeps the weights of step {step}.",
-                result)
+                f"training stopped at step {step + 1}: the loss {what}; the learning rate ({lr:.3g}) is probably "
+                f"too high. The model keeps the weights of step {step}, the last with a sane loss.", result)
         with torch.no_grad():
             for saved, p in zip(last_good, params):
                 saved.copy_(p)

@@ -1,5 +1,6 @@
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,3 +108,40 @@ def test_metadata_must_be_plain(tiny, tmp_path):
     model, tok, _, _ = tiny
     path = save_checkpoint(tmp_path / "m.pth", model, tok, {"when": object()})  # stringified, still loads
     assert isinstance(read_metadata(path)["when"], str)
+
+
+def test_kill_9_during_save_leaves_the_previous_file_loadable(tmp_path):
+    """A real crash: a process saving in a loop is SIGKILLed while a temp file is half written."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "model.pth"
+    script = f"""
+import torch
+from cutellm import CuteLLM, ModelConfig, SimpleWordTokenizer, save_checkpoint
+tok = SimpleWordTokenizer.from_text("the cat sat on the mat", 10)
+model = CuteLLM(ModelConfig(vocab_size=tok.vocab_size, d_model=512, n_heads=8, n_layers=4, block_size=16))
+save_checkpoint({str(target)!r}, model, tok, {{"round": 0}})
+print("first save done", flush=True)
+i = 0
+while True:
+    i += 1
+    save_checkpoint({str(target)!r}, model, tok, {{"round": i}})
+"""
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        assert proc.stdout.readline().strip() == "first save done"
+        deadline = time.time() + 30
+        while not list(tmp_path.glob(".model.pth.*.tmp")) and time.time() < deadline:
+            time.sleep(0.001)
+        assert list(tmp_path.glob(".model.pth.*.tmp")), "never caught a save in progress"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    model, tok, meta = load_checkpoint(target, with_meta=True)  # the last complete save, never a torn one
+    assert isinstance(meta["round"], int)

@@ -19,14 +19,14 @@ def _plural(n: int, word: str) -> str:
 
 
 def render_sidebar() -> state.LoadedModel:
+    active = state.resolve_active_model()
     choices = state.model_choices()
-    if st.session_state.get("active_model") not in choices:
-        st.session_state.active_model = state.SHIPPED_KEY
     with st.sidebar:
         st.selectbox("Active model", options=list(choices), format_func=choices.__getitem__, key="active_model",
                      help="The model that Generate, Fill the blanks and Explore use. Models you save appear here; "
                           "models trained in this tab appear as '(this session)'.")
-        active = state.active_model()
+        if st.session_state.get("model_error"):
+            st.error(st.session_state.pop("model_error"), icon=":material/error:")
         meta = active.meta
         cfg = active.model.config
         st.caption(

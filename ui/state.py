@@ -7,7 +7,6 @@ trained in a session lives in that session's state only; other sessions never se
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from cutellm.tokenizer import Tokenizer
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = ROOT / "models" / "cute_llm.pth"
 SHIPPED_KEY = f"file:{SHIPPED_MODEL}"
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def models_dir() -> Path:
@@ -61,6 +59,16 @@ def keep(defaults: dict[str, Any]) -> None:
     user is on another page. Widgets using these keys must not pass `value=`/`index=` themselves."""
     for key, default in defaults.items():
         st.session_state[key] = st.session_state.get(key, default)
+
+
+def clamp(key: str, low: float, high: float, label: str) -> None:
+    """Bring a kept value back inside its widget's range (a stale or hand-edited state must not crash the page),
+    and say so. Call before drawing the widget."""
+    value = st.session_state.get(key)
+    if isinstance(value, (int, float)) and not low <= value <= high:
+        st.session_state[key] = type(value)(min(max(value, low), high))
+        st.warning(f"{label} must be between {low:g} and {high:g}; using {st.session_state[key]:g} instead of "
+                   f"{value:g}.", icon=":material/warning:")
 
 
 def init_session() -> None:
@@ -108,17 +116,26 @@ def load_model(key: str) -> LoadedModel:
     return LoadedModel(key=key, name=path.stem, model=model, tokenizer=tokenizer, meta=meta, source=source)
 
 
-def active_model() -> LoadedModel:
-    """The model the pages use. Falls back to the shipped model (with an error shown) if the chosen one fails."""
-    key = st.session_state.get("active_model", SHIPPED_KEY)
+def resolve_active_model() -> LoadedModel:
+    """Load the chosen model before the sidebar's selectbox is drawn. If it cannot be loaded (a broken or deleted
+    file), switch back to the shipped model and say why; the selectbox then shows the model really in use."""
+    choices = model_choices()
+    key = st.session_state.get("active_model")
+    if key not in choices:
+        key = SHIPPED_KEY
     try:
-        return load_model(key)
+        loaded = load_model(key)
     except (CheckpointError, KeyError) as err:
-        if key != SHIPPED_KEY:
-            st.error(f"Could not load the chosen model, so the shipped model is active again: {err}")
-            st.session_state.active_model = SHIPPED_KEY
-            return load_model(SHIPPED_KEY)
-        raise
+        st.session_state.model_error = f"Could not load that model, so the shipped model is active again: {err}"
+        key, loaded = SHIPPED_KEY, load_model(SHIPPED_KEY)
+    st.session_state.active_model = key
+    st.session_state.active_loaded = loaded
+    return loaded
+
+
+def active_model() -> LoadedModel:
+    """The model the pages use (resolved by the sidebar at the start of this run)."""
+    return st.session_state.get("active_loaded") or resolve_active_model()
 
 
 def set_active(key: str) -> None:

@@ -1,0 +1,101 @@
+"""The background training job the app uses: progress snapshots, stop, one job per process, session end, idle."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import pytest
+import torch
+
+from cutellm import TrainConfig, prepare_training
+from cutellm.jobs import TrainingBusyError, TrainingJob, training_in_progress
+
+from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
+
+
+def make_job(steps: int = 40, **kwargs) -> TrainingJob:
+    cfg = TrainConfig(**{**TINY_TRAIN.to_dict(), "max_steps": steps, "eval_interval": 10})
+    model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, cfg)
+    return TrainingJob(model, tok, ds, cfg, metadata={"corpus": "tiny"}, **kwargs)
+
+
+def wait_for_steps(job: TrainingJob, n: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while (job.snapshot().latest is None or job.snapshot().latest.step < n) and time.time() < deadline:
+        time.sleep(0.01)
+
+
+def test_job_trains_in_the_background_and_reports_progress():
+    job = make_job(40).start()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "finished" and not snap.running
+    assert [m.step for m in snap.history] == list(range(1, 41))
+    assert snap.progress == 1.0 and snap.eta_s is None and snap.last_val_loss is not None
+    assert job.usable and not training_in_progress()
+    meta = job.checkpoint_metadata()
+    assert meta["corpus"] == "tiny" and meta["steps"] == 40 and meta["status"] == "finished"
+    assert len(meta["loss_curve"]) == 40
+
+
+def test_stop_ends_at_the_next_step_and_keeps_weights():
+    job = make_job(100_000).start()
+    wait_for_steps(job, 5)
+    before = job.model.tok_emb.weight.detach().clone()
+    job.stop()
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and job.stop_reason == "stopped by the user"
+    assert job.usable and 5 <= job.result.steps < 100_000
+    assert not torch.equal(before, torch.zeros_like(before))
+
+
+def test_only_one_job_per_process():
+    first = make_job(100_000).start()
+    try:
+        wait_for_steps(first, 1)
+        assert training_in_progress()
+        with pytest.raises(TrainingBusyError, match="another training run"):
+            make_job(10).start()
+    finally:
+        first.stop()
+        first.join(10)
+    second = make_job(5).start()  # free again once the first has ended
+    assert second.join(60) and second.snapshot().status == "finished"
+
+
+class Owner:
+    pass
+
+
+def test_job_stops_when_its_session_goes_away():
+    owner = Owner()
+    job = make_job(100_000, owner=owner).start()
+    wait_for_steps(job, 3)
+    del owner
+    gc.collect()
+    assert job.join(10)
+    assert job.snapshot().status == "stopped" and job.stop_reason == "its browser session ended"
+
+
+def test_job_stops_when_nobody_watches():
+    job = make_job(100_000, idle_timeout_s=0.3).start()  # nobody calls snapshot()
+    assert job.join(30)
+    assert job.result.status == "stopped" and "nobody looked" in job.stop_reason
+
+
+def test_divergence_is_reported_and_the_model_stays_usable():
+    cfg = TrainConfig(**{**TINY_TRAIN.to_dict(), "max_steps": 50})
+    model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, cfg)
+
+    def poison(m):
+        if m.step == 3:
+            with torch.no_grad():
+                model.blocks[0].mlp.fc.weight.fill_(float("nan"))
+
+    job = TrainingJob(model, tok, ds, cfg, on_step=poison).start()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "diverged" and "loss became NaN" in snap.error
+    assert job.usable and all(torch.isfinite(p).all() for p in model.parameters())
