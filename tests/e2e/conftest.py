@@ -6,6 +6,7 @@ Without Chromium (or playwright) these tests skip on a laptop; under CI=true the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -93,5 +94,6 @@ def page(browser, app_server, request):
     pg.app_url = app_server
     yield pg
     ARTIFACTS.mkdir(exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-final.png"), full_page=True)
+    name = re.sub(r"[^\w.-]+", "_", request.node.name)[:120]
+    pg.screenshot(path=str(ARTIFACTS / f"{name}-final.png"), full_page=True)
     context.close()
