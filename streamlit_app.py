@@ -15,6 +15,7 @@ state.init_session()
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/stacked_line_chart:"),
     st.Page("app_pages/generate.py", title="Generate", icon=":material/edit_note:"),
     st.Page("app_pages/fill_blanks.py", title="Fill the blanks", icon=":material/format_underlined:"),
     st.Page("app_pages/explore.py", title="Explore", icon=":material/biotech:"),

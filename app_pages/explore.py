@@ -2,10 +2,9 @@
 
 import streamlit as st
 
-from cutellm import CuteLLMError
-from cutellm import charts, inspection
+from cutellm import CuteLLMError, charts, generate_ids, inspection
 from ui import state
-from ui.text import words_list
+from ui.text import generated_html, words_list
 
 state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Architecture", "ex_position": "all",
             "ex_emb_dims": "2D", "ex_emb_top": 300, "ex_emb_highlight": inspection.DEFAULT_HIGHLIGHT,
@@ -17,6 +16,7 @@ st.caption("Look inside the active model. Every picture is computed from the mod
 active = state.active_model()
 model, tokenizer = active.model, active.tokenizer
 cfg = model.config
+final_model = model  # the embedding map's axes always come from the final weights
 
 st.text_input("Text to look at", key="ex_text",
               help=f"The model reads at most its last {cfg.block_size} tokens.")
@@ -24,6 +24,32 @@ text = st.session_state.ex_text
 unknown = tokenizer.unknown_words(text)
 if unknown:
     st.warning(f"Not in the model's vocabulary, read as `<unk>`: {words_list(unknown)}", icon=":material/help:")
+
+
+def timeline() -> None:
+    """For a model trained in this tab: pick a point of its training and look at the model as it was then."""
+    global model
+    steps = [snap.step for snap in active.snapshots]
+    if st.session_state.get("ex_step_model") != active.key or st.session_state.get("ex_step") not in steps:
+        st.session_state.ex_step, st.session_state.ex_step_model = steps[-1], active.key
+    with st.container(border=True):
+        st.select_slider("Training timeline: step", options=steps, key="ex_step",
+                         format_func=lambda step: f"{step:,}" + (" (untrained)" if step == 0 else ""),
+                         help="Weights saved along this run. Every picture below (and the sample here) shows the "
+                              "model as it was after that many steps; the embedding map keeps the final run's "
+                              "axes so you can watch words move into place.")
+        snap = next(s for s in active.snapshots if s.step == st.session_state.ex_step)
+        model = snap.to_model(cfg)
+        try:
+            ids = inspection.encode_text(model, tokenizer, text)
+            st.html(generated_html(tokenizer, text, generate_ids(model, ids, 12)))
+            st.caption(f"What the model writes after your text at step {snap.step:,} (greedy).")
+        except CuteLLMError as err:
+            st.caption(f"No sample: {err}")
+
+
+if active.snapshots:
+    timeline()
 
 
 
@@ -77,8 +103,16 @@ def embeddings_tab() -> None:
     three_d = st.session_state.ex_emb_dims == "3D"
     frame = inspection.embedding_pca(model, tokenizer, n_components=3 if three_d else 2,
                                      top_n=int(st.session_state.ex_emb_top), highlight=highlight,
-                                     include_special=st.session_state.ex_emb_special)
+                                     include_special=st.session_state.ex_emb_special, reference=final_model)
     fig = charts.embedding_figure(frame)
+    if model is not final_model and not three_d:
+        # Timeline: keep the final map's axes so an untrained model shows as a tight cloud that spreads out.
+        final = inspection.embedding_pca(final_model, tokenizer, top_n=int(st.session_state.ex_emb_top),
+                                         include_special=st.session_state.ex_emb_special)
+        for axis, update in (("x", fig.update_xaxes), ("y", fig.update_yaxes)):
+            low, high = float(final[axis].min()), float(final[axis].max())
+            pad = 0.08 * (high - low or 1.0)
+            update(range=[min(low, float(frame[axis].min())) - pad, max(high, float(frame[axis].max())) + pad])
     if three_d:
         show(fig, "ex_emb3d")
         return

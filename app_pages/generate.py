@@ -5,7 +5,7 @@ import streamlit as st
 
 from cutellm import CuteLLMError, stream_generate
 from ui import state
-from ui.text import highlighted, words_list
+from ui.text import generated_html, words_list
 
 MAX_TOKENS_UI = 200
 
@@ -70,10 +70,7 @@ if st.button("Generate", type="primary", icon=":material/play_arrow:"):
 result = st.session_state.gen_result
 if result and result["model"] == active.key:
     tokens = result["tokens"]
-    full = tokenizer.continue_text(result["prompt"], [t.token_id for t in tokens])
-    prompt_part = tokenizer.continue_text(result["prompt"], [])
-    new_part = full[len(prompt_part):] if full.startswith(prompt_part) else full
-    st.html(highlighted([(prompt_part, "prompt"), (new_part, "new")]))
+    st.html(generated_html(tokenizer, result["prompt"], [t.token_id for t in tokens]))
     st.caption("Grey: your prompt (as the model reads it) · highlighted: generated.")
     table = pd.DataFrame({
         "#": range(1, len(tokens) + 1),

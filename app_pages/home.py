@@ -44,6 +44,8 @@ st.subheader("A one-minute tour")
 tour = [
     ("app_pages/train.py", "Train", ":material/model_training:",
      "Pick the bundled stories or your own text, choose a size, press Train and watch the loss chart fall live."),
+    ("app_pages/runs.py", "Runs", ":material/stacked_line_chart:",
+     "Overlay the loss curves of your runs and see which settings made the difference."),
     ("app_pages/generate.py", "Generate", ":material/edit_note:",
      "Type a prompt; see which words the model adds and how sure it was of each."),
     ("app_pages/fill_blanks.py", "Fill the blanks", ":material/format_underlined:",

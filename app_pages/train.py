@@ -6,16 +6,19 @@ import hashlib
 
 import streamlit as st
 
-from cutellm import ConfigError, CuteLLMError, ModelConfig, TrainConfig, load_settings, prepare_training
+from cutellm import (ConfigError, CuteLLMError, ModelConfig, TrainConfig, load_settings, prepare_finetuning,
+                     prepare_training)
 from cutellm.charts import loss_figure
 from cutellm.checkpoint import checkpoint_bytes, checkpoint_path, save_checkpoint
 from cutellm.data import clean_corpus, corpus_stats, decode_corpus_bytes
 from cutellm.jobs import TrainingBusyError, TrainingJob, training_in_progress
+from cutellm.runs import lineage
 from cutellm.tokenizer import build_tokenizer
 from ui import state
 
 DATA_DIR = state.ROOT / "data"
 MAX_STEPS = 50_000
+TIMELINE_SNAPSHOTS = 8  # weight copies kept per run for Explore's training timeline (capped at 64 MB)
 
 
 def _default_preset() -> dict:
@@ -51,7 +54,8 @@ def apply_preset() -> None:
 
 
 state.keep({"tr_preset": "default", **PRESETS["default"], "tr_source": "Bundled", "tr_bundled": "training_data.txt",
-            "tr_paste": "", "tr_upload_text": None, "tr_upload_name": None, "tr_save_name": "", "tr_overwrite": False})
+            "tr_paste": "", "tr_upload_text": None, "tr_upload_name": None, "tr_save_name": "", "tr_overwrite": False,
+            "tr_start": "A new model", "tr_noncausal": False})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -116,12 +120,22 @@ def _stats(text_hash: str, text: str, kind: str, vocab: int, block: int):
     return corpus_stats(text, tokenizer, block), tokenizer.vocab_size
 
 
-def show_stats(text: str) -> int | None:
-    """Corpus numbers under the chosen tokenizer; returns the number of training windows."""
-    kind, vocab, block = st.session_state.tr_tokenizer, st.session_state.tr_vocab, st.session_state.tr_block
+@st.cache_data(show_spinner=False, max_entries=16)
+def _stats_under(text_hash: str, text: str, model_key: str, block: int, _tokenizer):
+    return corpus_stats(text, _tokenizer, block), _tokenizer.vocab_size
+
+
+def show_stats(text: str, base: state.LoadedModel | None) -> int | None:
+    """Corpus numbers under the chosen tokenizer (the base model's when fine-tuning); returns the number of
+    training windows."""
     digest = hashlib.sha1(text.encode()).hexdigest()
     try:
-        stats, vocab_size = _stats(digest, text, kind, int(vocab), int(block))
+        if base is None:
+            kind, vocab, block = st.session_state.tr_tokenizer, st.session_state.tr_vocab, st.session_state.tr_block
+            stats, vocab_size = _stats(digest, text, kind, int(vocab), int(block))
+        else:
+            block = base.model.config.block_size
+            stats, vocab_size = _stats_under(digest, text, base.key, block, base.tokenizer)
     except CuteLLMError as err:
         st.error(str(err), icon=":material/error:")
         return None
@@ -130,12 +144,17 @@ def show_stats(text: str) -> int | None:
     c[1].metric("Tokens", f"{stats.tokens:,}")
     c[2].metric("Vocabulary", f"{vocab_size:,}", help=f"{stats.distinct_tokens:,} distinct tokens in the text; "
                 "the model keeps the most frequent ones (plus <pad>, <unk>, <mask>)")
-    c[3].metric("<unk> rate", f"{stats.unk_rate:.1%}", help="Share of the text that falls outside the vocabulary")
+    c[3].metric("<unk> rate", f"{stats.unk_rate:.1%}", help="Share of the text that falls outside the vocabulary"
+                + (f" of {base.name}" if base is not None else ""))
     c[4].metric("Windows", f"{stats.train_windows:,} / {stats.val_windows:,}",
                 help=f"Training / validation windows of {block} + 1 tokens (90/10 split by position)")
     if stats.train_windows == 0:
         st.error(f"This text is too short for one training window of {block} + 1 tokens "
                  f"({stats.tokens} tokens in all). Add text or lower the block size.", icon=":material/error:")
+    elif base is not None and stats.unk_rate > 0.1:
+        st.warning(f"{stats.unk_rate:.0%} of this text is outside {base.name}'s vocabulary. Fine-tuning keeps "
+                   "that vocabulary, so those words become <unk>: the model can learn new patterns of the words it "
+                   "knows, not new words.", icon=":material/warning:")
     elif stats.unk_rate > 0.2:
         st.warning(f"{stats.unk_rate:.0%} of the text is outside the vocabulary, so the model would mostly learn "
                    "to predict <unk>: raise the vocabulary size.", icon=":material/warning:")
@@ -175,21 +194,37 @@ def number(key: str, **kwargs) -> None:
                     format="%.4f" if key == "tr_lr" else None, **kwargs)
 
 
-def choose_settings() -> None:
+def choose_settings(base: state.LoadedModel | None) -> None:
     st.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=apply_preset,
                  format_func=lambda p: f"{p} — {PRESET_HELP[p]}",
                  help="Fills in every setting below; change any of them afterwards.")
     a, b, c = st.columns(3)
-    with a:
-        st.markdown("**Tokens**")
-        st.radio("Tokenizer", ["word", "char"], key="tr_tokenizer", horizontal=True,
-                 help="word: one token per word or punctuation mark. char: one token per character.")
-        number("tr_vocab", disabled=st.session_state.tr_tokenizer == "char")
-        number("tr_block")
-    with b:
-        st.markdown("**Model**")
-        for key in ("tr_d_model", "tr_heads", "tr_layers", "tr_dropout"):
-            number(key)
+    if base is not None:
+        cfg = base.model.config
+        with a:
+            st.markdown("**Tokens** :material/lock:")
+            st.caption(f"{base.tokenizer.kind} tokenizer, {base.tokenizer.vocab_size:,} tokens, context "
+                       f"{cfg.block_size}")
+        with b:
+            st.markdown("**Model** :material/lock:")
+            st.caption(f"{cfg.n_layers} layers × {cfg.n_heads} heads, d_model {cfg.d_model}, dropout {cfg.dropout}")
+        st.info(f"Fine-tuning continues training **{base.name}**, so its tokenizer and shape stay as they are: the "
+                "learned weights only fit that exact vocabulary and size.", icon=":material/lock:")
+    else:
+        with a:
+            st.markdown("**Tokens**")
+            st.radio("Tokenizer", ["word", "char"], key="tr_tokenizer", horizontal=True,
+                     help="word: one token per word or punctuation mark. char: one token per character.")
+            number("tr_vocab", disabled=st.session_state.tr_tokenizer == "char")
+            number("tr_block")
+        with b:
+            st.markdown("**Model**")
+            for key in ("tr_d_model", "tr_heads", "tr_layers", "tr_dropout"):
+                number(key)
+            st.checkbox("Experiment: no causal mask", key="tr_noncausal",
+                        help="Lets every position see the words after it while training. The loss falls very low "
+                             "— because the model reads the answer — and generation gets poor, since at generation "
+                             "time there is no future to read. Off for every real model.")
     with c:
         st.markdown("**Training**")
         number("tr_batch")
@@ -203,18 +238,26 @@ def choose_settings() -> None:
 def configs() -> tuple[ModelConfig, TrainConfig]:
     s = st.session_state
     model = ModelConfig(vocab_size=int(s.tr_vocab), d_model=int(s.tr_d_model), n_heads=int(s.tr_heads),
-                        n_layers=int(s.tr_layers), block_size=int(s.tr_block), dropout=float(s.tr_dropout))
+                        n_layers=int(s.tr_layers), block_size=int(s.tr_block), dropout=float(s.tr_dropout),
+                        causal=not s.tr_noncausal)
     steps = int(s.tr_steps) if s.tr_mode == "Steps" else None
     train = TrainConfig(batch_size=int(s.tr_batch), epochs=int(s.tr_epochs), max_steps=steps,
-                        learning_rate=float(s.tr_lr), seed=int(s.tr_seed), eval_interval=25)
+                        learning_rate=float(s.tr_lr), seed=int(s.tr_seed), eval_interval=25,
+                        snapshots=TIMELINE_SNAPSHOTS)
     return model, train
 
 
-def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                   base: state.LoadedModel | None) -> None:
     sessions = st.session_state.session_models
+    metadata = {"corpus": corpus_name}
     try:
-        model, tokenizer, dataset = prepare_training(text, model_cfg, train_cfg,
-                                                     tokenizer_kind=st.session_state.tr_tokenizer)
+        if base is None:
+            model, tokenizer, dataset = prepare_training(text, model_cfg, train_cfg,
+                                                         tokenizer_kind=st.session_state.tr_tokenizer)
+        else:
+            model, tokenizer, dataset = prepare_finetuning(text, base.model, base.tokenizer, train_cfg)
+            metadata.update(base_model=base.name, previous_runs=lineage(base.meta))
         n = dataset.train.size(0)
         total = train_cfg.max_steps or train_cfg.epochs * max(1, n // min(train_cfg.batch_size, n))
         if total > MAX_STEPS:
@@ -223,7 +266,7 @@ def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cf
         # Evaluate ~40 times per run: enough points for the chart, little time spent evaluating.
         train_cfg = TrainConfig(**{**train_cfg.to_dict(), "eval_interval": max(10, total // 40)})
         job = TrainingJob(model, tokenizer, dataset, train_cfg, name=f"run-{sessions.runs + 1}",
-                          metadata={"corpus": corpus_name}, owner=st.session_state.session_owner)
+                          metadata=metadata, owner=st.session_state.session_owner)
         job.start()
     except TrainingBusyError as err:
         st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
@@ -287,6 +330,13 @@ def results(job: TrainingJob) -> None:
                    icon=":material/check_circle:")
     if not job.usable:
         return
+    if not job.model.config.causal:
+        st.warning("**Experiment: this model trained without the causal mask.** Each position could see the word "
+                   "it had to predict, so the training loss fell very low — it was copying, not predicting. "
+                   "Use it in Generate: with no future to peek at, its text falls apart. Real language models "
+                   "are always causal.", icon=":material/science:")
+    if job.metadata.get("base_model"):
+        st.caption(f"Fine-tuned from **{job.metadata['base_model']}** on {job.metadata.get('corpus')}.")
     r = job.result
     if r and r.final_val_loss is not None:
         st.caption(f"Final loss: train **{r.final_train_loss:.3f}**, validation **{r.final_val_loss:.3f}**.")
@@ -344,12 +394,18 @@ st.caption("Choose a text and a model size, press Train, and watch the loss fall
 
 job = state.current_job()
 running = job is not None and job.running
+active = state.active_model()
+
+st.radio("Start from", ["A new model", "The active model (fine-tune)"], key="tr_start", horizontal=True,
+         help=f"A new model learns from scratch. Fine-tuning continues training the active model ({active.name}) "
+              "on your text, keeping its tokenizer and shape.")
+base = active if st.session_state.tr_start.startswith("The active") else None
 
 with st.expander("1 · Corpus", expanded=not running, icon=":material/description:"):
     text, corpus_name = choose_corpus()
-    windows = show_stats(text) if text else None
+    windows = show_stats(text, base) if text else None
 with st.expander("2 · Model and training settings", expanded=not running, icon=":material/tune:"):
-    choose_settings()
+    choose_settings(base)
 
 config_error = None
 try:
@@ -363,7 +419,7 @@ if training_in_progress() and not running:
             icon=":material/hourglass_top:")
 if st.button("Train", type="primary", icon=":material/play_arrow:",
              disabled=running or text is None or config_error is not None or not windows):
-    start_training(text, corpus_name, model_cfg, train_cfg)
+    start_training(text, corpus_name, model_cfg, train_cfg, base)
 
 if job is not None:
     st.subheader(f"3 · {job.name}")

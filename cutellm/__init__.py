@@ -16,7 +16,7 @@ from .errors import (CheckpointError, ConfigError, CorpusError, CuteLLMError, Ge
 from .inference import generate, generate_ids, next_token_distribution, sample_generate, stream_generate
 from .model import CuteLLM, KVCache
 from .tokenizer import CharTokenizer, SimpleWordTokenizer, build_tokenizer, tokenizer_from_dict
-from .training import StepMetrics, TrainResult, prepare_training, train
+from .training import StepMetrics, TrainResult, prepare_finetuning, prepare_training, train
 
 __version__ = "0.1.0"
 
@@ -25,6 +25,6 @@ __all__ = [
     "GenerationError", "KVCache", "ModelConfig", "PromptError", "Settings", "SimpleWordTokenizer", "StepMetrics",
     "TrainConfig", "TrainResult", "TrainingDivergedError", "build_tokenizer", "complete_phrase", "generate",
     "generate_ids", "load_checkpoint", "load_corpus", "load_settings", "next_token_distribution",
-    "prepare_dataset", "prepare_training", "read_metadata", "resolve_device", "sample_generate",
+    "prepare_dataset", "prepare_finetuning", "prepare_training", "read_metadata", "resolve_device", "sample_generate",
     "save_checkpoint", "stream_generate", "tokenizer_from_dict", "train",
 ]

@@ -40,6 +40,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, help="tokens between window starts (default: half the block size)")
     p.add_argument("--eval-interval", type=int, help="steps between validation losses")
     p.add_argument("--log-every", type=int, default=100, help="print progress every N steps (default: %(default)s)")
+    p.add_argument("--init-from", metavar="PATH", help="fine-tune this checkpoint on --corpus instead of starting "
+                   "fresh (keeps its tokenizer and shape; the shape options are then ignored)")
+    p.add_argument("--non-causal", action="store_true", help="EXPERIMENT: train without the causal mask, so the "
+                   "model may look at the words it should predict (shows why causality matters)")
 
 
 def _add_model_arg(p: argparse.ArgumentParser) -> None:
@@ -117,7 +121,25 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
     train_config = replace(settings.train, **train_over)
 
     text = load_corpus(args.corpus)
-    model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=args.tokenizer)
+    extra = {}
+    if args.init_from:
+        from .checkpoint import load_checkpoint
+        from .runs import lineage
+        from .training import prepare_finetuning
+
+        base, tokenizer, base_meta = load_checkpoint(args.init_from, with_meta=True)
+        if model_over or args.non_causal:
+            log.warning("fine-tuning keeps the base model's shape: ignoring %s",
+                        ", ".join([*model_over, *(["--non-causal"] if args.non_causal else [])]))
+        log.info("fine-tuning %s: %.1f%% of the new text is outside its vocabulary", args.init_from,
+                 100 * tokenizer.unk_rate(text))
+        model, tokenizer, dataset = prepare_finetuning(text, base, tokenizer, train_config)
+        extra = {"base_model": Path(args.init_from).name, "previous_runs": lineage(base_meta)}
+    else:
+        if args.non_causal:
+            model_config = replace(model_config, causal=False)
+            log.warning("EXPERIMENT: training without the causal mask; the model will cheat by reading ahead")
+        model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=args.tokenizer)
     log.info("corpus %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows", args.corpus,
              dataset.ids.numel(), tokenizer.vocab_size, 100 * tokenizer.unk_rate(text), dataset.train.size(0),
              dataset.val.size(0))
@@ -132,7 +154,7 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
 
     result = train(model, dataset, train_config, on_step=report)
     meta = {"corpus": Path(args.corpus).name, "tokenizer_kind": tokenizer.kind,
-            "train_config": train_config.to_dict(), **result.summary()}
+            "train_config": train_config.to_dict(), **extra, **result.summary()}
     path = save_checkpoint(args.out, model, tokenizer, meta)
     print(f"saved {path}  (train loss {result.final_train_loss:.4f}, val loss "
           f"{result.final_val_loss if result.final_val_loss is None else round(result.final_val_loss, 4)}, "

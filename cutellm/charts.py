@@ -9,6 +9,7 @@ Every builder takes the data object `inspection` returns and gives back a `plotl
     attention_figure(attention_maps(model, tokenizer, text), layer=None, head=None)
     logit_lens_figure(logit_lens(model, tokenizer, text))
     loss_figure(result.history)            # training and validation loss (the Train page's live chart)
+    runs_figure([Run(name, meta, model_config), ...])   # several runs' loss curves overlaid
 
 Plotly renders a subset of HTML in hover labels, tick labels and titles, so every piece of corpus or user text goes
 through `label()` (HTML-escaped, whitespace made visible): a token "<b>x</b>" shows as those characters, never as
@@ -28,6 +29,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .inspection import Architecture, AttentionMaps, LogitLens, PredictionHeatmap
+from .runs import Run
 from .training import StepMetrics
 
 # One palette for every figure.
@@ -507,5 +509,40 @@ def loss_figure(history: Sequence[StepMetrics], max_points: int = 2000, title: s
     _style(fig, title or "", 360)
     fig.update_layout(xaxis_title="step", yaxis_title="loss (cross-entropy)", hovermode="x unified",
                       margin=dict(l=60, r=20, t=50 if title else 20, b=45),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig
+
+
+def runs_figure(runs: Sequence[Run], max_points: int = 1000) -> go.Figure:
+    """Loss curves of several runs in one chart: smoothed training loss (lines) and validation loss (dotted, with
+    markers), one colour per run."""
+    colours = [PALETTE["primary"], PALETTE["accent"], PALETTE["secondary"], PALETTE["special"], "#0984E3",
+               "#6D214F", "#2D3436", "#FDCB6E"]
+    fig = go.Figure()
+    for i, run in enumerate(runs):
+        colour = colours[i % len(colours)]
+        curve = run.curve
+        if not curve:
+            continue
+        stride = max(1, math.ceil(len(curve) / max_points))
+        avg, xs, ys = None, [], []
+        for j, (step, loss, _) in enumerate(curve):
+            avg = loss if avg is None else 0.95 * avg + 0.05 * loss
+            if j % stride == 0 or j == len(curve) - 1:
+                xs.append(step)
+                ys.append(avg)
+        name = label(run.name)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{name} · train", legendgroup=name,
+                                 line=dict(color=colour, width=2.2),
+                                 hovertemplate=f"{name}<br>step %{{x}}<br>train loss %{{y:.3f}}<extra></extra>"))
+        val = [(s, v) for s, _, v in curve if v is not None]
+        if val:
+            fig.add_trace(go.Scatter(x=[s for s, _ in val], y=[v for _, v in val], mode="lines+markers",
+                                     name=f"{name} · validation", legendgroup=name,
+                                     line=dict(color=colour, width=1.5, dash="dot"), marker=dict(size=6),
+                                     hovertemplate=f"{name}<br>step %{{x}}<br>validation loss %{{y:.3f}}"
+                                                   "<extra></extra>"))
+    _style(fig, "Loss curves of the chosen runs", 420)
+    fig.update_layout(xaxis_title="step", yaxis_title="loss (cross-entropy)", hovermode="closest",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig

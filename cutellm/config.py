@@ -90,6 +90,10 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     num_threads: int | None = None     # None keeps torch's default
+    # Copies of the weights kept along the run (the first before any step, the last at the end) for the training
+    # timeline; fewer are kept when they would exceed snapshot_max_bytes.
+    snapshots: int = 0
+    snapshot_max_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         _require(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
@@ -117,6 +121,8 @@ class TrainConfig:
         _require(isinstance(self.seed, int) and self.seed >= 0, "seed",
                  f"must be a whole number >= 0, got {self.seed!r}")
         _require(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        _require(isinstance(self.snapshots, int) and self.snapshots >= 0 and self.snapshots != 1, "snapshots",
+                 f"must be 0 (none) or a whole number >= 2 (the start and the end at least), got {self.snapshots!r}")
         _require(self.num_threads is None or (isinstance(self.num_threads, int) and self.num_threads >= 1),
                  "num_threads", f"must be a whole number >= 1 (or unset), got {self.num_threads!r}")
 

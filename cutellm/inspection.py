@@ -349,7 +349,8 @@ def nearest_neighbours(model: CuteLLM, tokenizer: Tokenizer, word: str, k: int =
 
 
 def embedding_pca(model: CuteLLM, tokenizer: Tokenizer, n_components: int = 2, top_n: int | None = None,
-                  highlight: str | None = None, include_special: bool = True) -> pd.DataFrame:
+                  highlight: str | None = None, include_special: bool = True,
+                  reference: CuteLLM | None = None) -> pd.DataFrame:
     """The token embedding table projected by PCA onto its 2 or 3 directions of largest variance.
 
     One row per token shown: token, id, x, y (and z for 3 components), frequency (corpus count), is_special,
@@ -360,6 +361,9 @@ def embedding_pca(model: CuteLLM, tokenizer: Tokenizer, n_components: int = 2, t
     `top_n` keeps the N most frequent ordinary tokens (plus the special tokens with `include_special`, and the
     highlighted word and its neighbours, always). `highlight` must be a vocabulary word (PromptError otherwise).
     The fraction of variance each axis explains is in `frame.attrs["explained_variance_ratio"]`.
+
+    `reference` (e.g. the final weights of a training run) fixes the axes: PCA is fitted on its embeddings and
+    `model`'s are projected onto them, so snapshots along a run share one map and points move instead of flipping.
     """
     # Imported here: scikit-learn takes a while to import and most callers never need it.
     from sklearn.decomposition import PCA
@@ -372,7 +376,10 @@ def embedding_pca(model: CuteLLM, tokenizer: Tokenizer, n_components: int = 2, t
     pool = _neighbour_pool(tokenizer)
     # Fit on the ordinary tokens only: <pad> and <mask> sit far from every word (they are never read as words) and
     # would otherwise spend the first axes on themselves. Special tokens are still projected and shown.
-    fit_rows = matrix[pool] if len(pool) > n_components else matrix
+    basis = matrix if reference is None else _embedding_matrix(reference)
+    if basis.shape != matrix.shape:
+        raise ConfigError("reference: must have the same vocabulary and width as the model")
+    fit_rows = basis[pool] if len(pool) > n_components else basis
     pca = PCA(n_components=n_components, svd_solver=_pca_solver(), random_state=0).fit(fit_rows)
     coords = pca.transform(matrix)
     unit = _unit_rows(matrix)

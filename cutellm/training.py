@@ -7,6 +7,7 @@ NaN/inf loss restores the weights of the last good step and raises TrainingDiver
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import statistics
@@ -41,10 +42,25 @@ class StepMetrics:
     elapsed_s: float           # wall time since training started (evaluations included)
 
 
+@dataclass(frozen=True)
+class WeightSnapshot:
+    """The model's weights after `step` optimiser steps (0 = as initialised), on the CPU."""
+
+    step: int
+    state_dict: dict[str, torch.Tensor]
+
+    def to_model(self, config: ModelConfig) -> CuteLLM:
+        """A model (eval mode) holding these weights."""
+        model = CuteLLM(config)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+
 @dataclass
 class TrainResult:
     model: CuteLLM
     history: list[StepMetrics] = field(default_factory=list)
+    snapshots: list[WeightSnapshot] = field(default_factory=list)
     total_steps: int = 0
     status: str = "finished"   # "finished", "stopped" (stop signal) or "diverged"
     final_train_loss: float | None = None
@@ -152,6 +168,10 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
     vocab = model.config.vocab_size
     explode_at = EXPLODED_LOSS_FACTOR * math.log(vocab)
 
+    snapshot_at = snapshot_steps(total_steps, config, model)
+    if 0 in snapshot_at:
+        result.snapshots.append(_snapshot(model, 0))
+
     model.train()
     start = time.perf_counter()
     order = torch.empty(0, dtype=torch.long)
@@ -204,9 +224,13 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
                               train_loss=loss_value, val_loss=val_loss, lr=lr,
                               tokens_per_s=tokens_per_step / step_time, elapsed_s=time.perf_counter() - start)
         result.history.append(metrics)
+        if done in snapshot_at:
+            result.snapshots.append(_snapshot(model, done))
         if on_step is not None:
             on_step(metrics)
 
+    if snapshot_at and result.steps and (not result.snapshots or result.snapshots[-1].step != result.steps):
+        result.snapshots.append(_snapshot(model, result.steps))  # stopped early: the timeline ends where it did
     # Final figures: the whole validation split (it is small and this is the number we report), and as many
     # training windows as a periodic evaluation reads.
     result.final_train_loss = evaluate(model, dataset.train, batch_size, config.eval_batches)
@@ -216,6 +240,24 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
     log.info("training %s after %d/%d steps: train loss %s, val loss %s, %.1fs", result.status, result.steps,
              total_steps, _fmt(result.final_train_loss), _fmt(result.final_val_loss), result.wall_time_s)
     return result
+
+
+def snapshot_steps(total_steps: int, config: TrainConfig, model: CuteLLM) -> set[int]:
+    """Steps after which to copy the weights: evenly spaced from 0 (untrained) to the last step, as many as
+    `config.snapshots` allows within `config.snapshot_max_bytes`."""
+    if config.snapshots < 2:
+        return set()
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    count = min(config.snapshots, config.snapshot_max_bytes // max(1, size), total_steps + 1)
+    if count < 2:
+        log.warning("no training snapshots: one copy of this model (%.1f MB) exceeds the %.0f MB budget",
+                    size / 1e6, config.snapshot_max_bytes / 1e6)
+        return set()
+    return {round(i * total_steps / (count - 1)) for i in range(count)}
+
+
+def _snapshot(model: CuteLLM, step: int) -> WeightSnapshot:
+    return WeightSnapshot(step, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
 
 
 def _restore(params: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
@@ -242,3 +284,14 @@ def prepare_training(text: str, model_config: ModelConfig, train_config: TrainCo
                               val_fraction=train_config.val_fraction)
     config = ModelConfig(**{**asdict(model_config), "vocab_size": tokenizer.vocab_size})
     return new_model(config, train_config.seed), tokenizer, dataset
+
+
+def prepare_finetuning(text: str, base: CuteLLM, tokenizer: Tokenizer, train_config: TrainConfig
+                       ) -> tuple[CuteLLM, Tokenizer, Dataset]:
+    """Continue training `base` on new text: a trainable copy of the model (the base is never changed), its
+    tokenizer and shape unchanged (new words outside its vocabulary become <unk>), and the new text's windows."""
+    dataset = prepare_dataset(text, tokenizer, base.config.block_size, stride=train_config.stride,
+                              val_fraction=train_config.val_fraction)
+    model = copy.deepcopy(base).cpu()
+    model.requires_grad_(True)
+    return model, tokenizer, dataset

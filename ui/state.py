@@ -16,6 +16,7 @@ import streamlit as st
 from cutellm import CheckpointError, CuteLLM, load_checkpoint
 from cutellm.jobs import TrainingJob
 from cutellm.tokenizer import Tokenizer
+from cutellm.training import WeightSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = ROOT / "models" / "cute_llm.pth"
@@ -35,6 +36,7 @@ class LoadedModel:
     tokenizer: Tokenizer
     meta: dict[str, Any]
     source: str  # "shipped", "saved" or "session"
+    snapshots: list[WeightSnapshot] = field(default_factory=list)  # the training timeline (session runs only)
 
 
 class SessionOwner:
@@ -143,10 +145,12 @@ def set_active(key: str) -> None:
     st.session_state.active_model = key
 
 
-def add_session_model(name: str, model: CuteLLM, tokenizer: Tokenizer, meta: dict) -> str:
+def add_session_model(name: str, model: CuteLLM, tokenizer: Tokenizer, meta: dict,
+                      snapshots: list[WeightSnapshot] | None = None) -> str:
     key = f"session:{name}"
     st.session_state.session_models.models[name] = LoadedModel(key=key, name=name, model=model,
-                                                               tokenizer=tokenizer, meta=meta, source="session")
+                                                               tokenizer=tokenizer, meta=meta, source="session",
+                                                               snapshots=list(snapshots or []))
     return key
 
 
@@ -160,6 +164,7 @@ def collect_finished_job() -> None:
     job = current_job()
     if job is None or job.running or not job.usable or st.session_state.get("collected_job") is job:
         return
-    add_session_model(job.name, job.model, job.tokenizer, job.checkpoint_metadata())
+    add_session_model(job.name, job.model, job.tokenizer, job.checkpoint_metadata(),
+                      job.result.snapshots if job.result else None)
     st.session_state.collected_job = job
     st.session_state.tr_save_name = f"my-model-{job.name.split('-')[-1]}"

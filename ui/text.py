@@ -36,6 +36,14 @@ def highlighted(parts: list[tuple[str, str | None]]) -> str:
     return f'<div class="cute-text">{"".join(spans)}</div>'
 
 
+def generated_html(tokenizer, prompt: str, new_ids: list[int]) -> str:
+    """The prompt (as the model reads it, greyed) followed by the generated tokens (highlighted), for `st.html`."""
+    prompt_part = tokenizer.continue_text(prompt, [])
+    full = tokenizer.continue_text(prompt, new_ids)
+    new_part = full[len(prompt_part):] if full.startswith(prompt_part) else full
+    return highlighted([(prompt_part, "prompt"), (new_part, "new")])
+
+
 TEXT_STYLES = """
 <style>
 .cute-text { font-size: 1.15rem; line-height: 1.8; padding: 0.75rem 1rem; border-radius: 0.5rem;

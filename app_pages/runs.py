@@ -1,0 +1,63 @@
+"""Runs: compare training runs — loss curves overlaid, settings and results side by side, differences highlighted."""
+
+import streamlit as st
+
+from cutellm import CheckpointError
+from cutellm.charts import runs_figure
+from cutellm.runs import Run, differing_columns, runs_table
+from ui import state
+
+st.title("Runs")
+st.caption("Every run trained in this tab, and every saved model, keeps its loss curve and settings. Pick a few to "
+           "see which choices made a difference.")
+
+
+def available_runs(include_earlier: bool) -> dict[str, Run]:
+    runs: dict[str, Run] = {}
+    keys = [k for k in state.model_choices() if k.startswith("file:")]
+    keys += [f"session:{name}" for name in st.session_state.session_models.models]
+    for key in keys:
+        try:
+            loaded = state.load_model(key)
+        except (CheckpointError, KeyError):
+            continue  # a broken file is reported by the sidebar when chosen; here it is simply not a run
+        label = f"{loaded.name} ({'this session' if loaded.source == 'session' else loaded.source})"
+        if include_earlier:
+            for i, earlier in enumerate(loaded.meta.get("previous_runs", []), start=1):
+                runs[f"{label} · earlier run {i}"] = Run(f"{loaded.name} · earlier {i}", earlier,
+                                                         loaded.model.config.to_dict())
+        runs[label] = Run(loaded.name, loaded.meta, loaded.model.config.to_dict())
+    return runs
+
+
+include_earlier = st.toggle("Include the earlier runs of fine-tuned models", key="runs_earlier",
+                            help="A fine-tuned model remembers the runs it grew from.")
+runs = available_runs(include_earlier)
+session_labels = [label for label in runs if "(this session)" in label]
+default = (session_labels or list(runs))[-5:]
+previous = [label for label in st.session_state.get("runs_chosen", default) if label in runs]
+st.session_state.runs_chosen = previous or default
+chosen = st.multiselect("Runs to compare", list(runs), key="runs_chosen",
+                        help="Models trained in this tab and saved models (models/*.pth).")
+if not chosen:
+    st.info("Choose at least one run. Train a model on the Train page to add your own.", icon=":material/info:")
+    st.stop()
+
+selected = [runs[label] for label in chosen]
+st.plotly_chart(runs_figure(selected), key="runs_chart", config={"displaylogo": False})
+
+table = runs_table(selected)
+different = differing_columns(table)
+
+
+def highlight(column):
+    style = "background-color: rgba(232, 67, 147, 0.14); font-weight: 600"
+    return [style if column.name in different else "" for _ in column]
+
+
+st.dataframe(table.style.apply(highlight, axis=0).format(precision=4, na_rep="–"), hide_index=True,
+             width="stretch")
+if different:
+    st.caption("Highlighted: the columns that differ between these runs. Click a column header to sort.")
+elif len(selected) > 1:
+    st.caption("These runs have the same settings and results.")
