@@ -19,6 +19,8 @@ from ui import state
 DATA_DIR = state.ROOT / "data"
 MAX_STEPS = 50_000
 TIMELINE_SNAPSHOTS = 8  # weight copies kept per run for Explore's training timeline (capped at 64 MB)
+LIVE_REFRESH_S = 1.0
+LIVE_CHART_POINTS = 300
 
 
 def _default_preset() -> dict:
@@ -292,7 +294,9 @@ def _fmt_time(seconds: float | None) -> str:
 def live_panel(job: TrainingJob) -> None:
     was_running = job.running
 
-    @st.fragment(run_every=0.5 if was_running else None)
+    # Once a second, at most 300 chart points: on a 2-core machine the browser redrawing the chart competes with
+    # training for the cores (bench/README.md, "Training in the app": 0.5 s cost ~15% per step, 1 s ~7%).
+    @st.fragment(run_every=LIVE_REFRESH_S if was_running else None)
     def panel() -> None:
         snap = job.snapshot()
         last = snap.latest
@@ -304,7 +308,7 @@ def live_panel(job: TrainingJob) -> None:
         c[2].metric("Val loss", f"{snap.last_val_loss:.3f}" if snap.last_val_loss is not None else "–")
         c[3].metric("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–")
         c[4].metric("Elapsed", _fmt_time(snap.elapsed_s))
-        st.plotly_chart(loss_figure(snap.history), key="live_loss_chart",
+        st.plotly_chart(loss_figure(snap.history, max_points=LIVE_CHART_POINTS), key="live_loss_chart",
                         config={"displayModeBar": False})
         if snap.running:
             st.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",

@@ -100,6 +100,8 @@ class _Context:
         if self.cache is None:
             x = torch.tensor([self.window], dtype=torch.long, device=device)
             logits, _ = self.model(x)
+        elif len(self.pending) == 1 and self.cache.length > 0:
+            logits = self.model.decode_step(self.pending.pop(), self.cache)[None, None]
         else:
             x = torch.tensor([self.pending], dtype=torch.long, device=device)
             logits, _ = self.model(x, cache=self.cache)

@@ -53,6 +53,21 @@ def test_kv_cache_matches_full_recomputation():
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-4)
 
 
+def test_decode_step_matches_forward():
+    """The flat one-token path used by generation computes exactly what forward() computes."""
+    model = make()
+    idx = torch.randint(0, 50, (1, 12))
+    full, _ = model(idx)
+    cache = model.new_cache()
+    with torch.inference_mode():
+        first, _ = model(idx[:, :3], cache=cache)
+        steps = [model.decode_step(int(t), cache) for t in idx[0, 3:]]
+    torch.testing.assert_close(first[0], full[0, :3], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.stack(steps), full[0, 3:], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="full"):
+        model.decode_step(1, cache)
+
+
 def test_sequence_longer_than_block_size_is_refused():
     with pytest.raises(ValueError, match="block_size"):
         make()(torch.zeros(1, 13, dtype=torch.long))
