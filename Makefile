@@ -15,7 +15,7 @@ install-dev:  ## install requirements + test tools
 	$(PYTHON) -m pip install -r requirements-dev.txt
 
 run:  ## train the default model on data/training_data.txt -> models/cute_llm.pth
-	$(PYTHON) -m cutellm train --corpus data/training_data.txt --out models/cute_llm.pth
+	$(PYTHON) -m cutellm train --corpus data/training_data.txt --out models/cute_llm.pth $(ARGS)
 
 generate:  ## continue PROMPT with the shipped model (greedy; add ARGS="--temperature 0.8 --seed 1")
 	$(PYTHON) -m cutellm generate "$(PROMPT)" --probs $(ARGS)

@@ -542,7 +542,7 @@ def runs_figure(runs: Sequence[Run], max_points: int = 1000) -> go.Figure:
                                      line=dict(color=colour, width=1.5, dash="dot"), marker=dict(size=6),
                                      hovertemplate=f"{name}<br>step %{{x}}<br>validation loss %{{y:.3f}}"
                                                    "<extra></extra>"))
-    _style(fig, "Loss curves of the chosen runs", 420)
+    _style(fig, "Loss curves of the chosen runs", 460)
     fig.update_layout(xaxis_title="step", yaxis_title="loss (cross-entropy)", hovermode="closest",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0), margin=dict(b=110))
     return fig

@@ -39,8 +39,9 @@ def render_sidebar() -> state.LoadedModel:
                    f"{meta.get('steps', '?')} steps")
         job = state.current_job()
         if job is not None and job.running:
-            snap = job.snapshot()
-            st.info(f"Training **{job.name}**: {snap.progress:.0%}", icon=":material/model_training:")
+            job.snapshot()  # tells the job someone is still around (see TrainingJob.idle_timeout_s)
+            st.info(f"**{job.name}** is training in the background; its progress is on the Train page.",
+                    icon=":material/model_training:")
         elif training_in_progress():
             st.caption(":material/hourglass_top: Another session is training on this server.")
         st.caption(f"Device: `{resolve_device('auto')}`")

@@ -1,0 +1,129 @@
+"""Regenerate the README's screenshots: `python docs/screenshots.py` (needs Chromium and playwright).
+
+Starts the app on a free port, walks through every page as a learner would (a short training run included) and
+saves one small PNG per page in docs/images/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from PIL import Image
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "images"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+WIDTH = 1000  # pixels of the saved images
+
+
+def save(page, name: str, height: int = 900) -> None:
+    raw = Path(tempfile.mkdtemp()) / f"{name}.png"
+    page.screenshot(path=str(raw), clip={"x": 0, "y": 0, "width": 1400, "height": height})
+    image = Image.open(raw)
+    image = image.resize((WIDTH, round(image.height * WIDTH / image.width)), Image.LANCZOS)
+    image.convert("P", palette=Image.ADAPTIVE, colors=128).save(OUT / f"{name}.png", optimize=True)
+    print(f"wrote {OUT / name}.png ({(OUT / f'{name}.png').stat().st_size // 1024} KB)")
+
+
+def go(page, title: str) -> None:
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    page.wait_for_selector(f"h1:has-text('{title}')")
+    page.wait_for_selector(IDLE)
+    time.sleep(1.0)
+
+
+def click(page, label: str) -> None:
+    page.locator("[data-testid='stButton'] button", has_text=label).first.click()
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", f"--server.port={port}",
+                               "--server.address=127.0.0.1", "--server.headless=true"], cwd=ROOT,
+                              env={**os.environ, "CUTEGPT_MODELS_DIR": tempfile.mkdtemp()},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            page.wait_for_selector(IDLE)
+            time.sleep(1.0)
+            save(page, "home")
+
+            go(page, "Generate")
+            click(page, "Generate")
+            page.wait_for_selector(".cute-text .new")
+            page.wait_for_selector(IDLE)
+            save(page, "generate", 1000)
+
+            go(page, "Fill the blanks")
+            page.locator("[data-testid='stTextInput'] input").first.fill("the ___ sat on the mat")
+            page.keyboard.press("Enter")
+            page.wait_for_selector(IDLE)
+            click(page, "Fill the blanks")
+            page.wait_for_selector(".cute-text .new")
+            page.wait_for_selector(IDLE)
+            save(page, "fill_blanks", 850)
+
+            go(page, "Explore")
+            for tab, name in (("Architecture", "explore_architecture"), ("Word embeddings", "explore_embeddings"),
+                              ("Attention", "explore_attention")):
+                page.get_by_role("tab", name=tab).click()
+                page.wait_for_selector(IDLE)
+                time.sleep(1.5)
+                page.locator("[data-testid='stTabs']").first.scroll_into_view_if_needed()
+                save(page, name, 1000)
+                page.evaluate("window.scrollTo(0, 0)")
+
+            go(page, "Train")
+            page.locator("[data-testid='stSelectbox']", has_text="Preset").first.click()
+            page.get_by_role("option").filter(has_text="tiny & fast").first.click()
+            page.wait_for_selector(IDLE)
+            box = page.locator("[data-testid='stNumberInput']", has_text="Steps").first.locator("input")
+            box.fill("1500")
+            box.press("Enter")
+            page.wait_for_selector(IDLE)
+            click(page, "Train")
+            page.wait_for_selector("[data-testid='stPlotlyChart']")
+            time.sleep(6)
+            page.locator("h3", has_text="run-1").first.scroll_into_view_if_needed()
+            save(page, "train_live", 900)
+            expect(page.get_by_text("Finished").first).to_be_visible(timeout=300_000)
+            page.wait_for_selector(IDLE)
+
+            go(page, "Runs")
+            page.locator("[data-testid='stMultiSelect']").first.click()
+            page.get_by_role("option").filter(has_text="cute_llm").first.click()
+            page.keyboard.press("Escape")
+            page.wait_for_selector(IDLE)
+            time.sleep(1.5)
+            save(page, "runs", 1000)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
