@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from cutellm import CuteLLMError, complete_phrase
+from cutellm import complete_phrase
 from cutellm.completion import count_blanks
 from ui import state
 from ui.text import highlighted, words_list
@@ -42,16 +42,11 @@ if unknown:
     st.warning(f"Not in the model's vocabulary, read as `<unk>`: {words_list(unknown)}", icon=":material/help:")
 
 if st.button("Fill the blanks", type="primary", icon=":material/auto_fix_high:", disabled=not count_blanks(phrase)):
-    try:
-        st.session_state.fill_result = {"model": active.key,
-                                        "completion": complete_phrase(active.model, active.tokenizer, phrase,
-                                                                      top_k=int(st.session_state.fill_top_k))}
-    except CuteLLMError as err:
-        st.session_state.fill_result = None
-        st.error(str(err), icon=":material/error:")
+    state.compute_result("fill_result", active, lambda: {"completion": complete_phrase(
+        active.model, active.tokenizer, phrase, top_k=int(st.session_state.fill_top_k))})
 
-result = st.session_state.fill_result
-if result and result["model"] == active.key:
+result = state.kept_result("fill_result", active)
+if result:
     completion = result["completion"]
     st.html(highlighted([(text, "new" if filled else "prompt") for text, filled in completion.segments()]))
     columns = st.columns(min(3, len(completion.blanks)))
@@ -63,5 +58,3 @@ if result and result["model"] == active.key:
             st.dataframe(frame, hide_index=True, width="stretch", column_config={
                 "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
                                                                format="%.3f")})
-elif result:
-    st.info("The active model changed; press the button again.", icon=":material/info:")

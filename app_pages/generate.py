@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from cutellm import CuteLLMError, stream_generate
+from cutellm import stream_generate
 from ui import state
 from ui.text import generated_html, words_list
 
@@ -52,23 +52,23 @@ with right:
     else:
         st.caption("Greedy decoding needs no other settings: it always picks the most likely next token.")
 
-if st.button("Generate", type="primary", icon=":material/play_arrow:"):
-    prompt = st.session_state.gen_prompt
+def run_generation() -> dict:
     sampled = st.session_state.gen_mode == "Sampled"
-    try:
-        tokens = list(stream_generate(
-            active.model, tokenizer, prompt, int(st.session_state.gen_max_tokens),
-            temperature=float(st.session_state.gen_temperature) if sampled else 0.0,
-            top_k=int(st.session_state.gen_top_k) if sampled else None,
-            top_p=float(st.session_state.gen_top_p) if sampled and st.session_state.gen_top_p < 1 else None,
-            seed=int(st.session_state.gen_seed) if sampled else None))
-        st.session_state.gen_result = {"prompt": prompt, "model": active.key, "tokens": tokens}
-    except CuteLLMError as err:
-        st.session_state.gen_result = None
-        st.error(str(err), icon=":material/error:")
+    prompt = st.session_state.gen_prompt
+    tokens = list(stream_generate(
+        active.model, tokenizer, prompt, int(st.session_state.gen_max_tokens),
+        temperature=float(st.session_state.gen_temperature) if sampled else 0.0,
+        top_k=int(st.session_state.gen_top_k) if sampled else None,
+        top_p=float(st.session_state.gen_top_p) if sampled and st.session_state.gen_top_p < 1 else None,
+        seed=int(st.session_state.gen_seed) if sampled else None))
+    return {"prompt": prompt, "tokens": tokens}
 
-result = st.session_state.gen_result
-if result and result["model"] == active.key:
+
+if st.button("Generate", type="primary", icon=":material/play_arrow:"):
+    state.compute_result("gen_result", active, run_generation)
+
+result = state.kept_result("gen_result", active)
+if result:
     tokens = result["tokens"]
     st.html(generated_html(tokenizer, result["prompt"], [t.token_id for t in tokens]))
     st.caption("Grey: your prompt (as the model reads it) · highlighted: generated.")
@@ -82,5 +82,3 @@ if result and result["model"] == active.key:
         "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.3f",
                                                        help="The model's probability for the chosen token"),
         "top alternatives": st.column_config.TextColumn(help="The model's 5 most likely tokens at that step")})
-elif result:
-    st.info("The active model changed; press Generate again.", icon=":material/info:")

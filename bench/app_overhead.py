@@ -16,12 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,24 +53,11 @@ def through_app(corpus: Path, steps: int) -> dict:
     from playwright.sync_api import expect, sync_playwright
 
     from cutellm import load_checkpoint
+    from ui.launch import serve
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     models = Path(tempfile.mkdtemp())
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", f"--server.port={port}",
-                               "--server.address=127.0.0.1", "--server.headless=true"], cwd=ROOT,
-                              env={**os.environ, "CUTEGPT_MODELS_DIR": str(models)}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     idle = "[data-testid='stApp'][data-test-script-state='notRunning']"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.3)
+    with serve(env={"CUTEGPT_MODELS_DIR": str(models)}) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -106,13 +90,9 @@ def through_app(corpus: Path, steps: int) -> dict:
             page.locator("[data-testid='stButton'] button", has_text="Save").last.click()
             expect(page.get_by_text("Saved as app-overhead.pth").first).to_be_visible()
             browser.close()
-        _, _, meta = load_checkpoint(models / "app-overhead.pth", with_meta=True)
-        curve = meta["loss_curve"]
-        rates = meta["tokens_per_s"]
-        return {"median_tokens_per_s": rates, "wall_s": meta["wall_time_s"], "steps": len(curve)}
-    finally:
-        server.terminate()
-        server.wait(10)
+    _, _, meta = load_checkpoint(models / "app-overhead.pth", with_meta=True)
+    return {"median_tokens_per_s": meta["tokens_per_s"], "wall_s": meta["wall_time_s"],
+            "steps": len(meta["loss_curve"])}
 
 
 def main() -> None:

@@ -6,19 +6,18 @@ saves one small PNG per page in docs/images/.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ui.launch import serve  # noqa: E402  (after the path is set, when run as a script)
 OUT = ROOT / "docs" / "images"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 WIDTH = 1000  # pixels of the saved images
@@ -46,21 +45,7 @@ def click(page, label: str) -> None:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", f"--server.port={port}",
-                               "--server.address=127.0.0.1", "--server.headless=true"], cwd=ROOT,
-                              env={**os.environ, "CUTEGPT_MODELS_DIR": tempfile.mkdtemp()},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.3)
+    with serve(env={"CUTEGPT_MODELS_DIR": tempfile.mkdtemp()}) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -120,9 +105,6 @@ def main() -> None:
             time.sleep(1.5)
             save(page, "runs", 1000)
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import streamlit as st
 
-from cutellm import CheckpointError, CuteLLM, load_checkpoint
+from cutellm import CheckpointError, CuteLLM, CuteLLMError, load_checkpoint
 from cutellm.jobs import TrainingJob
 from cutellm.tokenizer import Tokenizer
 from cutellm.training import WeightSnapshot
@@ -168,3 +168,22 @@ def collect_finished_job() -> None:
                       job.result.snapshots if job.result else None)
     st.session_state.collected_job = job
     st.session_state.tr_save_name = f"my-model-{job.name.split('-')[-1]}"
+
+
+def compute_result(key: str, active: LoadedModel, compute: Callable[[], dict[str, Any]]) -> None:
+    """Run a model call for a button and keep its result (tagged with the model) across reruns; a CuteLLMError
+    becomes an st.error with its message."""
+    try:
+        st.session_state[key] = {"model": active.key, **compute()}
+    except CuteLLMError as err:
+        st.session_state[key] = None
+        st.error(str(err), icon=":material/error:")
+
+
+def kept_result(key: str, active: LoadedModel) -> dict[str, Any] | None:
+    """The result kept by compute_result, if it came from the active model (otherwise say why it is gone)."""
+    result = st.session_state.get(key)
+    if result and result["model"] != active.key:
+        st.info("The active model changed; press the button again to use it.", icon=":material/info:")
+        return None
+    return result
