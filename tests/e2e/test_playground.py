@@ -60,6 +60,16 @@ def test_train_live_then_stop_generate_and_fill(page):
     shot(page, "train-live")
     assert page.locator("[data-testid='stPlotlyChart'] .scatterlayer .trace").count() >= 2
 
+    # Other pages work meanwhile, and coming back shows the run still going, its chart still live.
+    open_page(page, "Fill the blanks")
+    page.locator("[data-testid='stButton'] button", has_text="Fill the blanks").first.click()
+    page.wait_for_selector(".cute-text .new")
+    assert_no_exception(page, "fill-while-training")
+    open_page(page, "Train")
+    before = int(metric(page, "Step").replace(",", ""))
+    expect(page.locator("[data-testid='stMetric']", has_text="Step").first.locator(
+        "[data-testid='stMetricValue']")).not_to_have_text(f"{before:,}", timeout=15_000)
+
     page.locator("[data-testid='stButton'] button", has_text="Stop").first.click()
     page.wait_for_selector("text=the weights trained so far are kept", timeout=30_000)
     wait_idle(page)
