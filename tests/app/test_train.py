@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
@@ -82,6 +83,10 @@ def test_tiny_training_produces_a_model_that_generate_uses(app, models_dir):
 
 def test_stop_keeps_the_weights(app):
     job = start_tiny(app, steps=20000)
+    # Stop once it has trained a little: a stop before the first step would (rightly) keep 0 steps.
+    deadline = time.monotonic() + 60
+    while not job.snapshot().history and time.monotonic() < deadline:
+        time.sleep(0.05)
     job.stop()
     finish(app, job)
     snap = job.snapshot()
