@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .config import load_settings, setup_logging
+from .config import PRECISIONS, load_settings, setup_logging
 from .errors import CuteLLMError
 
 log = logging.getLogger("cutellm")
@@ -30,12 +31,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-layers", type=int, help="transformer blocks")
     p.add_argument("--block-size", type=int, help="context length in tokens")
     p.add_argument("--dropout", type=float, help="dropout probability")
-    p.add_argument("--batch-size", type=int, help="windows per optimiser step")
+    p.add_argument("--batch-size", type=int, help="windows per micro-batch in each process (an optimiser step "
+                   "reads batch size x --grad-accum x processes)")
     p.add_argument("--epochs", type=int, help="passes over the training windows")
     p.add_argument("--steps", type=int, help="train exactly this many steps (overrides --epochs)")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--seed", type=int, help="random seed (same seed + corpus -> same model)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
+    _add_speed_args(p)
+    p.add_argument("--grad-accum", type=int, metavar="N", help="accumulate the gradients of N micro-batches of "
+                   "--batch-size per optimiser step (effective batch: batch size x N x processes; default 1)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--stride", type=int, help="tokens between window starts (default: half the block size)")
     p.add_argument("--eval-interval", type=int, help="steps between validation losses")
@@ -44,6 +49,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "fresh (keeps its tokenizer and shape; the shape options are then ignored)")
     p.add_argument("--non-causal", action="store_true", help="EXPERIMENT: train without the causal mask, so the "
                    "model may look at the words it should predict (shows why causality matters)")
+
+
+def _add_speed_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=PRECISIONS, help="auto (default): bf16 autocast on a CUDA GPU that "
+                   "supports it, fp32 elsewhere; bf16: autocast on CUDA or CPU; fp32: never cast")
+    p.add_argument("--compile", action="store_true", default=None, help="compile the model with torch.compile "
+                   "(pays off on GPUs over long runs; not on a small CPU, see bench/README.md)")
 
 
 def _add_model_arg(p: argparse.ArgumentParser) -> None:
@@ -100,25 +112,41 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, help="iterations (overrides --quick)")
     b.add_argument("--out", default="bench/results.json", help="JSON file to write (default: %(default)s)")
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train and sample")
+    _add_speed_args(b)
     b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     return parser
 
 
 def cmd_train(args: argparse.Namespace, settings) -> int:
-    from .checkpoint import save_checkpoint
-    from .data import load_corpus
-    from .training import prepare_training, train
+    """Train and save. Under torchrun every process runs this: all train, the main one (rank 0) logs and saves."""
+    from . import distributed
 
     model_over = {k: v for k, v in {"vocab_size": args.vocab_size, "d_model": args.d_model, "n_heads": args.n_heads,
                                     "n_layers": args.n_layers, "block_size": args.block_size,
                                     "dropout": args.dropout}.items() if v is not None}
     train_over = {k: v for k, v in {"batch_size": args.batch_size, "epochs": args.epochs, "max_steps": args.steps,
                                     "learning_rate": args.lr, "seed": args.seed, "device": args.device,
-                                    "num_threads": args.threads, "eval_interval": args.eval_interval,
-                                    "stride": args.stride}.items()
+                                    "precision": args.precision, "compile": args.compile,
+                                    "grad_accum_steps": args.grad_accum, "num_threads": args.threads,
+                                    "eval_interval": args.eval_interval, "stride": args.stride}.items()
                   if v is not None}
     model_config = replace(settings.model, **model_over)
     train_config = replace(settings.train, **train_over)
+
+    with distributed.process_group(train_config.device) as ctx:  # a no-op without torchrun
+        if ctx.enabled:
+            # Every process says it joined (so a multi-machine run shows who is there); then only rank 0 logs.
+            log.info("rank %d of %d joined (local rank %d on %s, %s backend)", ctx.rank, ctx.world_size,
+                     ctx.local_rank, socket.gethostname(), ctx.backend)
+            if not ctx.is_main:
+                log.setLevel(logging.WARNING)
+        return _train_and_save(args, model_config, train_config, model_over, ctx.is_main)
+
+
+def _train_and_save(args: argparse.Namespace, model_config, train_config, model_over: dict, is_main: bool) -> int:
+    from .checkpoint import save_checkpoint
+    from .data import load_corpus
+    from .training import prepare_training, train
 
     text = load_corpus(args.corpus)
     extra = {}
@@ -139,6 +167,7 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
         if args.non_causal:
             model_config = replace(model_config, causal=False)
             log.warning("EXPERIMENT: training without the causal mask; the model will cheat by reading ahead")
+        # Every process builds the same tokenizer and the same initial weights from the same corpus and seed.
         model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=args.tokenizer)
     log.info("corpus %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows", args.corpus,
              dataset.ids.numel(), tokenizer.vocab_size, 100 * tokenizer.unk_rate(text), dataset.train.size(0),
@@ -153,12 +182,15 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
                      m.epoch, m.train_loss, val, m.lr, f"{m.tokens_per_s:,.0f}", eta)
 
     result = train(model, dataset, train_config, on_step=report)
+    if not is_main:
+        return 0
     meta = {"corpus": Path(args.corpus).name, "tokenizer_kind": tokenizer.kind,
             "train_config": train_config.to_dict(), **extra, **result.summary()}
     path = save_checkpoint(args.out, model, tokenizer, meta)
     print(f"saved {path}  (train loss {result.final_train_loss:.4f}, val loss "
           f"{result.final_val_loss if result.final_val_loss is None else round(result.final_val_loss, 4)}, "
-          f"{result.steps} steps, {result.wall_time_s:.1f}s)")
+          f"{result.steps} steps of {result.global_batch_size} windows, {result.world_size} process(es), "
+          f"{result.device} {result.precision}, {result.wall_time_s:.1f}s)")
     return 0
 
 
@@ -202,7 +234,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for key, value in model.config.to_dict().items():
         print(f"  {key:<12}{value}")
     print(f"tokenizer   {tokenizer.kind}, {tokenizer.vocab_size} tokens")
-    for key in ("corpus", "steps", "final_train_loss", "final_val_loss", "wall_time_s", "tokens_per_s", "saved_at"):
+    for key in ("corpus", "steps", "global_batch_size", "world_size", "device", "precision", "final_train_loss",
+                "final_val_loss", "wall_time_s", "tokens_per_s", "saved_at"):
         if key in meta:
             print(f"{key:<18}{meta[key]}")
     print(f"\nnext token after {args.prompt!r}:")
@@ -231,7 +264,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import FULL_STEPS, QUICK_STEPS, format_table, run_benchmark, write_results
 
     steps = args.steps or (QUICK_STEPS if args.quick else FULL_STEPS)
-    results = run_benchmark(args.corpus, steps=steps, device=args.device, threads=args.threads, progress=log.info)
+    results = run_benchmark(args.corpus, steps=steps, device=args.device, precision=args.precision or "auto",
+                            compile=bool(args.compile), threads=args.threads, progress=log.info)
     print(format_table(results))
     print(f"wrote {write_results(results, args.out)}")
     if not results["generation"]["identical"]:
@@ -250,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         return {"generate": cmd_generate, "complete": cmd_complete, "inspect": cmd_inspect,
                 "visualize": cmd_visualize, "bench": cmd_bench}[args.command](args)
     except CuteLLMError as err:
-        print(f"error: {err}", file=sys.stderr)
+        from .distributed import launch_context
+
+        where = launch_context()  # under torchrun, say which process failed
+        prefix = f"[rank {where.rank}] " if where is not None and where.enabled else ""
+        print(f"{prefix}error: {err}", file=sys.stderr)
         return 2
 
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import torch
 
 from . import __version__
-from .config import ModelConfig, TrainConfig, resolve_device
+from .config import ModelConfig, TrainConfig, resolve_device, resolve_precision
 from .data import Dataset, load_corpus, make_windows
 from .errors import CorpusError
 from .inference import generate_ids
@@ -95,12 +95,14 @@ def bench_dataset(text: str, tokenizer: Tokenizer, block_size: int, val_fraction
 
 
 def bench_setup(text: str, *, steps: int = FULL_STEPS, device: str = "auto", threads: int | None = None,
+                precision: str = "auto", compile: bool = False,
                 model_config: ModelConfig | None = None, train_config: TrainConfig | None = None
                 ) -> tuple[CuteLLM, CharTokenizer, Dataset, TrainConfig]:
     """(fresh model, tokenizer, dataset, train config) of the benchmark: what `train()` or a job runner needs."""
     tokenizer = CharTokenizer.from_text(text)
     shape = replace(model_config or BENCH_MODEL, vocab_size=tokenizer.vocab_size)
-    config = replace(train_config or BENCH_TRAIN, max_steps=steps, device=device, num_threads=threads)
+    config = replace(train_config or BENCH_TRAIN, max_steps=steps, device=device, num_threads=threads,
+                     precision=precision, compile=compile)
     dataset = bench_dataset(text, tokenizer, shape.block_size, config.val_fraction)
     return new_model(shape, config.seed), tokenizer, dataset, config
 
@@ -177,6 +179,7 @@ def _load() -> list[float] | None:
 
 
 def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, device: str = "auto",
+                  precision: str = "auto", compile: bool = False,
                   threads: int | None = None, gen_tokens: int | None = None, gen_repeats: int = 3,
                   model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
                   matmul_size: int | None = None, on_step: Callable[[StepMetrics], None] | None = None,
@@ -184,24 +187,27 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
     """Train and sample with the benchmark configuration; every figure in a JSON-ready dict.
 
     `model_config` / `train_config` replace the nanoGPT shape / recipe (tests use a smaller model; the vocabulary,
-    `steps`, `device` and `threads` are always filled in). `trainer(model, tokenizer, dataset, config, on_step)`
-    replaces the direct `train()` call, e.g. to time the app's job runner on the same configuration.
+    `steps`, `device`, `precision`, `compile` and `threads` are always filled in). `trainer(model, tokenizer,
+    dataset, config, on_step)` replaces the direct `train()` call, e.g. to time the app's job runner on the same
+    configuration.
     """
     say = progress or (lambda _msg: None)
     gen_tokens = gen_tokens or GEN_TOKENS
     matmul_size = matmul_size or MATMUL_SIZE
     started = time.perf_counter()
     load_start = _load()
+    dev = resolve_device(device)  # before reading anything: '--device cuda' without a GPU stops at once
+    dtype = resolve_precision(precision, dev)
     path = Path(corpus) if corpus is not None else default_corpus()
     text = load_corpus(path, clean=False)  # byte-for-byte the text nanoGPT's prepare.py reads
     model, tokenizer, dataset, config = bench_setup(text, steps=steps, device=device, threads=threads,
+                                                    precision=precision, compile=compile,
                                                     model_config=model_config, train_config=train_config)
     if threads:
         torch.set_num_threads(threads)
-    dev = resolve_device(device)
 
     say(f"training {steps} iterations on {path.name} ({dataset.train.size(0):,} training windows), "
-        f"{torch.get_num_threads()} threads, {dev}")
+        f"{torch.get_num_threads()} threads, {dev}, {dtype}{', compiled' if compile else ''}")
     t0 = time.perf_counter()
     result = (trainer or _train_directly)(model, tokenizer, dataset, config, on_step)
     train_wall = time.perf_counter() - t0
@@ -209,7 +215,7 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
     history = result.history
     steady = [m.tokens_per_s for m in history[10:] if m.val_loss is None] or [m.tokens_per_s for m in history]
     tokens_per_s = statistics.median(steady)
-    tokens_per_iter = config.batch_size * dataset.block_size
+    tokens_per_iter = (result.global_batch_size or config.batch_size) * dataset.block_size
     val_losses = [[m.step, round(m.val_loss, 4)] for m in history if m.val_loss is not None]
     n_train = dataset.n_train_tokens
     estimate = {split: nanogpt_estimate(model, part, dataset.block_size, config.batch_size, config.eval_batches or 20)
@@ -241,7 +247,8 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
     return {
         "benchmark": "cutellm bench (nanoGPT shakespeare_char CPU recipe)",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {**_machine(), "device": dev, "load_avg_start": load_start, "load_avg_end": _load()},
+        "machine": {**_machine(), "device": dev, "precision": dtype, "compile": compile,
+                    "load_avg_start": load_start, "load_avg_end": _load()},
         "config": {
             "corpus": path.name, "corpus_chars": len(text), "tokenizer": "char", "vocab_size": tokenizer.vocab_size,
             "train_tokens": dataset.n_train_tokens, "val_tokens": dataset.n_val_tokens,
@@ -326,7 +333,8 @@ def format_table(r: dict[str, Any]) -> str:
     return "\n".join([out[0], line, *out[1:], line,
                       f"val loss by iteration: {vals}",
                       f"machine: {m['cpu']}, {m['nproc']} CPUs, torch {m['torch']}, {m['torch_threads']} threads, "
-                      f"{m['device']}; load average {m['load_avg_start']} -> {m['load_avg_end']}"])
+                      f"{m['device']} {m.get('precision', 'fp32')}{', compiled' if m.get('compile') else ''}; "
+                      f"load average {m['load_avg_start']} -> {m['load_avg_end']}"])
 
 
 def write_results(results: dict[str, Any], path: str | Path = DEFAULT_OUT) -> Path:

@@ -89,6 +89,16 @@ class TrainConfig:
     stride: int | None = None
     seed: int = 1337
     device: str = "auto"
+    # "auto": bf16 autocast on a CUDA GPU that supports it, fp32 everywhere else (so CPU results stay bit-for-bit
+    # what they were); "bf16" asks for autocast wherever torch offers it (CUDA, and CPU, where it is slower);
+    # "fp32" never casts. The weights and the optimiser always stay fp32.
+    precision: str = "auto"
+    # Compile the model for training with torch.compile. Off by default: on the 2-core CPU it costs ~26 s of
+    # compiling and then runs no faster (bench/README.md); on a GPU it usually pays off over a long run.
+    compile: bool = False
+    # Micro-batches of batch_size whose gradients add up to one optimiser step: the effective batch is
+    # batch_size * grad_accum_steps (times the number of processes under torchrun), without the memory of it.
+    grad_accum_steps: int = 1
     num_threads: int | None = None     # None keeps torch's default
     # Copies of the weights kept along the run (the first before any step, the last at the end) for the training
     # timeline; fewer are kept when they would exceed snapshot_max_bytes.
@@ -121,6 +131,11 @@ class TrainConfig:
         _require(isinstance(self.seed, int) and self.seed >= 0, "seed",
                  f"must be a whole number >= 0, got {self.seed!r}")
         _require(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        _require(self.precision in PRECISIONS, "precision",
+                 f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        _require(isinstance(self.compile, bool), "compile", f"must be True or False, got {self.compile!r}")
+        _require(isinstance(self.grad_accum_steps, int) and self.grad_accum_steps >= 1, "grad_accum_steps",
+                 f"must be a whole number >= 1 (1 = no accumulation), got {self.grad_accum_steps!r}")
         _require(isinstance(self.snapshots, int) and self.snapshots >= 0 and self.snapshots != 1, "snapshots",
                  f"must be 0 (none) or a whole number >= 2 (the start and the end at least), got {self.snapshots!r}")
         _require(self.num_threads is None or (isinstance(self.num_threads, int) and self.num_threads >= 1),
@@ -141,21 +156,57 @@ class TrainConfig:
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def resolve_device(name: str = "auto") -> str:
-    """The one place a torch device is chosen: 'auto' picks CUDA when present, else CPU."""
+def resolve_device(name: str = "auto", local_rank: int | None = None) -> str:
+    """The one place a torch device is chosen: 'auto' picks CUDA when present, else CPU.
+
+    `local_rank` is the process's index on its machine under torchrun (cutellm.distributed): each process then
+    trains on its own GPU, 'cuda:<local_rank>'. CPU processes share the CPU.
+    """
     import torch
 
     if name not in DEVICES:
         raise ConfigError(f"device: must be one of {', '.join(DEVICES)}, got {name!r}")
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA GPU on this machine")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("device: 'mps' was asked for but this machine has no Apple GPU available to torch")
+    if name == "cuda" and local_rank is not None:
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"device: this process is number {local_rank} on its machine but torch sees only "
+                              f"{torch.cuda.device_count()} GPU(s); start at most that many processes per machine "
+                              "(torchrun --nproc_per_node)")
+        return f"cuda:{local_rank}"
     return name
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """'fp32' or 'bf16': what training on `device` (a resolved device such as 'cuda:0') will compute in.
+
+    'auto' is bf16 only on a CUDA GPU that supports it (Ampere and newer), where it is about twice as fast; on the
+    CPU it stays fp32, so CPU runs keep their exact numbers. 'bf16' asked for explicitly also runs on the CPU.
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    kind = torch.device(device).type
+    # Native bf16 only (compute capability 8.0+, or ROCm): older GPUs emulate it, slower than fp32.
+    cuda_bf16 = kind == "cuda" and (bool(torch.version.hip)
+                                    or torch.cuda.get_device_capability(torch.device(device))[0] >= 8)
+    if precision == "auto":
+        return "bf16" if cuda_bf16 else "fp32"
+    if precision == "bf16" and kind == "cuda" and not cuda_bf16:
+        raise ConfigError("precision: this GPU does not support bf16 (it needs an Ampere or newer NVIDIA GPU); "
+                          "use --precision fp32")
+    if precision == "bf16" and kind not in ("cuda", "cpu"):
+        raise ConfigError(f"precision: bf16 autocast is supported on cuda and cpu, not on {kind}; "
+                          "use --precision fp32")
+    return precision
 
 
 @dataclass(frozen=True)
@@ -180,6 +231,8 @@ ENV_VARS: dict[str, tuple[str, str, type]] = {
     "TRAINING_LEARNING_RATE": ("train", "learning_rate", float),
     "TRAINING_SEED": ("train", "seed", int),
     "TRAINING_DEVICE": ("train", "device", str),
+    "TRAINING_PRECISION": ("train", "precision", str),
+    "TRAINING_GRAD_ACCUM_STEPS": ("train", "grad_accum_steps", int),
 }
 
 

@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 from .config import TrainConfig
 from .data import Dataset
-from .errors import CuteLLMError, TrainingDivergedError
+from .errors import ConfigError, CuteLLMError, TrainingDivergedError
 from .model import CuteLLM
 from .tokenizer import Tokenizer
-from .training import StepMetrics, TrainResult, train
+from .training import StepMetrics, TrainResult, batch_plan, train
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,10 @@ class TrainingJob:
 
     # -- the worker thread --------------------------------------------------------------------------------------
     def _total_steps(self) -> int:
-        if self.config.max_steps:
-            return self.config.max_steps
-        n = self.dataset.train.size(0)
-        return self.config.epochs * max(1, n // min(self.config.batch_size, max(1, n)))
+        try:
+            return batch_plan(self.dataset.train.size(0), self.config).total_steps
+        except ConfigError:  # no usable windows: train() will say so
+            return self.config.max_steps or 0
 
     def _on_step(self, metrics: StepMetrics) -> None:
         with self._lock:

@@ -50,7 +50,8 @@ class Run:
             "context": mc.get("block_size"),
             "dropout": mc.get("dropout"),
             "causal": mc.get("causal", True),
-            "batch": tc.get("batch_size"),
+            # The windows per optimiser step (accumulation and processes included) when recorded, else batch_size.
+            "batch": m.get("global_batch_size") or tc.get("batch_size"),
             "learning rate": tc.get("learning_rate"),
             "seed": tc.get("seed"),
             "steps": m.get("steps"),

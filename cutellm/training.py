@@ -3,10 +3,17 @@
 `train()` reports every optimiser step to an `on_step` callback (the app draws its live chart from these), stops at the
 next step when `stop_event` is set (keeping the weights trained so far), and never applies a non-finite update: a
 NaN/inf loss restores the weights of the last good step and raises TrainingDivergedError.
+
+One optimiser step reads a *global batch* of windows: batch_size x grad_accum_steps x processes. Each process (one,
+or one per GPU/CPU slot under torchrun, see cutellm.distributed) takes every world_size-th window of it, in
+micro-batches of batch_size whose gradients accumulate; DistributedDataParallel averages the gradients over the
+processes. Every micro-batch has the same size, so this is exactly the gradient of the mean loss over the global
+batch, and 2 processes x batch 8 train the same weights as 1 process x batch 16 (up to float rounding).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -17,8 +24,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
-from .config import ModelConfig, TrainConfig, resolve_device
+from . import distributed
+from .config import ModelConfig, TrainConfig, resolve_device, resolve_precision
 from .data import Dataset, prepare_dataset
 from .errors import ConfigError, TrainingDivergedError
 from .model import CuteLLM
@@ -63,9 +73,13 @@ class TrainResult:
     snapshots: list[WeightSnapshot] = field(default_factory=list)
     total_steps: int = 0
     status: str = "finished"   # "finished", "stopped" (stop signal) or "diverged"
-    final_train_loss: float | None = None
+    final_train_loss: float | None = None    # None on the processes of a distributed run other than the main one
     final_val_loss: float | None = None
     wall_time_s: float = 0.0
+    global_batch_size: int = 0  # windows per optimiser step, over all micro-batches and processes
+    world_size: int = 1         # processes that trained together (torchrun)
+    device: str = ""            # where the main process trained, e.g. "cpu", "cuda:0"
+    precision: str = "fp32"     # what the forward pass computed in ("fp32" or "bf16" autocast)
 
     @property
     def steps(self) -> int:
@@ -81,7 +95,8 @@ class TrainResult:
         return {"steps": self.steps, "total_steps": self.total_steps, "status": self.status,
                 "final_train_loss": self.final_train_loss, "final_val_loss": self.final_val_loss,
                 "wall_time_s": round(self.wall_time_s, 3), "tokens_per_s": round(self.median_tokens_per_s, 1),
-                "loss_curve": [[m.step, m.train_loss, m.val_loss] for m in self.history]}
+                "global_batch_size": self.global_batch_size, "world_size": self.world_size, "device": self.device,
+                "precision": self.precision, "loss_curve": [[m.step, m.train_loss, m.val_loss] for m in self.history]}
 
 
 def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -112,8 +127,10 @@ def make_optimizer(model: CuteLLM, config: TrainConfig) -> torch.optim.AdamW:
 
 
 @torch.no_grad()
-def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches: int | None = None) -> float | None:
-    """Mean loss over (a fixed, evenly spaced subset of) the windows; None when there are none."""
+def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches: int | None = None, *,
+             chunk_size: int | None = None) -> float | None:
+    """Mean loss over (a fixed, evenly spaced subset of `max_batches` x `batch_size` of) the windows; None when
+    there are none. Reads `chunk_size` windows at a time (default: `batch_size`)."""
     n = windows.size(0)
     if n == 0:
         return None
@@ -125,13 +142,45 @@ def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches
     model.eval()
     total, count = 0.0, 0
     device = model.device
-    for chunk in rows.split(batch_size):
+    for chunk in rows.split(chunk_size or batch_size):
         batch = windows[chunk].to(device)
         _, loss = model(batch[:, :-1], batch[:, 1:])
         total += loss.item() * chunk.numel()
         count += chunk.numel()
     model.train(was_training)
     return total / count
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How the windows of one optimiser step are cut: micro_batch x accum_steps on each of world_size processes."""
+
+    micro_batch: int        # windows per forward/backward pass
+    accum_steps: int        # micro-batches per optimiser step on each process
+    world_size: int         # processes
+    steps_per_epoch: int
+    total_steps: int
+
+    @property
+    def global_batch(self) -> int:
+        return self.micro_batch * self.accum_steps * self.world_size
+
+
+def batch_plan(n_train: int, config: TrainConfig, world_size: int = 1) -> BatchPlan:
+    """The batch sizes and step counts of a run on `n_train` training windows; `batch_size` is cut down when one
+    global batch would need more windows than there are."""
+    if n_train == 0:
+        raise ConfigError("the corpus has no training window; add text or lower the block size")
+    shares = config.grad_accum_steps * world_size
+    micro = min(config.batch_size, n_train // shares)
+    if micro < 1:
+        raise ConfigError(f"one optimiser step needs at least {shares} training windows ({config.grad_accum_steps} "
+                          f"accumulation step(s) x {world_size} process(es)) but the corpus has {n_train}; add text, "
+                          "or use fewer accumulation steps or processes")
+    steps_per_epoch = max(1, n_train // (micro * shares))
+    return BatchPlan(micro_batch=micro, accum_steps=config.grad_accum_steps, world_size=world_size,
+                     steps_per_epoch=steps_per_epoch,
+                     total_steps=config.max_steps or config.epochs * steps_per_epoch)
 
 
 def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
@@ -141,34 +190,39 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
 
     Raises TrainingDivergedError (with `.result`) when the loss becomes NaN/inf or explodes (see
     EXPLODED_LOSS_FACTOR); the model then holds the weights of the last step whose loss was sane.
+
+    Under torchrun (a process group started by cutellm.distributed.init_distributed) every process makes this same
+    call with the same model, data and config. Only the main process evaluates, keeps snapshots and calls `on_step`;
+    a stop asked for in any process, or a diverged loss, ends the run in all of them at the same step.
     """
+    ctx = distributed.context()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, ctx.local_rank if ctx.enabled else None)
+    precision = resolve_precision(config.precision, device)
     model.to(device)
-    torch.manual_seed(config.seed)  # dropout
-    gen = torch.Generator().manual_seed(config.seed)  # batch order
+    torch.manual_seed(config.seed + ctx.rank)  # dropout: each process its own masks; a single process uses `seed`
+    gen = torch.Generator().manual_seed(config.seed)  # batch order: the same permutation in every process
 
     windows = dataset.train
     n_train = windows.size(0)
-    if n_train == 0:
-        raise ConfigError("the corpus has no training window; add text or lower the block size")
-    batch_size = min(config.batch_size, n_train)
-    if batch_size < config.batch_size:
-        log.warning("batch_size %d is larger than the %d training windows; using %d", config.batch_size,
-                    n_train, batch_size)
-    steps_per_epoch = max(1, n_train // batch_size)
-    total_steps = config.max_steps or config.epochs * steps_per_epoch
+    plan = batch_plan(n_train, config, ctx.world_size)
+    if plan.micro_batch < config.batch_size:
+        log.warning("batch_size %d is larger than the %d training windows allow (%d micro-batch(es) per step); "
+                    "using %d", config.batch_size, n_train, plan.accum_steps * plan.world_size, plan.micro_batch)
+    total_steps = plan.total_steps
+    net = training_module(model, config, device)
     optimizer = make_optimizer(model, config)
-    result = TrainResult(model=model, total_steps=total_steps)
+    result = TrainResult(model=model, total_steps=total_steps, global_batch_size=plan.global_batch,
+                         world_size=ctx.world_size, device=device, precision=precision)
     params = [p for p in model.parameters() if p.requires_grad]
     last_good = [p.detach().clone() for p in params]
-    tokens_per_step = batch_size * dataset.block_size
+    tokens_per_step = plan.global_batch * dataset.block_size
     # A loss far above a uniform guess's (log vocab) means the weights blew up even if no NaN appeared yet.
     vocab = model.config.vocab_size
     explode_at = EXPLODED_LOSS_FACTOR * math.log(vocab)
 
-    snapshot_at = snapshot_steps(total_steps, config, model)
+    snapshot_at = snapshot_steps(total_steps, config, model) if ctx.is_main else set()
     if 0 in snapshot_at:
         result.snapshots.append(_snapshot(model, 0))
 
@@ -177,20 +231,21 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
     order = torch.empty(0, dtype=torch.long)
     val_loss = None
     for step in range(total_steps):
-        if stop_event is not None and stop_event.is_set():
+        if distributed.any_rank(stop_event is not None and stop_event.is_set(), device):
             result.status = "stopped"
             break
         t0 = time.perf_counter()
-        pos = (step % steps_per_epoch) * batch_size
+        pos = (step % plan.steps_per_epoch) * plan.global_batch
         if pos == 0:
             order = torch.randperm(n_train, generator=gen)
-        batch = windows[order[pos:pos + batch_size]].to(device, non_blocking=True)
+        # This process's share of the global batch: every world_size-th window, from its rank on.
+        rows = order[pos:pos + plan.global_batch][ctx.rank::ctx.world_size]
         lr = lr_at(step, total_steps, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        _, loss = model(batch[:, :-1], batch[:, 1:])
-        loss_value = loss.item()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = forward_backward(net, windows, rows, plan, device, precision)
         if not math.isfinite(loss_value) or loss_value > explode_at:
             _restore(params, last_good)
             result.status = "diverged"
@@ -203,9 +258,8 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         with torch.no_grad():
             for saved, p in zip(last_good, params):
                 saved.copy_(p)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         if config.grad_clip > 0:
+            # The gradients are the same in every process (DDP averaged them), so every process agrees on the norm.
             norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             if not torch.isfinite(norm):
                 result.status = "diverged"
@@ -218,28 +272,77 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
 
         done = step + 1
         val_loss = None
-        if done % config.eval_interval == 0 or done == total_steps:
-            val_loss = evaluate(model, dataset.val, batch_size, config.eval_batches)
-        metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // steps_per_epoch + 1,
+        if ctx.is_main and (done % config.eval_interval == 0 or done == total_steps):
+            val_loss = evaluate(model, dataset.val, plan.global_batch, config.eval_batches,
+                                chunk_size=plan.micro_batch)
+        metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // plan.steps_per_epoch + 1,
                               train_loss=loss_value, val_loss=val_loss, lr=lr,
                               tokens_per_s=tokens_per_step / step_time, elapsed_s=time.perf_counter() - start)
         result.history.append(metrics)
         if done in snapshot_at:
             result.snapshots.append(_snapshot(model, done))
-        if on_step is not None:
+        if on_step is not None and ctx.is_main:
             on_step(metrics)
 
     if snapshot_at and result.steps and (not result.snapshots or result.snapshots[-1].step != result.steps):
         result.snapshots.append(_snapshot(model, result.steps))  # stopped early: the timeline ends where it did
-    # Final figures: the whole validation split (it is small and this is the number we report), and as many
-    # training windows as a periodic evaluation reads.
-    result.final_train_loss = evaluate(model, dataset.train, batch_size, config.eval_batches)
-    result.final_val_loss = evaluate(model, dataset.val, batch_size)
+    if ctx.is_main:
+        # Final figures: the whole validation split (it is small and this is the number we report), and as many
+        # training windows as a periodic evaluation reads. In fp32, as the saved model will be used.
+        result.final_train_loss = evaluate(model, dataset.train, plan.global_batch, config.eval_batches,
+                                           chunk_size=plan.micro_batch)
+        result.final_val_loss = evaluate(model, dataset.val, plan.global_batch, chunk_size=plan.micro_batch)
     result.wall_time_s = time.perf_counter() - start
     model.eval()
-    log.info("training %s after %d/%d steps: train loss %s, val loss %s, %.1fs", result.status, result.steps,
-             total_steps, _fmt(result.final_train_loss), _fmt(result.final_val_loss), result.wall_time_s)
+    if ctx.is_main:
+        log.info("training %s after %d/%d steps: train loss %s, val loss %s, %.1fs", result.status, result.steps,
+                 total_steps, _fmt(result.final_train_loss), _fmt(result.final_val_loss), result.wall_time_s)
     return result
+
+
+def training_module(model: CuteLLM, config: TrainConfig, device: str) -> nn.Module:
+    """What the loop calls for the forward pass: the model, compiled when `config.compile`, wrapped in
+    DistributedDataParallel under torchrun (nanoGPT's order: compile, then DDP). Evaluation, snapshots and
+    checkpoints use `model` itself, whose parameters these wrappers share."""
+    net: nn.Module = torch.compile(model) if config.compile else model
+    if distributed.context().enabled:
+        index = torch.device(device).index
+        net = DistributedDataParallel(net, device_ids=None if index is None else [index])
+    return net
+
+
+def forward_backward(net: nn.Module, windows: torch.Tensor, rows: torch.Tensor, plan: BatchPlan, device: str,
+                     precision: str) -> float:
+    """Forward and backward passes over this process's `rows`, in micro-batches; returns the mean loss of the whole
+    global batch (the same number in every process).
+
+    Each micro-batch's mean loss is divided by the number of micro-batches, so the accumulated gradient is that of
+    the mean over this process's windows; DDP then averages over processes. Gradients are only all-reduced after the
+    last micro-batch (no_sync before): the sum is the same, the earlier exchanges would be wasted.
+    """
+    total = torch.zeros((), device=device)
+    micro_batches = rows.split(plan.micro_batch)
+    for i, micro in enumerate(micro_batches):
+        batch = windows[micro].to(device, non_blocking=True)
+        with _grad_sync(net, i == len(micro_batches) - 1):
+            with autocast(device, precision):
+                _, loss = net(batch[:, :-1], batch[:, 1:])
+            (loss / plan.accum_steps).backward()
+        total += loss.detach()
+    return distributed.mean_over_ranks(total / plan.accum_steps).item()
+
+
+def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast for `precision == "bf16"` (matmuls in bf16, reductions and the loss in fp32); nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _grad_sync(net: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+    if sync or not isinstance(net, DistributedDataParallel):
+        return contextlib.nullcontext()
+    return net.no_sync()
 
 
 def snapshot_steps(total_steps: int, config: TrainConfig, model: CuteLLM) -> set[int]:

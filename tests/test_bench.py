@@ -48,6 +48,7 @@ def check_results(r: dict, steps: int) -> None:
                       "compute", "total_wall_s", "reference"}
     m = r["machine"]
     assert m["nproc"] >= 1 and m["torch_threads"] >= 1 and m["torch"] and m["cpu"] and m["device"] == "cpu"
+    assert m["precision"] == "fp32" and m["compile"] is False  # 'auto' precision is fp32 on the CPU
 
     c = r["config"]
     assert c["tokenizer"] == "char" and c["vocab_size"] == c["model"]["vocab_size"]
