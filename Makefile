@@ -2,6 +2,9 @@
 PYTHON ?= python
 PROMPT ?= the cat sat on the
 PHRASE ?= the ___ sat on the mat
+# DEVICE=cuda (or cpu, mps) trains / benchmarks there: `make bench DEVICE=cuda`. Empty: --device auto.
+DEVICE ?=
+DEVICE_ARG = $(if $(DEVICE),--device $(DEVICE))
 
 .PHONY: help install install-dev run generate complete inspect test test-fast app bench visualize clean
 
@@ -15,7 +18,7 @@ install-dev:  ## install requirements + test tools
 	$(PYTHON) -m pip install -r requirements-dev.txt
 
 run:  ## train the default model on data/training_data.txt -> models/cute_llm.pth
-	$(PYTHON) -m cutellm train --corpus data/training_data.txt --out models/cute_llm.pth $(ARGS)
+	$(PYTHON) -m cutellm train --corpus data/training_data.txt --out models/cute_llm.pth $(DEVICE_ARG) $(ARGS)
 
 generate:  ## continue PROMPT with the shipped model (greedy; add ARGS="--temperature 0.8 --seed 1")
 	$(PYTHON) -m cutellm generate "$(PROMPT)" --probs $(ARGS)
@@ -35,8 +38,8 @@ test-fast:  ## core unit tests only
 app:  ## start the playground in the browser
 	$(PYTHON) -m streamlit run streamlit_app.py
 
-bench:  ## train/generation benchmark vs nanoGPT (prints a table, writes bench/results.json)
-	$(PYTHON) -m cutellm bench $(ARGS)
+bench:  ## train/generation benchmark vs nanoGPT (table + bench/results.json); DEVICE=cuda on a GPU
+	$(PYTHON) -m cutellm bench $(DEVICE_ARG) $(ARGS)
 
 visualize:  ## export every Explore figure to docs/model_visualizations.html
 	$(PYTHON) -m cutellm visualize --out docs/ $(ARGS)

@@ -8,12 +8,14 @@ import streamlit as st
 
 from cutellm import (ConfigError, CuteLLMError, ModelConfig, TrainConfig, load_settings, prepare_finetuning,
                      prepare_training)
+from cutellm.config import PRECISIONS, Settings, available_devices, resolve_device, resolve_precision
 from cutellm.charts import loss_figure
 from cutellm.checkpoint import checkpoint_bytes, checkpoint_path, save_checkpoint
 from cutellm.data import clean_corpus, corpus_stats, decode_corpus_bytes
 from cutellm.jobs import TrainingBusyError, TrainingJob, training_in_progress
 from cutellm.runs import lineage
 from cutellm.tokenizer import build_tokenizer
+from cutellm.training import batch_plan
 from ui import state
 
 DATA_DIR = state.ROOT / "data"
@@ -23,14 +25,21 @@ LIVE_REFRESH_S = 1.0
 LIVE_CHART_POINTS = 300
 
 
-def _default_preset() -> dict:
-    """The 'default' preset is the CLI's default (`.env` included), so `make run` and the app agree."""
+def _settings() -> Settings:
+    """The CLI's defaults, `.env` included, so `make run` and the app agree."""
     try:
-        settings = load_settings(state.ROOT / ".env")
+        return load_settings(state.ROOT / ".env")
     except ConfigError as err:
         st.warning(f"Ignoring .env: {err}")
-        settings = load_settings(None, environ={})
-    m, t = settings.model, settings.train
+        return load_settings(None, environ={})
+
+
+SETTINGS = _settings()
+
+
+def _default_preset() -> dict:
+    """The 'default' preset: the CLI's default model and recipe."""
+    m, t = SETTINGS.model, SETTINGS.train
     return dict(tr_tokenizer="word", tr_vocab=m.vocab_size, tr_d_model=m.d_model, tr_heads=m.n_heads,
                 tr_layers=m.n_layers, tr_block=m.block_size, tr_dropout=m.dropout, tr_batch=t.batch_size,
                 tr_mode="Epochs", tr_epochs=t.epochs, tr_steps=1000, tr_lr=t.learning_rate, tr_seed=t.seed)
@@ -57,7 +66,11 @@ def apply_preset() -> None:
 
 state.keep({"tr_preset": "default", **PRESETS["default"], "tr_source": "Bundled", "tr_bundled": "training_data.txt",
             "tr_paste": "", "tr_upload_text": None, "tr_upload_name": None, "tr_save_name": "", "tr_overwrite": False,
-            "tr_start": "A new model", "tr_noncausal": False})
+            "tr_start": "A new model", "tr_noncausal": False,
+            # Where and how to compute: not part of the presets (they describe the model, not the machine).
+            "tr_device": SETTINGS.train.device if SETTINGS.train.device in available_devices() else "auto",
+            "tr_precision": SETTINGS.train.precision, "tr_compile": SETTINGS.train.compile,
+            "tr_accum": SETTINGS.train.grad_accum_steps})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -160,9 +173,11 @@ def show_stats(text: str, base: state.LoadedModel | None) -> int | None:
     elif stats.unk_rate > 0.2:
         st.warning(f"{stats.unk_rate:.0%} of the text is outside the vocabulary, so the model would mostly learn "
                    "to predict <unk>: raise the vocabulary size.", icon=":material/warning:")
-    if 0 < stats.train_windows < st.session_state.tr_batch:
-        st.warning(f"The batch size ({st.session_state.tr_batch}) is larger than the {stats.train_windows} training "
-                   f"windows; each step will use all {stats.train_windows}.", icon=":material/warning:")
+    batch, accum = int(st.session_state.tr_batch), int(st.session_state.tr_accum)
+    if 0 < stats.train_windows < batch * accum:
+        reads = f" (batch size {batch} × {accum} accumulated batches)" if accum > 1 else ""
+        st.warning(f"One step's {batch * accum} windows{reads} are more than the {stats.train_windows} training "
+                   "windows; the batch will be cut down to fit.", icon=":material/warning:")
     return stats.train_windows
 
 
@@ -179,21 +194,25 @@ NUMBERS = {
     "tr_heads": ("Attention heads", 1, 16, 1, "Parallel attention patterns per layer."),
     "tr_layers": ("Layers", 1, 12, 1, "Transformer blocks stacked."),
     "tr_dropout": ("Dropout", 0.0, 0.9, 0.05, "Randomly zeroes activations while training, against overfitting."),
-    "tr_batch": ("Batch size", 1, 512, 4, "Windows per optimisation step."),
+    "tr_batch": ("Batch size", 1, 512, 4, "Windows per batch; one optimisation step reads batch size × "
+                 "gradient accumulation windows."),
     "tr_epochs": ("Epochs", 1, 200, 1, "Passes over the whole corpus."),
     "tr_steps": ("Steps", 1, MAX_STEPS, 100, "Optimisation steps."),
     "tr_lr": ("Learning rate", 1e-5, 10.0, 1e-3,
               "Peak step size (AdamW, warmup then cosine decay). 1e-3 to 5e-3 suits small models; far higher "
               "values make training diverge."),
     "tr_seed": ("Seed", 0, 2**31 - 1, 1, "Same seed + same settings = same model."),
+    "tr_accum": ("Gradient accumulation", 1, 64, 1,
+                 "Add up the gradients of this many batches before each optimisation step: the step sees "
+                 "batch size × this many windows, with the memory of one batch."),
 }
 
 
-def number(key: str, **kwargs) -> None:
+def number(key: str, container=st, **kwargs) -> None:
     label, low, high, step, help_text = NUMBERS[key]
     state.clamp(key, low, high, label)
-    st.number_input(label, low, high, step=step, key=key, help=help_text,
-                    format="%.4f" if key == "tr_lr" else None, **kwargs)
+    container.number_input(label, low, high, step=step, key=key, help=help_text,
+                           format="%.4f" if key == "tr_lr" else None, **kwargs)
 
 
 def choose_settings(base: state.LoadedModel | None) -> None:
@@ -235,6 +254,27 @@ def choose_settings(base: state.LoadedModel | None) -> None:
         number("tr_epochs" if st.session_state.tr_mode == "Epochs" else "tr_steps")
         number("tr_lr")
         number("tr_seed")
+    choose_hardware()
+
+
+def choose_hardware() -> None:
+    """Where and how to compute: the same choices as the CLI's --device, --precision, --compile, --grad-accum."""
+    st.markdown("**Hardware**")
+    devices = available_devices()
+    if st.session_state.tr_device not in devices:  # e.g. a GPU that is gone since the value was kept
+        st.session_state.tr_device = "auto"
+    d, p, a, c = st.columns(4, vertical_alignment="bottom")
+    d.selectbox("Device", devices, key="tr_device",
+                format_func=lambda name: f"auto ({resolve_device('auto')})" if name == "auto" else name,
+                help="auto picks a CUDA GPU when there is one, else the CPU. Only devices this machine has are "
+                     "listed.")
+    p.selectbox("Precision", PRECISIONS, key="tr_precision",
+                help="auto: bf16 mixed precision on a GPU that supports it (about twice as fast), fp32 elsewhere. "
+                     "bf16 on a CPU works but is usually slower. The weights always stay fp32.")
+    number("tr_accum", container=a)
+    c.checkbox("Compile (torch.compile)", key="tr_compile",
+               help="Compiles the model before the first step. Pays off on a GPU over long runs; on a small CPU "
+                    "it costs about half a minute and trains no faster.")
 
 
 def configs() -> tuple[ModelConfig, TrainConfig]:
@@ -245,7 +285,8 @@ def configs() -> tuple[ModelConfig, TrainConfig]:
     steps = int(s.tr_steps) if s.tr_mode == "Steps" else None
     train = TrainConfig(batch_size=int(s.tr_batch), epochs=int(s.tr_epochs), max_steps=steps,
                         learning_rate=float(s.tr_lr), seed=int(s.tr_seed), eval_interval=25,
-                        snapshots=TIMELINE_SNAPSHOTS)
+                        snapshots=TIMELINE_SNAPSHOTS, device=s.tr_device, precision=s.tr_precision,
+                        compile=bool(s.tr_compile), grad_accum_steps=int(s.tr_accum))
     return model, train
 
 
@@ -254,14 +295,15 @@ def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cf
     sessions = st.session_state.session_models
     metadata = {"corpus": corpus_name}
     try:
+        # Refuse a device or precision this machine cannot run now, not from inside the worker thread.
+        resolve_precision(train_cfg.precision, resolve_device(train_cfg.device))
         if base is None:
             model, tokenizer, dataset = prepare_training(text, model_cfg, train_cfg,
                                                          tokenizer_kind=st.session_state.tr_tokenizer)
         else:
             model, tokenizer, dataset = prepare_finetuning(text, base.model, base.tokenizer, train_cfg)
             metadata.update(base_model=base.name, previous_runs=lineage(base.meta))
-        n = dataset.train.size(0)
-        total = train_cfg.max_steps or train_cfg.epochs * max(1, n // min(train_cfg.batch_size, n))
+        total = batch_plan(dataset.train.size(0), train_cfg).total_steps
         if total > MAX_STEPS:
             raise ConfigError(f"that is {total:,} steps; the playground trains at most {MAX_STEPS:,}. "
                               "Use fewer epochs or a larger batch.")
@@ -330,8 +372,8 @@ def results(job: TrainingJob) -> None:
         st.info(f"Stopped after {job.result.steps:,} of {job.result.total_steps:,} steps "
                 f"({job.stop_reason}); the weights trained so far are kept.", icon=":material/stop_circle:")
     else:
-        st.success(f"Finished {job.result.steps:,} steps in {_fmt_time(job.result.wall_time_s)}.",
-                   icon=":material/check_circle:")
+        st.success(f"Finished {job.result.steps:,} steps in {_fmt_time(job.result.wall_time_s)} on "
+                   f"{job.result.device} ({job.result.precision}).", icon=":material/check_circle:")
     if not job.usable:
         return
     if not job.model.config.causal:

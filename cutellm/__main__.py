@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .config import PRECISIONS, load_settings, setup_logging
+from .config import DEVICES, PRECISIONS, load_settings, setup_logging
 from .errors import CuteLLMError
 
 log = logging.getLogger("cutellm")
@@ -37,7 +37,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="train exactly this many steps (overrides --epochs)")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--seed", type=int, help="random seed (same seed + corpus -> same model)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default: auto)")
+    p.add_argument("--device", choices=DEVICES, help="where to train (default: auto: a CUDA GPU when there "
+                   "is one, else the CPU)")
     _add_speed_args(p)
     p.add_argument("--grad-accum", type=int, metavar="N", help="accumulate the gradients of N micro-batches of "
                    "--batch-size per optimiser step (effective batch: batch size x N x processes; default 1)")

@@ -184,6 +184,18 @@ def resolve_device(name: str = "auto", local_rank: int | None = None) -> str:
     return name
 
 
+def available_devices() -> list[str]:
+    """The device choices that work on this machine, 'auto' first: what a UI should offer."""
+    import torch
+
+    found = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
 def resolve_precision(precision: str, device: str) -> str:
     """'fp32' or 'bf16': what training on `device` (a resolved device such as 'cuda:0') will compute in.
 

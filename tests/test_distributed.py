@@ -33,7 +33,7 @@ from cutellm import (ConfigError, ModelConfig, TrainConfig, TrainingDivergedErro
                      prepare_training, train)
 from cutellm import distributed
 from cutellm.__main__ import main
-from cutellm.config import load_settings, resolve_device, resolve_precision
+from cutellm.config import available_devices, load_settings, resolve_device, resolve_precision
 from cutellm.training import BatchPlan, batch_plan, forward_backward
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
@@ -279,3 +279,11 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys, corpus):
     err = capsys.readouterr().err
     assert err.count("error: device: 'cuda' was asked for but torch sees no CUDA GPU") == 2
     assert not (tmp_path / "m.pth").exists()
+
+
+def test_available_devices_lists_what_resolves_here():
+    devices = available_devices()
+    assert devices[:2] == ["auto", "cpu"]
+    assert ("cuda" in devices) == torch.cuda.is_available()
+    for name in devices:
+        resolve_precision("auto", resolve_device(name))  # every listed device really works

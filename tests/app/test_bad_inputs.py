@@ -150,7 +150,7 @@ GOOD_TEXT = "the cat sat on the mat. the dog ran to the park. the bird sang in t
     ("block size larger than the corpus", GOOD_TEXT[:200], {"tr_block": 200}, "error", "too short"),
     ("every word unknown to a small vocabulary", "zebra quokka axolotl yak emu gnu " * 30, {"tr_vocab": 4},
      "warning", "outside the vocabulary"),
-    ("batch larger than the windows", GOOD_TEXT[:400], {"tr_batch": 512}, "warning", "larger than the"),
+    ("batch larger than the windows", GOOD_TEXT[:400], {"tr_batch": 512}, "warning", "are more than the"),
     ("d_model not divisible by heads", GOOD_TEXT, {"tr_d_model": 130}, "error", "divisible"),
     ("vocabulary size below the minimum", GOOD_TEXT, {"tr_vocab": 2}, "warning", "must be between"),
     ("zero layers", GOOD_TEXT, {"tr_layers": 0}, "warning", "must be between"),

@@ -126,3 +126,43 @@ def test_a_second_training_request_gets_a_busy_message(app):
     finally:
         job.stop()
         job.join(60)
+
+
+def test_hardware_settings_reach_the_training_job(app, monkeypatch):
+    open_page(app, "train")
+    # Only what this machine has is offered; 'auto' says what it resolves to.
+    from cutellm.config import available_devices
+
+    device = app.selectbox(key="tr_device")
+    assert device.options == [f"auto ({'cuda' if 'cuda' in available_devices() else 'cpu'})", *available_devices()[1:]]
+    app.selectbox(key="tr_preset").set_value("tiny & fast").run()
+    app.number_input(key="tr_steps").set_value(12).run()
+    app.selectbox(key="tr_device").set_value("cpu").run()
+    app.selectbox(key="tr_precision").set_value("bf16").run()
+    app.number_input(key="tr_accum").set_value(2).run()
+    button(app, "Train").click().run()
+    job = app.session_state["train_job"]
+    finish(app, job)
+    config = job.config
+    assert (config.device, config.precision, config.grad_accum_steps, config.compile) == ("cpu", "bf16", 2, False)
+    assert job.result.precision == "bf16" and job.result.global_batch_size == 2 * config.batch_size
+    assert job.result.steps == 12
+    assert any("on cpu (bf16)" in s.value for s in app.success)
+    # The hardware choice is not part of a preset, and survives a change of preset.
+    app.selectbox(key="tr_preset").set_value("default").run()
+    assert app.number_input(key="tr_accum").value == 2
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_device_this_machine_lacks_is_refused_before_training(app, monkeypatch):
+    import cutellm.config
+
+    # As if a GPU were listed when the page was drawn and gone by the click: the page re-reads the list each run.
+    monkeypatch.setattr(cutellm.config, "available_devices", lambda: ["auto", "cpu", "cuda"])
+    open_page(app, "train")
+    app.selectbox(key="tr_preset").set_value("tiny & fast").run()
+    app.selectbox(key="tr_device").set_value("cuda").run()
+    button(app, "Train").click().run()
+    no_exception(app)
+    assert any("no CUDA GPU" in e.value for e in app.error)
+    assert app.session_state["train_job"] is None and not training_in_progress()
