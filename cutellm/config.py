@@ -185,14 +185,14 @@ def resolve_device(name: str = "auto", local_rank: int | None = None) -> str:
 
 
 def available_devices() -> list[str]:
-    """The device choices that work on this machine, 'auto' first: what a UI should offer."""
-    import torch
-
-    found = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        found.append("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        found.append("mps")
+    """The device choices that work on this machine, 'auto' first: what a UI should offer (resolve_device decides)."""
+    found = []
+    for name in DEVICES:
+        try:
+            resolve_device(name)
+        except ConfigError:
+            continue
+        found.append(name)
     return found
 
 

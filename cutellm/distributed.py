@@ -100,12 +100,6 @@ def context() -> DistContext:
                        backend=str(dist.get_backend()))
 
 
-def is_main_process() -> bool:
-    """True in a single process, and in rank 0 of a distributed run."""
-    ctx = context() if dist.is_available() and dist.is_initialized() else (launch_context() or SINGLE)
-    return ctx.is_main
-
-
 def cleanup() -> None:
     """Leave the process group (if any). Prefer `process_group()`, which waits for the others first."""
     if dist.is_available() and dist.is_initialized():

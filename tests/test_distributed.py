@@ -141,7 +141,7 @@ def test_without_torchrun_nothing_is_distributed(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     assert distributed.launch_context() is None
     assert distributed.init_distributed("cpu") == distributed.SINGLE
-    assert distributed.context() == distributed.SINGLE and distributed.is_main_process()
+    assert distributed.context() == distributed.SINGLE and distributed.context().is_main
     assert distributed.any_rank(True, "cpu") and not distributed.any_rank(False, "cpu")
     ctx = distributed.launch_context({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"})
     assert (ctx.rank, ctx.local_rank, ctx.world_size, ctx.enabled, ctx.is_main) == (3, 1, 4, True, False)
