@@ -21,7 +21,7 @@ from ui import state
 DATA_DIR = state.ROOT / "data"
 MAX_STEPS = 50_000
 TIMELINE_SNAPSHOTS = 8  # weight copies kept per run for Explore's training timeline (capped at 64 MB)
-LIVE_REFRESH_S = 1.0
+LIVE_REFRESH_S = 2.0
 LIVE_CHART_POINTS = 300
 
 
@@ -336,8 +336,9 @@ def _fmt_time(seconds: float | None) -> str:
 def live_panel(job: TrainingJob) -> None:
     was_running = job.running
 
-    # Once a second, at most 300 chart points: on a 2-core machine the browser redrawing the chart competes with
-    # training for the cores (bench/README.md, "Training in the app": 0.5 s cost ~15% per step, 1 s ~7%).
+    # Every 2 s, at most 300 chart points: each refresh costs the server and the browser ~0.1-0.2 s of CPU that
+    # training, using every core, has to give up (bench/README.md, "Training in the app": +22% wall time at 1 s,
+    # +9% at 2 s on 2 cores).
     @st.fragment(run_every=LIVE_REFRESH_S if was_running else None)
     def panel() -> None:
         snap = job.snapshot()

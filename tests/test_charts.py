@@ -197,6 +197,35 @@ def test_every_figure_escapes_corpus_text(mt):
         assert_escaped(fig)
 
 
+def test_every_figure_is_styled_plotly_white_for_each_of_its_trace_kinds(mt):
+    # The figures carry a trimmed copy of plotly_white (only the trace kinds drawn here, to keep the live chart
+    # light): a trace kind missing from it would silently lose the house style.
+    import plotly.io as pio
+
+    from cutellm.training import StepMetrics
+
+    model, tok = mt
+    text = "the cat sat on the mat"
+    white = pio.templates["plotly_white"]
+    history = [StepMetrics(step=i, total_steps=3, epoch=0, train_loss=3.0 - i / 2, val_loss=2.9 if i == 3 else None,
+                           lr=1e-3, tokens_per_s=1e3, elapsed_s=i) for i in range(1, 4)]
+    figs = [charts.architecture_figure(insp.architecture_summary(model)),
+            charts.logits_figure(insp.next_token_table(model, tok, text)),
+            charts.prediction_heatmap_figure(insp.prediction_heatmap(model, tok, text)),
+            charts.attention_figure(insp.attention_maps(model, tok, text)),
+            charts.logit_lens_figure(insp.logit_lens(model, tok, text)),
+            charts.embedding_figure(insp.embedding_pca(model, tok)),
+            charts.embedding_figure(insp.embedding_pca(model, tok, n_components=3)),
+            charts.loss_figure(history)]
+    kinds = set()
+    for fig in figs:
+        assert fig.layout.template.layout == white.layout
+        for trace in fig.data:
+            kinds.add(trace.type)
+            assert fig.layout.template.data[trace.type] == white.data[trace.type], trace.type
+    assert {"scatter", "scatter3d", "bar", "heatmap"} <= kinds
+
+
 def test_views_have_titles_and_explanations():
     assert set(charts.VIEWS) == {"architecture", "logits", "heatmap", "embeddings", "attention", "logit_lens"}
     for view in charts.VIEWS.values():
