@@ -337,8 +337,8 @@ def live_panel(job: TrainingJob) -> None:
     was_running = job.running
 
     # Every 2 s, at most 300 chart points: each refresh costs the server and the browser ~0.1-0.2 s of CPU that
-    # training, using every core, has to give up (bench/README.md, "Training in the app": +22% wall time at 1 s,
-    # +9% at 2 s on 2 cores).
+    # training, using every core, has to give up (bench/README.md, "Training in the app": on 2 cores +22% wall time
+    # at 1 s, +9% to +13% at 2 s).
     @st.fragment(run_every=LIVE_REFRESH_S if was_running else None)
     def panel() -> None:
         snap = job.snapshot()

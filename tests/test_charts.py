@@ -2,6 +2,7 @@
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 import torch
 
@@ -9,6 +10,7 @@ from cutellm import CuteLLM, ModelConfig, SimpleWordTokenizer
 from cutellm import charts
 from cutellm import inspection as insp
 from cutellm.tokenizer import SPECIAL_TOKENS
+from cutellm.training import StepMetrics
 
 TEXT = "the cat sat on the mat and the dog ran"
 EVIL = "<b>x</b>"
@@ -200,10 +202,6 @@ def test_every_figure_escapes_corpus_text(mt):
 def test_every_figure_is_styled_plotly_white_for_each_of_its_trace_kinds(mt):
     # The figures carry a trimmed copy of plotly_white (only the trace kinds drawn here, to keep the live chart
     # light): a trace kind missing from it would silently lose the house style.
-    import plotly.io as pio
-
-    from cutellm.training import StepMetrics
-
     model, tok = mt
     text = "the cat sat on the mat"
     white = pio.templates["plotly_white"]
