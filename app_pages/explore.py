@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from cutellm import CuteLLMError, charts, generate_ids, inspection
+from cutellm import CuteLLMError, charts, inspection
 from ui import state
-from ui.text import generated_html, words_list
+from ui.notices import warn_unknown_words
+from ui.timeline import timeline_model
 
 state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Architecture", "ex_position": "all",
             "ex_emb_dims": "2D", "ex_emb_top": 300, "ex_emb_highlight": inspection.DEFAULT_HIGHLIGHT,
@@ -14,43 +15,13 @@ st.title("Explore")
 st.caption("Look inside the active model. Every picture is computed from the model in the sidebar and the text "
            "below.")
 active = state.active_model()
-model, tokenizer = active.model, active.tokenizer
-cfg = model.config
-final_model = model  # the embedding map's axes always come from the final weights
+tokenizer, cfg = active.tokenizer, active.model.config
 
 st.text_input("Text to look at", key="ex_text",
               help=f"The model reads at most its last {cfg.block_size} tokens.")
 text = st.session_state.ex_text
-unknown = tokenizer.unknown_words(text)
-if unknown:
-    st.warning(f"Not in the model's vocabulary, read as `<unk>`: {words_list(unknown)}", icon=":material/help:")
-
-
-def timeline() -> None:
-    """For a model trained in this tab: pick a point of its training and look at the model as it was then."""
-    global model
-    steps = [snap.step for snap in active.snapshots]
-    if st.session_state.get("ex_step_model") != active.key or st.session_state.get("ex_step") not in steps:
-        st.session_state.ex_step, st.session_state.ex_step_model = steps[-1], active.key
-    with st.container(border=True):
-        st.select_slider("Training timeline: step", options=steps, key="ex_step",
-                         format_func=lambda step: f"{step:,}" + (" (untrained)" if step == 0 else ""),
-                         help="Weights saved along this run. Every picture below (and the sample here) shows the "
-                              "model as it was after that many steps; the embedding map keeps the final run's "
-                              "axes so you can watch words move into place.")
-        snap = next(s for s in active.snapshots if s.step == st.session_state.ex_step)
-        model = snap.to_model(cfg)
-        try:
-            ids = inspection.encode_text(model, tokenizer, text)
-            st.html(generated_html(tokenizer, text, generate_ids(model, ids, 12)))
-            st.caption(f"What the model writes after your text at step {snap.step:,} (greedy).")
-        except CuteLLMError as err:
-            st.caption(f"No sample: {err}")
-
-
-if active.snapshots:
-    timeline()
-
+warn_unknown_words(tokenizer, text)
+model = timeline_model(active, text)  # the model at the chosen step of its run (or the active model itself)
 
 
 def explain(key: str) -> None:
@@ -101,18 +72,12 @@ def embeddings_tab() -> None:
         st.info("That word is not in the vocabulary, so nothing is highlighted.", icon=":material/info:")
         highlight = None
     three_d = st.session_state.ex_emb_dims == "3D"
+    # A timeline snapshot is drawn on the final weights' axes, so words move into place instead of axes flipping.
     frame = inspection.embedding_pca(model, tokenizer, n_components=3 if three_d else 2,
                                      top_n=int(st.session_state.ex_emb_top), highlight=highlight,
-                                     include_special=st.session_state.ex_emb_special, reference=final_model)
+                                     include_special=st.session_state.ex_emb_special,
+                                     reference=active.model if model is not active.model else None)
     fig = charts.embedding_figure(frame)
-    if model is not final_model and not three_d:
-        # Timeline: keep the final map's axes so an untrained model shows as a tight cloud that spreads out.
-        final = inspection.embedding_pca(final_model, tokenizer, top_n=int(st.session_state.ex_emb_top),
-                                         include_special=st.session_state.ex_emb_special)
-        for axis, update in (("x", fig.update_xaxes), ("y", fig.update_yaxes)):
-            low, high = float(final[axis].min()), float(final[axis].max())
-            pad = 0.08 * (high - low or 1.0)
-            update(range=[min(low, float(frame[axis].min())) - pad, max(high, float(frame[axis].max())) + pad])
     if three_d:
         show(fig, "ex_emb3d")
         return

@@ -6,7 +6,8 @@ import streamlit as st
 from cutellm import complete_phrase
 from cutellm.completion import count_blanks
 from ui import state
-from ui.text import highlighted, words_list
+from ui.notices import warn_unknown_words
+from ui.text import highlighted
 
 EXAMPLES = ["the cat sat on the ___", "the ___ sat on the mat", "the cow eats ___", "the sky is ___ and the sun is ___",
             "she put the cup on the ___.", "once upon a ___, there was a little ___."]
@@ -37,9 +38,7 @@ phrase = st.session_state.fill_phrase
 if count_blanks(phrase) == 0:
     st.info("Add a blank: write `___` (three underscores) where a word is missing, e.g. `the cat sat on the ___`.",
             icon=":material/lightbulb:")
-unknown = active.tokenizer.unknown_words(phrase)
-if unknown:
-    st.warning(f"Not in the model's vocabulary, read as `<unk>`: {words_list(unknown)}", icon=":material/help:")
+warn_unknown_words(active.tokenizer, phrase)
 
 if st.button("Fill the blanks", type="primary", icon=":material/auto_fix_high:", disabled=not count_blanks(phrase)):
     state.compute_result("fill_result", active, lambda: {"completion": complete_phrase(

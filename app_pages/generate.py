@@ -5,7 +5,8 @@ import streamlit as st
 
 from cutellm import stream_generate
 from ui import state
-from ui.text import generated_html, words_list
+from ui.notices import warn_unknown_words
+from ui.text import generated_html
 
 MAX_TOKENS_UI = 200
 
@@ -21,9 +22,7 @@ tokenizer = active.tokenizer
 st.text_area("Prompt", key="gen_prompt", height=90,
              help="Text for the model to continue. It only reads the last "
                   f"{active.model.config.block_size} tokens.")
-unknown = tokenizer.unknown_words(st.session_state.gen_prompt)
-if unknown:
-    st.warning(f"Not in the model's vocabulary, read as `<unk>`: {words_list(unknown)}", icon=":material/help:")
+warn_unknown_words(tokenizer, st.session_state.gen_prompt)
 
 left, right = st.columns([1, 2])
 with left:

@@ -14,9 +14,7 @@ st.caption("Every run trained in this tab, and every saved model, keeps its loss
 
 def available_runs(include_earlier: bool) -> dict[str, Run]:
     runs: dict[str, Run] = {}
-    keys = [k for k in state.model_choices() if k.startswith("file:")]
-    keys += [f"session:{name}" for name in st.session_state.session_models.models]
-    for key in keys:
+    for key in state.model_choices():
         try:
             loaded = state.load_model(key)
         except (CheckpointError, KeyError):

@@ -55,7 +55,7 @@ def through_app(corpus: Path, steps: int) -> dict:
     from playwright.sync_api import expect, sync_playwright
 
     from cutellm import load_checkpoint
-    from ui.launch import serve
+    from tools.app_server import serve
 
     models = Path(tempfile.mkdtemp())
     idle = "[data-testid='stApp'][data-test-script-state='notRunning']"

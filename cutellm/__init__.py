@@ -9,12 +9,15 @@ Importing this package configures no logging and prints nothing.
 
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from .completion import Completion, complete_phrase
-from .config import ModelConfig, Settings, TrainConfig, load_settings, resolve_device
+from .config import ModelConfig, TrainConfig
 from .data import load_corpus, prepare_dataset
+from .devices import resolve_device
 from .errors import (CheckpointError, ConfigError, CorpusError, CuteLLMError, GenerationError, PromptError,
-                     TrainingDivergedError)
+                     TrainingBusyError, TrainingDivergedError)
 from .inference import generate, generate_ids, next_token_distribution, sample_generate, stream_generate
 from .model import CuteLLM, KVCache
+from .runs import prepare_run
+from .settings import Settings, load_settings, setup_logging
 from .tokenizer import CharTokenizer, SimpleWordTokenizer, build_tokenizer, tokenizer_from_dict
 from .training import StepMetrics, TrainResult, prepare_finetuning, prepare_training, train
 
@@ -23,8 +26,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CharTokenizer", "CheckpointError", "Completion", "ConfigError", "CorpusError", "CuteLLM", "CuteLLMError",
     "GenerationError", "KVCache", "ModelConfig", "PromptError", "Settings", "SimpleWordTokenizer", "StepMetrics",
-    "TrainConfig", "TrainResult", "TrainingDivergedError", "build_tokenizer", "complete_phrase", "generate",
+    "TrainConfig", "TrainResult", "TrainingBusyError", "TrainingDivergedError", "build_tokenizer", "complete_phrase", "generate",
     "generate_ids", "load_checkpoint", "load_corpus", "load_settings", "next_token_distribution",
-    "prepare_dataset", "prepare_finetuning", "prepare_training", "read_metadata", "resolve_device", "sample_generate",
-    "save_checkpoint", "stream_generate", "tokenizer_from_dict", "train",
+    "prepare_dataset", "prepare_finetuning", "prepare_run", "prepare_training", "read_metadata", "resolve_device",
+    "sample_generate", "save_checkpoint", "setup_logging", "stream_generate", "tokenizer_from_dict", "train",
 ]

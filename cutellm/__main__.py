@@ -10,7 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .config import DEVICES, PRECISIONS, load_settings, setup_logging
+from .devices import DEVICES, PRECISIONS
+from .settings import load_settings, setup_logging
 from .errors import CuteLLMError
 
 log = logging.getLogger("cutellm")
@@ -145,31 +146,28 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
 
 
 def _train_and_save(args: argparse.Namespace, model_config, train_config, model_over: dict, is_main: bool) -> int:
-    from .checkpoint import save_checkpoint
+    from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_corpus
-    from .training import prepare_training, train
+    from .runs import BaseModel, prepare_run
+    from .training import train
 
     text = load_corpus(args.corpus)
-    extra = {}
+    base = None
     if args.init_from:
-        from .checkpoint import load_checkpoint
-        from .runs import lineage
-        from .training import prepare_finetuning
-
-        base, tokenizer, base_meta = load_checkpoint(args.init_from, with_meta=True)
+        model, tokenizer, meta = load_checkpoint(args.init_from, with_meta=True)
+        base = BaseModel(Path(args.init_from).stem, model, tokenizer, meta)
         if model_over or args.non_causal:
             log.warning("fine-tuning keeps the base model's shape: ignoring %s",
                         ", ".join([*model_over, *(["--non-causal"] if args.non_causal else [])]))
         log.info("fine-tuning %s: %.1f%% of the new text is outside its vocabulary", args.init_from,
                  100 * tokenizer.unk_rate(text))
-        model, tokenizer, dataset = prepare_finetuning(text, base, tokenizer, train_config)
-        extra = {"base_model": Path(args.init_from).name, "previous_runs": lineage(base_meta)}
-    else:
-        if args.non_causal:
-            model_config = replace(model_config, causal=False)
-            log.warning("EXPERIMENT: training without the causal mask; the model will cheat by reading ahead")
-        # Every process builds the same tokenizer and the same initial weights from the same corpus and seed.
-        model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=args.tokenizer)
+    elif args.non_causal:
+        model_config = replace(model_config, causal=False)
+        log.warning("EXPERIMENT: training without the causal mask; the model will cheat by reading ahead")
+    # Every process builds the same tokenizer and the same initial weights from the same corpus and seed.
+    run = prepare_run(text, Path(args.corpus).name, model_config, train_config, name=Path(args.out).stem,
+                      tokenizer_kind=args.tokenizer, base=base)
+    model, tokenizer, dataset = run.model, run.tokenizer, run.dataset
     log.info("corpus %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows", args.corpus,
              dataset.ids.numel(), tokenizer.vocab_size, 100 * tokenizer.unk_rate(text), dataset.train.size(0),
              dataset.val.size(0))
@@ -182,12 +180,10 @@ def _train_and_save(args: argparse.Namespace, model_config, train_config, model_
             log.info("step %d/%d epoch %d  loss %.4f%s  lr %.2e  %s tok/s  eta %.0fs", m.step, m.total_steps,
                      m.epoch, m.train_loss, val, m.lr, f"{m.tokens_per_s:,.0f}", eta)
 
-    result = train(model, dataset, train_config, on_step=report)
+    result = train(model, dataset, run.config, on_step=report)
     if not is_main:
         return 0
-    meta = {"corpus": Path(args.corpus).name, "tokenizer_kind": tokenizer.kind,
-            "train_config": train_config.to_dict(), **extra, **result.summary()}
-    path = save_checkpoint(args.out, model, tokenizer, meta)
+    path = save_checkpoint(args.out, model, tokenizer, run.checkpoint_metadata(result))
     print(f"saved {path}  (train loss {result.final_train_loss:.4f}, val loss "
           f"{result.final_val_loss if result.final_val_loss is None else round(result.final_val_loss, 4)}, "
           f"{result.steps} steps of {result.global_batch_size} windows, {result.world_size} process(es), "

@@ -33,7 +33,8 @@ from typing import Any, Callable
 import torch
 
 from . import __version__
-from .config import ModelConfig, TrainConfig, resolve_device, resolve_precision
+from .config import ModelConfig, TrainConfig
+from .devices import resolve_device, resolve_precision
 from .data import Dataset, load_corpus, make_windows
 from .errors import CorpusError
 from .inference import generate_ids

@@ -355,7 +355,7 @@ def _embedding_hover(rows: pd.DataFrame) -> list[str]:
 
 def embedding_figure(frame: pd.DataFrame) -> go.Figure:
     """Scatter of `inspection.embedding_pca`: 2D (go.Scatter: box/lasso selection works) or 3D (go.Scatter3d) by whether
-    the frame has a `z` column. Hover shows the word, its corpus frequency and its nearest neighbours; special tokens
+    the frame has a `z` column; a 2D frame's `attrs["axis_ranges"]`, when set, fixes the axes. Hover shows the word, its corpus frequency and its nearest neighbours; special tokens
     are diamonds; the highlighted word (a star) and its neighbours are coloured and labelled. Each point's
     `customdata` is its raw token, so a Streamlit selection lists the tokens directly.
     """
@@ -395,8 +395,9 @@ def embedding_figure(frame: pd.DataFrame) -> go.Figure:
                                      camera=dict(eye=dict(x=1.6, y=1.6, z=1.3))),
                           margin=dict(l=0, r=0, b=0))
     else:
-        fig.update_xaxes(title=axis_titles[0], zeroline=False, gridcolor=PALETTE["grid"])
-        fig.update_yaxes(title=axis_titles[1], zeroline=False, gridcolor=PALETTE["grid"])
+        ranges = frame.attrs.get("axis_ranges", {})  # a training snapshot on its final map's scale
+        fig.update_xaxes(title=axis_titles[0], zeroline=False, gridcolor=PALETTE["grid"], range=ranges.get("x"))
+        fig.update_yaxes(title=axis_titles[1], zeroline=False, gridcolor=PALETTE["grid"], range=ranges.get("y"))
         fig.update_layout(hovermode="closest")
     return fig
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,15 +22,6 @@ from .tokenizer import Tokenizer, tokenizer_from_dict
 
 FORMAT = "cutegpt-checkpoint"
 VERSION = 1
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def checkpoint_path(folder: str | os.PathLike, name: str) -> Path:
-    """`folder/<name>.pth` for a user-chosen model name; refuses anything that is not a plain name (no path)."""
-    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
-        raise CheckpointError(f"{name!r} is not a valid model name: use 1-64 letters, digits, '-' or '_' "
-                              "(no spaces, dots or slashes)")
-    return Path(folder) / f"{name}.pth"
 
 
 def _plain(metadata: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .errors import PromptError
-from .model import CuteLLM
+from .model import CuteLLM, evaluating
 from .tokenizer import Tokenizer
 
 BLANK_RE = re.compile(r"_{3,}")
@@ -125,9 +125,7 @@ def complete_phrase(model: CuteLLM, tokenizer: Tokenizer, text: str, top_k: int 
         raise PromptError("the phrase is only blanks: add some words around the ___ so the model has context")
 
     candidates = _candidate_ids(tokenizer)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         filled: list[int] = list(piece_ids[0])
         results: list[BlankFill] = []
         for b in range(n_blanks):
@@ -139,8 +137,6 @@ def complete_phrase(model: CuteLLM, tokenizer: Tokenizer, text: str, top_k: int 
                 Candidate(word=tokenizer.token(candidates[int(i)]), prob=float(p), log_likelihood=float(scores[i]))
                 for p, i in zip(top.values, top.indices)]))
             filled += [candidates[int(top.indices[0])], *piece_ids[b + 1]]
-    finally:
-        model.train(was_training)
 
     completion = Completion(text=text, filled_text="", blanks=results)
     return replace(completion, filled_text="".join(t for t, _ in completion.segments()))

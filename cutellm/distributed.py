@@ -22,7 +22,7 @@ from typing import Iterator, Mapping
 import torch
 import torch.distributed as dist
 
-from .config import resolve_device
+from .devices import resolve_device
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -39,3 +39,7 @@ class TrainingDivergedError(CuteLLMError):
     def __init__(self, message: str, result=None):
         super().__init__(message)
         self.result = result
+
+
+class TrainingBusyError(CuteLLMError):
+    """Another training job is already running in this process (one run per server)."""

@@ -15,7 +15,7 @@ from typing import Iterator
 import torch
 
 from .errors import GenerationError, PromptError
-from .model import CuteLLM
+from .model import CuteLLM, evaluating
 from .tokenizer import Tokenizer
 
 MAX_NEW_TOKENS = 1000
@@ -79,6 +79,16 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str) -> list[int]:
     return ids
 
 
+def crop_to_context(ids: list[int], block_size: int) -> list[int]:
+    """The last `block_size` ids: all that a model with that context reads."""
+    return list(ids[-block_size:])
+
+
+def encode_context(model: CuteLLM, tokenizer: Tokenizer, text: str) -> list[int]:
+    """Text -> the token ids the model reads: PromptError for unusable text, then the last `block_size` ids."""
+    return crop_to_context(encode_prompt(tokenizer, text), model.config.block_size)
+
+
 class _Context:
     """The tokens the model currently sees, and (optionally) a KV cache of them."""
 
@@ -88,7 +98,7 @@ class _Context:
         # Keeping three quarters of the window on overflow re-reads block/4 tokens per block/4 steps at most.
         self.keep = max(1, min(self.block - 1, (3 * self.block) // 4))
         self.use_cache = use_cache and model.config.causal  # a non-causal model cannot reuse past keys
-        self.window = list(ids[-self.block:])
+        self.window = crop_to_context(ids, self.block)
         self._reset_cache()
 
     def _reset_cache(self) -> None:
@@ -160,20 +170,15 @@ def _steps(model: CuteLLM, ids: list[int], max_new_tokens: int, settings: Sampli
             generator.seed()
         else:
             generator.manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            ban = torch.zeros(model.config.vocab_size, dtype=torch.bool)
-            ban[banned] = True
-            ctx = _Context(model, ids, use_cache)
-            for _ in range(max_new_tokens):
-                raw = ctx.next_logits().float().cpu()
-                token = pick_token(raw.masked_fill(ban, float("-inf")), settings, generator)
-                yield token, raw
-                ctx.append(token)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        ban = torch.zeros(model.config.vocab_size, dtype=torch.bool)
+        ban[banned] = True
+        ctx = _Context(model, ids, use_cache)
+        for _ in range(max_new_tokens):
+            raw = ctx.next_logits().float().cpu()
+            token = pick_token(raw.masked_fill(ban, float("-inf")), settings, generator)
+            yield token, raw
+            ctx.append(token)
 
 
 def generate_ids(model: CuteLLM, ids: list[int], max_new_tokens: int, *, temperature: float = 0.0,
@@ -225,12 +230,9 @@ def generate(model: CuteLLM, tokenizer: Tokenizer, prompt: str, max_new_tokens: 
 def next_token_distribution(model: CuteLLM, tokenizer: Tokenizer, prompt: str, top_k: int = 10
                             ) -> list[tuple[str, float]]:
     """The model's top-k candidates for the token after `prompt`, with probabilities, best first."""
-    ids = encode_prompt(tokenizer, prompt)[-model.config.block_size:]
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
+    ids = encode_context(model, tokenizer, prompt)
+    with evaluating(model):
         logits, _ = model(torch.tensor([ids], dtype=torch.long, device=model.device))
-    model.train(was_training)
     probs = torch.softmax(logits[0, -1].float(), dim=-1).cpu()
     top = torch.topk(probs, min(top_k, probs.numel()))
     return [(tokenizer.token(int(i)), float(p)) for p, i in zip(top.values, top.indices)]

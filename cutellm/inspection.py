@@ -11,7 +11,7 @@ pandas DataFrames or small frozen dataclasses, so tests can check the numbers an
 - `attention_maps`: for each layer and head, how much each position reads from each earlier position.
 - `logit_lens`: what the model would predict if it stopped after each block.
 
-A text is encoded like a prompt (`inference.encode_prompt`: empty text or text with no known word raises
+A text is encoded like a prompt (`inference.encode_context`: empty text or text with no known word raises
 PromptError) and cropped to its last `block_size` tokens, the most the model reads. The model runs in eval mode
 (no dropout) without gradients; its previous mode is restored afterwards. Nothing here is random: the same model and
 text always give the same numbers.
@@ -19,9 +19,7 @@ text always give the same numbers.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -29,8 +27,8 @@ import torch
 import torch.nn as nn
 
 from .errors import ConfigError, PromptError
-from .inference import encode_prompt
-from .model import CuteLLM, ModelTrace
+from .inference import encode_context
+from .model import CuteLLM, ModelTrace, evaluating
 from .tokenizer import Tokenizer
 
 # The example sentence shown by the Explore page, the CLI and `make visualize` (one place for all of them).
@@ -44,30 +42,13 @@ N_NEIGHBOURS = 5
 # Running the model
 
 
-@contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode (dropout off) and no autograd for the block; the model's previous mode comes back after."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
-
-
-def encode_text(model: CuteLLM, tokenizer: Tokenizer, text: str) -> list[int]:
-    """Text -> the token ids the model reads: PromptError for unusable text, then the last `block_size` ids."""
-    return encode_prompt(tokenizer, text)[-model.config.block_size:]
-
-
 def _labels(tokenizer: Tokenizer, ids: list[int] | tuple[int, ...]) -> tuple[str, ...]:
     # The tokens as the model sees them: an unknown word shows as <unk>, which is honest about what it read.
     return tuple(tokenizer.token(i) for i in ids)
 
 
 def _trace(model: CuteLLM, ids: list[int]) -> ModelTrace:
-    with _evaluating(model):
+    with evaluating(model):
         return model.trace(torch.tensor([ids], dtype=torch.long, device=model.device))
 
 
@@ -197,8 +178,8 @@ class Predictions:
 
 def next_token_probs(model: CuteLLM, tokenizer: Tokenizer, text: str = DEFAULT_TEXT) -> Predictions:
     """Run the model once over `text` and return the full next-token distribution at each position."""
-    ids = encode_text(model, tokenizer, text)
-    with _evaluating(model):
+    ids = encode_context(model, tokenizer, text)
+    with evaluating(model):
         logits, _ = model(torch.tensor([ids], dtype=torch.long, device=model.device))
     tokens = _labels(tokenizer, ids)
     return Predictions(tuple(ids), tokens, _softmax(logits[0]), (*tokens[1:], None))
@@ -364,6 +345,8 @@ def embedding_pca(model: CuteLLM, tokenizer: Tokenizer, n_components: int = 2, t
 
     `reference` (e.g. the final weights of a training run) fixes the axes: PCA is fitted on its embeddings and
     `model`'s are projected onto them, so snapshots along a run share one map and points move instead of flipping.
+    `frame.attrs["axis_ranges"]` then spans the shown tokens under both weights ({"x": (low, high), ...}), so an
+    untrained snapshot shows as a tight cloud on the final map's scale instead of being zoomed in.
     """
     # Imported here: scikit-learn takes a while to import and most callers never need it.
     from sklearn.decomposition import PCA
@@ -411,7 +394,16 @@ def embedding_pca(model: CuteLLM, tokenizer: Tokenizer, n_components: int = 2, t
     frame = pd.DataFrame(records, columns=["token", "id", *axes, "frequency", "is_special", "neighbours",
                                            "neighbour_sims", "is_highlight", "is_neighbour"])
     frame.attrs["explained_variance_ratio"] = tuple(float(r) for r in pca.explained_variance_ratio_)
+    if reference is not None:
+        both = np.concatenate([coords[rows], pca.transform(basis)[rows]])
+        frame.attrs["axis_ranges"] = {a: _padded(both[:, j]) for j, a in enumerate(axes)}
     return frame
+
+
+def _padded(values: np.ndarray, pad: float = 0.08) -> tuple[float, float]:
+    low, high = float(values.min()), float(values.max())
+    margin = pad * (high - low or 1.0)
+    return low - margin, high + margin
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -440,7 +432,7 @@ class AttentionMaps:
 
 def attention_maps(model: CuteLLM, tokenizer: Tokenizer, text: str = DEFAULT_TEXT) -> AttentionMaps:
     """Every layer's and head's attention weights over the tokens of `text`."""
-    ids = encode_text(model, tokenizer, text)
+    ids = encode_context(model, tokenizer, text)
     trace = _trace(model, ids)
     weights = torch.stack([a[0] for a in trace.attentions]).double().cpu().numpy()
     return AttentionMaps(_labels(tokenizer, ids), weights, model.config.causal)
@@ -472,9 +464,9 @@ class LogitLens:
 
 def logit_lens(model: CuteLLM, tokenizer: Tokenizer, text: str = DEFAULT_TEXT) -> LogitLens:
     """Apply the final LayerNorm + LM head (`model.logits_from_hidden`) to every layer's hidden states."""
-    ids = encode_text(model, tokenizer, text)
+    ids = encode_context(model, tokenizer, text)
     trace = _trace(model, ids)
-    with _evaluating(model):
+    with evaluating(model):
         hidden = torch.stack([h[0] for h in trace.hidden_states])          # (n_layers + 1, T, d_model)
         probs = _softmax(model.logits_from_hidden(hidden))                  # (n_layers + 1, T, vocab)
     best = probs.argmax(axis=-1)

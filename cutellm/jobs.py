@@ -18,21 +18,14 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .config import TrainConfig
-from .data import Dataset
-from .errors import ConfigError, CuteLLMError, TrainingDivergedError
-from .model import CuteLLM
-from .tokenizer import Tokenizer
-from .training import StepMetrics, TrainResult, batch_plan, train
+from .errors import ConfigError, CuteLLMError, TrainingBusyError, TrainingDivergedError
+from .runs import PreparedRun
+from .training import StepMetrics, TrainResult, train
 
 log = logging.getLogger(__name__)
 
 RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
 _SERVER_LOCK = threading.Lock()
-
-
-class TrainingBusyError(CuteLLMError):
-    """Another training job is already running in this process."""
 
 
 def training_in_progress() -> bool:
@@ -73,14 +66,13 @@ class JobSnapshot:
 
 
 class TrainingJob:
-    """Train `model` on `dataset` in a background thread. The model is only safe to use once the job is done."""
+    """Train a prepared run in a background thread. Its model is only safe to use once the job is done."""
 
-    def __init__(self, model: CuteLLM, tokenizer: Tokenizer, dataset: Dataset, config: TrainConfig, *,
-                 name: str = "run", metadata: dict[str, Any] | None = None, owner: object | None = None,
-                 idle_timeout_s: float = 600.0, on_step: Callable[[StepMetrics], None] | None = None):
-        self.model, self.tokenizer, self.dataset, self.config = model, tokenizer, dataset, config
-        self.name = name
-        self.metadata = dict(metadata or {})
+    def __init__(self, run: PreparedRun, *, owner: object | None = None, idle_timeout_s: float = 600.0,
+                 on_step: Callable[[StepMetrics], None] | None = None):
+        self.run = run
+        self.model, self.tokenizer, self.dataset, self.config = run.model, run.tokenizer, run.dataset, run.config
+        self.name = run.name
         self.idle_timeout_s = idle_timeout_s
         self.result: TrainResult | None = None
         self._owner = weakref.ref(owner) if owner is not None else None
@@ -142,7 +134,7 @@ class TrainingJob:
     # -- the worker thread --------------------------------------------------------------------------------------
     def _total_steps(self) -> int:
         try:
-            return batch_plan(self.dataset.train.size(0), self.config).total_steps
+            return self.run.total_steps
         except ConfigError:  # no usable windows: train() will say so
             return self.config.max_steps or 0
 
@@ -183,6 +175,4 @@ class TrainingJob:
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         """Metadata for save_checkpoint: what was trained on, how, and the results."""
-        summary = self.result.summary() if self.result else {}
-        return {**self.metadata, "name": self.name, "tokenizer_kind": self.tokenizer.kind,
-                "train_config": self.config.to_dict(), **summary, "status": self._status}
+        return self.run.checkpoint_metadata(self.result, self._status)

@@ -3,59 +3,26 @@
 token ids -> token embedding + learned position embedding -> N x [pre-LayerNorm causal self-attention, pre-LayerNorm
 MLP] (each with a residual connection) -> final LayerNorm -> LM head (weights tied to the token embedding) -> logits.
 
-Position t only ever attends to positions 0..t, so the logits at t depend on tokens 0..t alone. Two extras serve the
-app: a KV cache that makes generation cheap (each new token attends to stored keys/values instead of recomputing the
-prefix), and `trace()`, which returns every layer's attention weights and hidden states for the Explore page.
+Position t only ever attends to positions 0..t, so the logits at t depend on tokens 0..t alone.
+
+The model comes first (attention, MLP, block, `CuteLLM.forward`). Below the "Inference extras" banner are the parts
+that serve generation and the Explore page: a KV cache that makes generation cheap (a new token attends to stored
+keys/values instead of recomputing the prefix), a flat one-token `decode_step`, and `trace()`, which returns every
+layer's attention weights and hidden states.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
-
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """F.dropout, skipped outright when it would do nothing (p = 0 or eval mode): a token of generation makes 13
-    such calls, and even a no-op call costs a few microseconds."""
-    return F.dropout(x, p, training) if training and p > 0 else x
-
-
-class KVCache:
-    """Keys and values of the tokens seen so far, for every layer: two buffers of shape
-    (layers, batch, heads, block_size, head_dim), allocated on first use and filled up to `length`."""
-
-    def __init__(self, config: ModelConfig, weights: list[tuple[torch.Tensor, ...]] | None = None):
-        self.config = config
-        self.keys: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
-        self.length = 0
-        # For decode_step: each block's weights and each layer's (heads, block_size, head_dim) buffer of sequence 0,
-        # looked up once per generation rather than once per token.
-        self.weights = weights or []
-        self.layer_keys: list[torch.Tensor] = []
-        self.layer_values: list[torch.Tensor] = []
-
-    def reserve(self, batch: int, like: torch.Tensor) -> None:
-        if self.keys is None:
-            c = self.config
-            shape = (c.n_layers, batch, c.n_heads, c.block_size, c.head_dim)
-            self.keys = like.new_zeros(shape)
-            self.values = like.new_zeros(shape)
-            self.layer_keys = list(self.keys[:, 0])
-            self.layer_values = list(self.values[:, 0])
-
-    def store(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the new tokens' keys/values after the stored ones; return all keys/values so far."""
-        end = self.length + k.size(2)
-        self.keys[layer, :, :, self.length:end] = k
-        self.values[layer, :, :, self.length:end] = v
-        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
 
 class CausalSelfAttention(nn.Module):
@@ -67,38 +34,46 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, T, C = x.shape
         # (B, T, 3C) -> three (B, heads, T, head_dim) views
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return q, k, v
+
+    def _merge(self, y: torch.Tensor) -> torch.Tensor:
+        B, _, T, _ = y.shape
+        return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, -1)))
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """The fast path (training, prefill): PyTorch's fused scaled_dot_product_attention."""
+        q, k, v = self._heads(x)
+        T = x.size(1)
         past = 0
         if cache is not None:
             past = cache.length
-            k, v = cache.store(layer, k, v)
-
-        # Query i (absolute position past + i) may see keys 0..past + i. With one new query and a cache that is
-        # "everything", so no mask is needed; a fresh sequence uses the causal fast path.
+            k, v = cache.append(layer, k, v)
+        # Query i (absolute position past + i) may see keys 0..past + i. One new query after a cache sees everything
+        # stored, so it needs no mask; a fresh sequence uses SDPA's causal flag.
         mask = None
-        is_causal = self.causal and T > 1 and past == 0
         if self.causal and T > 1 and past > 0:
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and T > 1 and past == 0,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self._merge(y)
 
-        weights = None
-        if need_weights:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-            if is_causal:
-                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-            if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            weights = scores.softmax(dim=-1)
-            y = weights @ v
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                               dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return dropout(self.proj(y), self.dropout, self.training), weights
+    def forward_with_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same attention written out (softmax(q k^T / sqrt(d)) v), because SDPA never materialises the weights
+        that the Explore page draws. Returns (output, weights of shape (B, heads, T, T))."""
+        q, k, v = self._heads(x)
+        T = x.size(1)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+        if self.causal:
+            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(diagonal=1)
+            scores = scores.masked_fill(future, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        return self._merge(weights @ v), weights
 
 
 class MLP(nn.Module):
@@ -106,10 +81,10 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(config.d_model, 4 * config.d_model, bias=False)
         self.proj = nn.Linear(4 * config.d_model, config.d_model, bias=False)
-        self.dropout = config.dropout
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
 
 
 class Block(nn.Module):
@@ -120,20 +95,14 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(config.d_model, bias=False)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache=None, layer=0, need_weights=False):
-        a, weights = self.attn(self.ln1(x), cache, layer, need_weights)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+    def forward_with_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, weights = self.attn.forward_with_weights(self.ln1(x))
         x = x + a
-        x = x + self.mlp(self.ln2(x))
-        return x, weights
-
-
-@dataclass
-class ModelTrace:
-    """What happened inside one forward pass (batch of 1 or more), for inspection."""
-
-    logits: torch.Tensor                 # (B, T, vocab)
-    attentions: list[torch.Tensor]       # per layer: (B, heads, T, T), rows sum to 1
-    hidden_states: list[torch.Tensor]    # embeddings, then the output of each block: n_layers + 1 of (B, T, d_model)
+        return x + self.mlp(self.ln2(x)), weights
 
 
 class CuteLLM(nn.Module):
@@ -142,6 +111,7 @@ class CuteLLM(nn.Module):
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_emb = nn.Embedding(config.block_size, config.d_model)
+        self.emb_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.d_model, bias=False)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
@@ -174,8 +144,7 @@ class CuteLLM(nn.Module):
             raise ValueError(f"sequence of {past + T} tokens is longer than the model's block_size "
                              f"({self.config.block_size}); crop it first")
         # Positions past..past+T-1: a slice of the position table (same values and gradients as pos_emb(arange)).
-        pos = self.pos_emb.weight[past:past + T]
-        return dropout(self.tok_emb(idx) + pos, self.config.dropout, self.training)
+        return self.emb_dropout(self.tok_emb(idx) + self.pos_emb.weight[past:past + T])
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -184,45 +153,41 @@ class CuteLLM(nn.Module):
         With `cache`, idx holds only the new tokens; their keys/values are appended to the cache.
         """
         x = self._embed(idx, cache.length if cache is not None else 0)
-        if cache is not None:
-            cache.reserve(idx.size(0), x)
         for i, block in enumerate(self.blocks):
-            x, _ = block(x, cache, i)
-        if cache is not None:
-            cache.length += idx.size(1)
+            x = block(x, cache, i)
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
-    def new_cache(self) -> KVCache:
-        weights = [(b.ln1.weight, b.attn.qkv.weight, b.attn.proj.weight, b.ln2.weight, b.mlp.fc.weight,
-                    b.mlp.proj.weight) for b in self.blocks]
-        return KVCache(self.config, weights)
+    # ===========================================================================================================
+    # Inference extras: the KV cache and its one-token decode step, the traced forward pass, the logit lens
+    # ===========================================================================================================
+
+    def new_cache(self, batch_size: int = 1) -> KVCache:
+        """An empty KV cache for `batch_size` sequences, on the model's device."""
+        return KVCache(self.config, batch_size, self.tok_emb.weight)
 
     def decode_step(self, token: int, cache: KVCache) -> torch.Tensor:
-        """Logits (vocab,) for the next token after feeding one `token` to a cache filled by `forward(cache=...)`
-        (batch of 1, eval mode, inside torch.inference_mode or no_grad).
+        """Logits (vocab,) for the next token after feeding one `token` to a cache of one sequence (eval mode,
+        inside torch.inference_mode or no_grad).
 
         The same maths as forward() on one position, written flat with functional calls: for a single token, Python
-        dispatch through the modules costs more than the arithmetic, and this path generates ~1.6x faster.
-        `tests/test_model.py` checks it against forward().
+        dispatch through the modules costs more than the arithmetic. `tests/test_model.py` checks it against
+        forward().
         """
+        cache.ensure_room(1)
         c, pos = self.config, cache.length
-        if pos >= c.block_size:
-            raise ValueError(f"the cache is full ({c.block_size} tokens); re-read a shorter window first")
         C, H, hd = c.d_model, c.n_heads, c.head_dim
         x = self.tok_emb.weight[token] + self.pos_emb.weight[pos]
-        for keys, values, (ln1, qkv, proj, ln2, fc, fc_proj) in zip(cache.layer_keys, cache.layer_values,
-                                                                    cache.weights):
-            q, k, v = F.linear(F.layer_norm(x, (C,), ln1), qkv).view(3, H, 1, hd)
-            keys[:, pos:pos + 1] = k
-            values[:, pos:pos + 1] = v
-            weights = torch.softmax((q @ keys[:, :pos + 1].transpose(1, 2)) / math.sqrt(hd), dim=-1)
-            x = x + F.linear((weights @ values[:, :pos + 1]).view(C), proj)
-            x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (C,), ln2), fc)), fc_proj)
-        cache.length = pos + 1
+        for layer, block in enumerate(self.blocks):
+            q, k, v = F.linear(F.layer_norm(x, (C,), block.ln1.weight), block.attn.qkv.weight).view(3, H, 1, hd)
+            keys, values = cache.append_one(layer, k, v)
+            weights = torch.softmax((q @ keys.transpose(1, 2)) / math.sqrt(hd), dim=-1)
+            x = x + F.linear((weights @ values).view(C), block.attn.proj.weight)
+            h = F.gelu(F.linear(F.layer_norm(x, (C,), block.ln2.weight), block.mlp.fc.weight))
+            x = x + F.linear(h, block.mlp.proj.weight)
         return F.linear(F.layer_norm(x, (C,), self.ln_f.weight), self.tok_emb.weight)
 
     @torch.no_grad()
@@ -230,13 +195,79 @@ class CuteLLM(nn.Module):
         """Forward pass that also returns every layer's attention weights and hidden states."""
         x = self._embed(idx, 0)
         hidden, attentions = [x], []
-        for i, block in enumerate(self.blocks):
-            x, weights = block(x, None, i, need_weights=True)
+        for block in self.blocks:
+            x, weights = block.forward_with_weights(x)
             hidden.append(x)
             attentions.append(weights)
-        logits = self.lm_head(self.ln_f(x))
-        return ModelTrace(logits=logits, attentions=attentions, hidden_states=hidden)
+        return ModelTrace(logits=self.logits_from_hidden(x), attentions=attentions, hidden_states=hidden)
 
     def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final LayerNorm + LM head applied to any hidden state (the "logit lens")."""
         return self.lm_head(self.ln_f(hidden))
+
+
+class KVCache:
+    """Keys and values of the tokens read so far, for every layer, in one buffer of shape
+    (layers, 2, batch, heads, block_size, head_dim) allocated once and filled up to `length`.
+
+    Every layer appends the same new tokens; the cache is `length` tokens long once the last layer has stored them.
+    """
+
+    def __init__(self, config: ModelConfig, batch_size: int, like: torch.Tensor):
+        self.block_size, self.n_layers = config.block_size, config.n_layers
+        self.kv = like.new_zeros((config.n_layers, 2, batch_size, config.n_heads, config.block_size,
+                                  config.head_dim))
+        self.length = 0
+
+    def ensure_room(self, new: int) -> None:
+        if self.length + new > self.block_size:
+            raise ValueError(f"the cache is full ({self.block_size} tokens); re-read a shorter window first")
+
+    def _grow(self, layer: int, new: int) -> tuple[int, int]:
+        self.ensure_room(new)
+        start, end = self.length, self.length + new
+        if layer == self.n_layers - 1:
+            self.length = end
+        return start, end
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store `layer`'s keys/values (batch, heads, new tokens, head_dim) after the stored ones; return all of
+        that layer's keys and values so far."""
+        start, end = self._grow(layer, k.size(2))
+        kv = self.kv[layer]
+        kv[0, :, :, start:end] = k
+        kv[1, :, :, start:end] = v
+        return kv[0, :, :, :end], kv[1, :, :, :end]
+
+    def append_one(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`append` for one token of sequence 0 (decode_step): k, v of shape (heads, 1, head_dim)."""
+        start, end = self._grow(layer, 1)
+        kv = self.kv[layer, :, 0]
+        kv[0, :, start:end] = k
+        kv[1, :, start:end] = v
+        return kv[0, :, :end], kv[1, :, :end]
+
+    def clear(self) -> None:
+        """Forget every stored token (the buffer is reused)."""
+        self.length = 0
+
+
+@dataclass
+class ModelTrace:
+    """What happened inside one forward pass (batch of 1 or more), for inspection."""
+
+    logits: torch.Tensor                 # (B, T, vocab)
+    attentions: list[torch.Tensor]       # per layer: (B, heads, T, T), rows sum to 1
+    hidden_states: list[torch.Tensor]    # embeddings, then the output of each block: n_layers + 1 of (B, T, d_model)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode (dropout off) and no autograd for the block; the model's previous mode comes back after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)

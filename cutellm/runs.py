@@ -1,6 +1,11 @@
-"""Training runs side by side: what each run was (config, corpus) and what it gave (loss curve, losses, speed).
+"""Training runs: the one path from corpus and settings to a run (for the CLI and the app), and runs side by side.
 
-A run's record is read from a checkpoint's metadata (`TrainResult.summary()` plus corpus and configs), so saved
+`prepare_run` builds everything a run needs and records: a fresh model with a tokenizer built from the corpus, or a
+trainable copy of a base model to fine-tune (keeping its tokenizer and shape, and the records of the runs it grew
+from), the corpus's windows, and the metadata its checkpoint will carry. `PreparedRun.checkpoint_metadata(result)`
+adds the results. `python -m cutellm train` and the Train page both go through it, so their checkpoints agree.
+
+A run's record is read back from a checkpoint's metadata (`TrainResult.summary()` plus corpus and configs), so saved
 models can be compared after a restart, and a fine-tuned model keeps the records of the runs it grew from.
 """
 
@@ -10,6 +15,70 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import pandas as pd
+
+from .config import ModelConfig, TrainConfig
+from .data import Dataset
+from .errors import ConfigError
+from .model import CuteLLM
+from .tokenizer import Tokenizer
+from .training import TrainResult, batch_plan, prepare_finetuning, prepare_training
+
+# The most optimiser steps an interactive run (the app) may take: beyond this a 2-core machine trains for hours.
+MAX_INTERACTIVE_STEPS = 50_000
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A trained model to fine-tune, with the name it goes by (a file's stem, or a run's name in the app)."""
+
+    name: str
+    model: CuteLLM
+    tokenizer: Tokenizer
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedRun:
+    """A run ready to train: `train(run.model, run.dataset, run.config)`, then save with `checkpoint_metadata`."""
+
+    name: str
+    model: CuteLLM
+    tokenizer: Tokenizer
+    dataset: Dataset
+    config: TrainConfig
+    metadata: dict[str, Any]    # what the run is: corpus, tokenizer, configs, lineage (the results come later)
+
+    @property
+    def total_steps(self) -> int:
+        return batch_plan(self.dataset.train.size(0), self.config).total_steps
+
+    def checkpoint_metadata(self, result: TrainResult | None, status: str | None = None) -> dict[str, Any]:
+        """The metadata to save with the trained model: what the run was and what it gave."""
+        meta = {**self.metadata, **(result.summary() if result is not None else {})}
+        if status is not None:
+            meta["status"] = status
+        return meta
+
+
+def prepare_run(text: str, corpus_name: str, model_config: ModelConfig, train_config: TrainConfig, *,
+                name: str = "run", tokenizer_kind: str = "word", base: BaseModel | None = None,
+                max_steps: int | None = None) -> PreparedRun:
+    """Corpus text and settings -> a PreparedRun. With `base`, fine-tune a copy of it (its tokenizer and shape win
+    over `model_config` and `tokenizer_kind`); `max_steps` refuses a run longer than that with a ConfigError."""
+    if base is None:
+        model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=tokenizer_kind)
+        lineage_meta: dict[str, Any] = {}
+    else:
+        model, tokenizer, dataset = prepare_finetuning(text, base.model, base.tokenizer, train_config)
+        lineage_meta = {"base_model": base.name, "previous_runs": lineage(base.meta)}
+    run = PreparedRun(name=name, model=model, tokenizer=tokenizer, dataset=dataset, config=train_config,
+                      metadata={"name": name, "corpus": corpus_name, "tokenizer_kind": tokenizer.kind,
+                                "train_config": train_config.to_dict(), **lineage_meta})
+    if max_steps is not None and run.total_steps > max_steps:
+        raise ConfigError(f"that is {run.total_steps:,} steps; the playground trains at most {max_steps:,}. "
+                          "Use fewer epochs or a larger batch.")
+    return run
+
 
 # What a checkpoint keeps of each earlier run when a model is fine-tuned from it.
 RUN_KEYS = ("corpus", "steps", "status", "final_train_loss", "final_val_loss", "wall_time_s", "tokens_per_s",

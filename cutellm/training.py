@@ -20,7 +20,7 @@ import math
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -28,16 +28,20 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
-from .config import ModelConfig, TrainConfig, resolve_device, resolve_precision
+from .config import ModelConfig, TrainConfig
+from .devices import resolve_device, resolve_precision
 from .data import Dataset, prepare_dataset
 from .errors import ConfigError, TrainingDivergedError
-from .model import CuteLLM
+from .model import CuteLLM, evaluating
 from .tokenizer import Tokenizer, build_tokenizer
 
 log = logging.getLogger(__name__)
 
 # Training stops as diverged when a batch's loss exceeds this many times log(vocab_size), the loss of a uniform guess.
 EXPLODED_LOSS_FACTOR = 3.0
+# Validation losses per run when TrainConfig.eval_interval is None, at least MIN_EVAL_INTERVAL steps apart.
+EVALS_PER_RUN = 40
+MIN_EVAL_INTERVAL = 10
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,6 @@ def make_optimizer(model: CuteLLM, config: TrainConfig) -> torch.optim.AdamW:
         return torch.optim.AdamW(groups, lr=config.learning_rate, betas=config.betas)
 
 
-@torch.no_grad()
 def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches: int | None = None, *,
              chunk_size: int | None = None) -> float | None:
     """Mean loss over (a fixed, evenly spaced subset of `max_batches` x `batch_size` of) the windows; None when
@@ -138,16 +141,14 @@ def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches
         rows = torch.linspace(0, n - 1, max_batches * batch_size).round().long()
     else:
         rows = torch.arange(n)
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
     device = model.device
-    for chunk in rows.split(chunk_size or batch_size):
-        batch = windows[chunk].to(device)
-        _, loss = model(batch[:, :-1], batch[:, 1:])
-        total += loss.item() * chunk.numel()
-        count += chunk.numel()
-    model.train(was_training)
+    with evaluating(model):
+        for chunk in rows.split(chunk_size or batch_size):
+            batch = windows[chunk].to(device)
+            _, loss = model(batch[:, :-1], batch[:, 1:])
+            total += loss.item() * chunk.numel()
+            count += chunk.numel()
     return total / count
 
 
@@ -160,6 +161,8 @@ class BatchPlan:
     world_size: int         # processes
     steps_per_epoch: int
     total_steps: int
+
+    eval_interval: int      # steps between validation losses
 
     @property
     def global_batch(self) -> int:
@@ -178,9 +181,10 @@ def batch_plan(n_train: int, config: TrainConfig, world_size: int = 1) -> BatchP
                           f"accumulation step(s) x {world_size} process(es)) but the corpus has {n_train}; add text, "
                           "or use fewer accumulation steps or processes")
     steps_per_epoch = max(1, n_train // (micro * shares))
+    total_steps = config.max_steps or config.epochs * steps_per_epoch
     return BatchPlan(micro_batch=micro, accum_steps=config.grad_accum_steps, world_size=world_size,
-                     steps_per_epoch=steps_per_epoch,
-                     total_steps=config.max_steps or config.epochs * steps_per_epoch)
+                     steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                     eval_interval=config.eval_interval or max(MIN_EVAL_INTERVAL, total_steps // EVALS_PER_RUN))
 
 
 def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
@@ -272,7 +276,7 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
 
         done = step + 1
         val_loss = None
-        if ctx.is_main and (done % config.eval_interval == 0 or done == total_steps):
+        if ctx.is_main and (done % plan.eval_interval == 0 or done == total_steps):
             val_loss = evaluate(model, dataset.val, plan.global_batch, config.eval_batches,
                                 chunk_size=plan.micro_batch)
         metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // plan.steps_per_epoch + 1,
@@ -385,7 +389,7 @@ def prepare_training(text: str, model_config: ModelConfig, train_config: TrainCo
     tokenizer = build_tokenizer(tokenizer_kind, text, model_config.vocab_size)
     dataset = prepare_dataset(text, tokenizer, model_config.block_size, stride=train_config.stride,
                               val_fraction=train_config.val_fraction)
-    config = ModelConfig(**{**asdict(model_config), "vocab_size": tokenizer.vocab_size})
+    config = replace(model_config, vocab_size=tokenizer.vocab_size)
     return new_model(config, train_config.seed), tokenizer, dataset
 
 

@@ -21,6 +21,7 @@ from plotly.offline import get_plotlyjs
 
 from . import charts, inspection
 from .errors import PromptError
+from .inference import encode_context
 from .model import CuteLLM
 from .tokenizer import Tokenizer
 
@@ -102,7 +103,7 @@ nav a { margin-right: 14px; color: #6C5CE7; text-decoration: none; }
 def render_html(model: CuteLLM, tokenizer: Tokenizer, sections: list[Section], text: str) -> str:
     """The whole page as a string: head with the inlined plotly.js, a summary, then one <section> per figure."""
     cfg = model.config
-    ids = inspection.encode_text(model, tokenizer, text)
+    ids = encode_context(model, tokenizer, text)
     read = " · ".join(charts.label(tokenizer.token(i)) for i in ids)  # label() escapes and shows whitespace
     nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
     parts = [

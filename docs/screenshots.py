@@ -17,7 +17,7 @@ from playwright.sync_api import expect, sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ui.launch import serve  # noqa: E402  (after the path is set, when run as a script)
+from tools.app_server import serve  # noqa: E402  (after the path is set, when run as a script)
 OUT = ROOT / "docs" / "images"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 WIDTH = 1000  # pixels of the saved images

@@ -1,4 +1,3 @@
-import logging
 import subprocess
 import sys
 
@@ -45,13 +44,7 @@ def test_each_invalid_env_value_names_its_variable(tmp_path, var, value, words):
         assert word in str(info.value)
 
 
-def test_dataclass_validation():
-    with pytest.raises(ConfigError, match="divisible"):
-        ModelConfig(d_model=130, n_heads=4)
-    with pytest.raises(ConfigError, match="dropout"):
-        ModelConfig(dropout=1.5)
-    with pytest.raises(ConfigError, match="batch_size"):
-        TrainConfig(batch_size=0)
+def test_configs_round_trip_through_plain_dicts():
     assert TrainConfig.from_dict(TrainConfig(seed=3).to_dict()) == TrainConfig(seed=3)
     assert ModelConfig.from_dict(ModelConfig(n_layers=3).to_dict()) == ModelConfig(n_layers=3)
 

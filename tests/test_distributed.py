@@ -29,11 +29,12 @@ import pytest
 import torch
 
 import ddp_agreement
-from cutellm import (ConfigError, ModelConfig, TrainConfig, TrainingDivergedError, load_checkpoint,
+from cutellm import (ConfigError, TrainConfig, TrainingDivergedError, load_checkpoint,
                      prepare_training, train)
 from cutellm import distributed
 from cutellm.__main__ import main
-from cutellm.config import available_devices, load_settings, resolve_device, resolve_precision
+from cutellm.devices import available_devices, resolve_device, resolve_precision
+from cutellm.settings import load_settings
 from cutellm.training import BatchPlan, batch_plan, forward_backward
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
@@ -176,8 +177,9 @@ def test_accumulated_gradient_is_the_big_batch_gradient():
         loss = forward_backward(model, dataset.train, rows, plan, "cpu", "fp32")
         return loss, [p.grad.clone() for p in model.parameters()]
 
-    loss1, one = grads(BatchPlan(micro_batch=12, accum_steps=1, world_size=1, steps_per_epoch=1, total_steps=1))
-    loss3, three = grads(BatchPlan(micro_batch=4, accum_steps=3, world_size=1, steps_per_epoch=1, total_steps=1))
+    one_step = dict(world_size=1, steps_per_epoch=1, total_steps=1, eval_interval=1)
+    loss1, one = grads(BatchPlan(micro_batch=12, accum_steps=1, **one_step))
+    loss3, three = grads(BatchPlan(micro_batch=4, accum_steps=3, **one_step))
     assert loss3 == pytest.approx(loss1, rel=1e-6)
     for a, b in zip(three, one):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

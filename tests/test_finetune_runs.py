@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 import torch
 
 from cutellm import (ModelConfig, TrainConfig, generate, load_checkpoint, prepare_finetuning, prepare_training,
@@ -44,7 +43,7 @@ def test_cli_fine_tune_keeps_the_lineage(tiny, tmp_path, capsys):
     assert main(["--env-file", str(tmp_path / "none"), "train", "--init-from", str(base_path), "--corpus",
                  str(corpus), "--out", str(out), "--steps", "20", "--d-model", "64"]) == 0
     _, _, meta = load_checkpoint(out, with_meta=True)
-    assert meta["base_model"] == "base.pth" and meta["corpus"] == "new.txt" and meta["steps"] == 20
+    assert meta["base_model"] == "base" and meta["corpus"] == "new.txt" and meta["steps"] == 20
     assert [r["corpus"] for r in lineage(meta)] == ["tiny.txt", "new.txt"]
     assert lineage(meta)[0]["steps"] == 300
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import gc
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
-from cutellm import TrainConfig, prepare_training
-from cutellm.jobs import TrainingBusyError, TrainingJob, training_in_progress
+from cutellm.errors import TrainingBusyError
+from cutellm.jobs import TrainingJob, training_in_progress
+from cutellm.runs import prepare_run
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 
 
-def make_job(steps: int = 40, **kwargs) -> TrainingJob:
-    cfg = TrainConfig(**{**TINY_TRAIN.to_dict(), "max_steps": steps, "eval_interval": 10})
-    model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, cfg)
-    return TrainingJob(model, tok, ds, cfg, metadata={"corpus": "tiny"}, **kwargs)
+def make_job(steps: int = 40, on_step=None, **kwargs) -> TrainingJob:
+    run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=steps, eval_interval=10))
+    return TrainingJob(run, on_step=on_step, **kwargs)
 
 
 def wait_for_steps(job: TrainingJob, n: int, timeout: float = 60) -> None:
@@ -40,15 +41,19 @@ def test_job_trains_in_the_background_and_reports_progress():
 
 
 def test_stop_ends_at_the_next_step_and_keeps_weights():
-    job = make_job(100_000).start()
+    at_step: dict[int, torch.Tensor] = {}
+    job = make_job(100_000, on_step=lambda m: at_step.__setitem__(m.step, job.model.tok_emb.weight.detach().clone()))
+    initial = job.model.tok_emb.weight.detach().clone()
+    job.start()
     wait_for_steps(job, 5)
-    before = job.model.tok_emb.weight.detach().clone()
     job.stop()
     assert job.join(30)
     snap = job.snapshot()
     assert snap.status == "stopped" and job.stop_reason == "stopped by the user"
     assert job.usable and 5 <= job.result.steps < 100_000
-    assert not torch.equal(before, torch.zeros_like(before))
+    # The model keeps exactly the weights of its last step: trained, and not rolled back or reset.
+    kept = job.model.tok_emb.weight.detach()
+    assert torch.equal(kept, at_step[job.result.steps]) and not torch.equal(kept, initial)
 
 
 def test_only_one_job_per_process():
@@ -86,15 +91,14 @@ def test_job_stops_when_nobody_watches():
 
 
 def test_divergence_is_reported_and_the_model_stays_usable():
-    cfg = TrainConfig(**{**TINY_TRAIN.to_dict(), "max_steps": 50})
-    model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, cfg)
-
     def poison(m):
         if m.step == 3:
             with torch.no_grad():
                 model.blocks[0].mlp.fc.weight.fill_(float("nan"))
 
-    job = TrainingJob(model, tok, ds, cfg, on_step=poison).start()
+    job = make_job(50, on_step=poison)
+    model = job.model
+    job.start()
     assert job.join(60)
     snap = job.snapshot()
     assert snap.status == "diverged" and "loss became NaN" in snap.error

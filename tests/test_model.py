@@ -44,7 +44,7 @@ def test_kv_cache_matches_full_recomputation():
     model = make()
     idx = torch.randint(0, 50, (2, 12))
     full, _ = model(idx)
-    cache = model.new_cache()
+    cache = model.new_cache(batch_size=2)
     parts = [model(idx[:, :5], cache=cache)[0]]  # prefill 5 tokens, then one at a time, then a chunk of 3
     for t in range(5, 9):
         parts.append(model(idx[:, t:t + 1], cache=cache)[0])

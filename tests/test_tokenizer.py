@@ -1,7 +1,6 @@
 import pytest
 
 from cutellm import CharTokenizer, SimpleWordTokenizer, build_tokenizer, tokenizer_from_dict
-from cutellm.errors import CheckpointError, ConfigError
 from cutellm.tokenizer import MASK, PAD, UNK
 
 TEXT = "The cat sat on the mat. The dog sat on the log! Is it? Yes, it is."
@@ -63,12 +62,3 @@ def test_char_tokenizer_keeps_case_and_newlines():
 def test_continue_text_keeps_the_prompt_words():
     tok = SimpleWordTokenizer.from_text(TEXT)
     assert tok.continue_text("The zebra", tok.encode("sat on the mat.")) == "the zebra sat on the mat."
-
-
-def test_bad_inputs():
-    with pytest.raises(ConfigError):
-        build_tokenizer("bpe", TEXT)
-    with pytest.raises(ConfigError):
-        SimpleWordTokenizer.from_text(TEXT, vocab_size=2)
-    with pytest.raises(CheckpointError):
-        tokenizer_from_dict({"kind": "word"})

@@ -3,7 +3,7 @@ import threading
 import pytest
 import torch
 
-from cutellm import ModelConfig, TrainConfig, TrainingDivergedError, prepare_training, train
+from cutellm import TrainConfig, TrainingDivergedError, prepare_training, train
 from cutellm.training import lr_at
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
@@ -72,18 +72,6 @@ def test_divergence_stops_with_clear_error_and_keeps_last_good_weights():
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_absurd_learning_rate_stops_as_diverged_with_sane_weights():
-    model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
-    cfg = TrainConfig(**{**TINY_TRAIN.to_dict(), "max_steps": 200, "learning_rate": 10.0})
-    with pytest.raises(TrainingDivergedError, match="exploded|NaN|inf") as info:
-        train(model, ds, cfg)
-    assert "learning rate" in str(info.value)
-    assert all(torch.isfinite(p).all() for p in model.parameters())
-    # the kept weights still give a sane loss
-    from cutellm.training import evaluate
-    assert evaluate(model, ds.train, 16, 2) < 3 * torch.log(torch.tensor(float(model.config.vocab_size)))
-
-
 def test_learning_rate_schedule():
     cfg = TrainConfig(learning_rate=1e-3, min_lr_ratio=0.1, warmup_steps=100)
     assert lr_at(0, 2000, cfg) == pytest.approx(1e-3 / 101)
@@ -92,11 +80,3 @@ def test_learning_rate_schedule():
     assert lr_at(1999, 2000, cfg) == pytest.approx(1e-4, rel=1e-3)
     assert lr_at(10, 50, cfg) < 1e-3  # warmup capped at a tenth of a short run...
     assert lr_at(5, 50, cfg) == pytest.approx(1e-3)  # ...so it reaches the full rate
-
-
-def test_batch_larger_than_the_data_is_clamped():
-    text = "the cat sat on the mat. " * 6
-    model, tok, ds = prepare_training(text, ModelConfig(vocab_size=20, d_model=16, n_heads=2, n_layers=1,
-                                                        block_size=4), TrainConfig(batch_size=64))
-    result = train(model, ds, TrainConfig(batch_size=64, max_steps=3))
-    assert result.steps == 3

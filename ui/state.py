@@ -15,12 +15,30 @@ import streamlit as st
 
 from cutellm import CheckpointError, CuteLLM, CuteLLMError, load_checkpoint
 from cutellm.jobs import TrainingJob
+from cutellm.model_files import DEFAULT_MODEL, is_shipped, shipped_models
+from cutellm.runs import BaseModel
 from cutellm.tokenizer import Tokenizer
 from cutellm.training import WeightSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_MODEL = ROOT / "models" / "cute_llm.pth"
-SHIPPED_KEY = f"file:{SHIPPED_MODEL}"
+
+
+# A model is chosen by a key: "file:<absolute path>" for a checkpoint on disk, "session:<name>" for a model trained
+# in this browser session. These three functions are the only code that knows the format.
+def file_key(path: Path) -> str:
+    return f"file:{Path(path).resolve()}"
+
+
+def session_key(name: str) -> str:
+    return f"session:{name}"
+
+
+def _parse_key(key: str) -> tuple[str, str]:
+    kind, _, ref = key.partition(":")
+    return kind, ref
+
+
+SHIPPED_KEY = file_key(DEFAULT_MODEL)
 
 
 def models_dir() -> Path:
@@ -38,6 +56,10 @@ class LoadedModel:
     source: str  # "shipped", "saved" or "session"
     snapshots: list[WeightSnapshot] = field(default_factory=list)  # the training timeline (session runs only)
 
+    def as_base(self) -> BaseModel:
+        """This model as the base of a fine-tuning run."""
+        return BaseModel(self.name, self.model, self.tokenizer, self.meta)
+
 
 class SessionOwner:
     """Lives only in one browser session's state; a training job stops when it is garbage-collected."""
@@ -51,6 +73,7 @@ class SessionModels:
     runs: int = 0
 
     def next_run_name(self) -> str:
+        """A new name for a run of this session: run-1, run-2, ..."""
         self.runs += 1
         return f"run-{self.runs}"
 
@@ -87,35 +110,34 @@ def _load_shared(path: str, mtime: float) -> tuple[CuteLLM, Tokenizer, dict]:
     return model, tokenizer, meta
 
 
-def saved_model_files() -> list[Path]:
-    files = {SHIPPED_MODEL.resolve()} if SHIPPED_MODEL.exists() else set()
+def model_files() -> list[Path]:
+    """The shipped models first, then the models saved in models_dir(), by name."""
+    shipped = [p.resolve() for p in shipped_models()]
     folder = models_dir()
-    if folder.is_dir():
-        files |= {p.resolve() for p in folder.glob("*.pth")}
-    return sorted(files, key=lambda p: (p != SHIPPED_MODEL.resolve(), p.name))
+    saved = {p.resolve() for p in folder.glob("*.pth")} if folder.is_dir() else set()
+    return shipped + sorted(saved - set(shipped), key=lambda p: p.name)
 
 
 def model_choices() -> dict[str, str]:
     """key -> label for every model this session can use."""
     choices = {}
-    for path in saved_model_files():
-        shipped = path == SHIPPED_MODEL.resolve()
-        choices[f"file:{path}"] = f"{path.stem} (shipped)" if shipped else f"{path.stem} (saved)"
+    for path in model_files():
+        choices[file_key(path)] = f"{path.stem} ({'shipped' if is_shipped(path) else 'saved'})"
     for name in st.session_state.session_models.models:
-        choices[f"session:{name}"] = f"{name} (this session)"
+        choices[session_key(name)] = f"{name} (this session)"
     return choices
 
 
 def load_model(key: str) -> LoadedModel:
-    kind, _, ref = key.partition(":")
+    kind, ref = _parse_key(key)
     if kind == "session":
         return st.session_state.session_models.models[ref]
     path = Path(ref)
     if not path.exists():
         raise CheckpointError(f"'{path.name}' no longer exists")
     model, tokenizer, meta = _load_shared(str(path), path.stat().st_mtime)
-    source = "shipped" if path.resolve() == SHIPPED_MODEL.resolve() else "saved"
-    return LoadedModel(key=key, name=path.stem, model=model, tokenizer=tokenizer, meta=meta, source=source)
+    return LoadedModel(key=key, name=path.stem, model=model, tokenizer=tokenizer, meta=meta,
+                       source="shipped" if is_shipped(path) else "saved")
 
 
 def resolve_active_model() -> LoadedModel:
@@ -147,7 +169,7 @@ def set_active(key: str) -> None:
 
 def add_session_model(name: str, model: CuteLLM, tokenizer: Tokenizer, meta: dict,
                       snapshots: list[WeightSnapshot] | None = None) -> str:
-    key = f"session:{name}"
+    key = session_key(name)
     st.session_state.session_models.models[name] = LoadedModel(key=key, name=name, model=model,
                                                                tokenizer=tokenizer, meta=meta, source="session",
                                                                snapshots=list(snapshots or []))
@@ -167,7 +189,7 @@ def collect_finished_job() -> None:
     add_session_model(job.name, job.model, job.tokenizer, job.checkpoint_metadata(),
                       job.result.snapshots if job.result else None)
     st.session_state.collected_job = job
-    st.session_state.tr_save_name = f"my-model-{job.name.split('-')[-1]}"
+    st.session_state.tr_save_name = f"my-{job.name}"
 
 
 def compute_result(key: str, active: LoadedModel, compute: Callable[[], dict[str, Any]]) -> None:

@@ -46,3 +46,32 @@ def button(at: AppTest, label: str):
 
 def no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+def start_tiny_run(app: AppTest, steps: int = 30, **settings):
+    """On the Train page, choose the 'tiny & fast' preset, then `settings` (widget key -> value) and `steps` steps,
+    and press Train; returns the running job."""
+    open_page(app, "train")
+    app.selectbox(key="tr_preset").set_value("tiny & fast").run()
+    for key, value in settings.items():
+        app.session_state[key] = value
+    app.run()
+    app.number_input(key="tr_steps").set_value(steps).run()
+    button(app, "Train").click().run()
+    no_exception(app)
+    job = app.session_state["train_job"]
+    assert job is not None, "pressing Train started no job"
+    return job
+
+
+def finish_run(app: AppTest, job, timeout: float = 180):
+    """Wait for the job to end, then rerun the page as its live panel would."""
+    assert job.join(timeout), "the training job did not end"
+    app.run()
+    no_exception(app)
+    return job
+
+
+def train_tiny_run(app: AppTest, steps: int = 30, **settings):
+    """`start_tiny_run`, then `finish_run`."""
+    return finish_run(app, start_tiny_run(app, steps, **settings))

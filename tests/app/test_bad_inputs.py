@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from .conftest import button, no_exception, open_page
+from .conftest import button, no_exception, open_page, train_tiny_run
 
 
 def messages(at) -> str:
@@ -18,6 +18,14 @@ def messages(at) -> str:
 
 def unchanged_model(at) -> None:
     assert at.session_state["active_model"].endswith("cute_llm.pth")
+
+
+def open_with(at, page: str, **values) -> None:
+    """Open `page` with these session values (widget keys) already set, as a learner's typing leaves them."""
+    open_page(at, page)
+    for key, value in values.items():
+        at.session_state[key] = value
+    at.run()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -34,9 +42,7 @@ BAD_PROMPTS = [
 
 @pytest.mark.parametrize("case, prompt, message", BAD_PROMPTS, ids=[c[0] for c in BAD_PROMPTS])
 def test_bad_prompts_show_an_error(app, case, prompt, message):
-    open_page(app, "generate")
-    app.session_state["gen_prompt"] = prompt
-    app.run()
+    open_with(app, "generate", gen_prompt=prompt)
     button(app, "Generate").click().run()
     no_exception(app)
     assert any(message in e.value for e in app.error), messages(app)
@@ -55,9 +61,7 @@ ODD_PROMPTS = [
 
 @pytest.mark.parametrize("case, prompt, unknown", ODD_PROMPTS, ids=[c[0] for c in ODD_PROMPTS])
 def test_odd_prompts_are_shown_literally(app, case, prompt, unknown):
-    open_page(app, "generate")
-    app.session_state["gen_prompt"] = prompt
-    app.run()
+    open_with(app, "generate", gen_prompt=prompt)
     no_exception(app)
     warning = app.warning[0].value
     assert "<unk>" in warning and f"`{unknown}`" in warning, warning  # unknown pieces shown as code, literally
@@ -104,12 +108,11 @@ def test_out_of_range_settings_are_capped_and_said(app, case, key, value, capped
 @pytest.mark.parametrize("case, phrase, kind, message", [
     ("no blank", "the cat sat on the mat", "info", "___"),
     ("only a blank", "___", "error", "only blanks"),
+    ("only blanks", "___ ___", "error", "only blanks"),
     ("eleven blanks", " ".join(["the ___"] * 11), "error", "at most 10"),
-], ids=["no blank", "only a blank", "eleven blanks"])
+], ids=["no blank", "only a blank", "only blanks", "eleven blanks"])
 def test_bad_phrases(app, case, phrase, kind, message):
-    open_page(app, "fill_blanks")
-    app.session_state["fill_phrase"] = phrase
-    app.run()
+    open_with(app, "fill_blanks", fill_phrase=phrase)
     if kind == "error":
         button(app, "Fill the blanks").click().run()
     no_exception(app)
@@ -119,9 +122,7 @@ def test_bad_phrases(app, case, phrase, kind, message):
 @pytest.mark.parametrize("phrase, blanks", [(" ".join(["the ___ sat on the ___."] * 5), 10),
                                             ("the cat sat on the ___.", 1)], ids=["ten blanks", "glued to ."])
 def test_edge_phrases_work(app, phrase, blanks):
-    open_page(app, "fill_blanks")
-    app.session_state["fill_phrase"] = phrase
-    app.run()
+    open_with(app, "fill_blanks", fill_phrase=phrase)
     button(app, "Fill the blanks").click().run()
     no_exception(app)
     assert len(app.session_state["fill_result"]["completion"].blanks) == blanks
@@ -166,13 +167,7 @@ def test_bad_corpora_and_settings(app, case, text, settings, kind, message):
 
 def test_a_diverging_run_says_so_and_keeps_a_usable_model(app):
     paste(app, GOOD_TEXT)
-    app.selectbox(key="tr_preset").set_value("tiny & fast").run()
-    app.number_input(key="tr_lr").set_value(10.0).run()
-    button(app, "Train").click().run()
-    job = app.session_state["train_job"]
-    assert job.join(120)
-    app.run()
-    no_exception(app)
+    train_tiny_run(app, steps=300, tr_lr=10.0)
     assert any("loss exploded" in e.value or "became NaN" in e.value for e in app.error), messages(app)
     assert "run-1" in app.session_state["session_models"].models  # the last good weights are kept and usable
     unchanged_model(app)

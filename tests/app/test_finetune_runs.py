@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from .conftest import button, no_exception, open_page
+from .conftest import button, no_exception, open_page, train_tiny_run
 
 NEW_TOPIC = ("the rocket flew to the moon. the astronaut saw the stars. the rocket is fast and the moon is far. "
              "the astronaut ate bread on the moon. ") * 12
-
-
-def train_run(app, steps: int = 30, **settings):
-    open_page(app, "train")
-    app.selectbox(key="tr_preset").set_value("tiny & fast").run()
-    for key, value in settings.items():
-        app.session_state[key] = value
-    app.run()
-    app.number_input(key="tr_steps").set_value(steps).run()
-    button(app, "Train").click().run()
-    no_exception(app)
-    job = app.session_state["train_job"]
-    assert job.join(180)
-    app.run()
-    no_exception(app)
-    return job
 
 
 def test_fine_tune_the_shipped_model_on_new_text(app):
@@ -37,7 +21,7 @@ def test_fine_tune_the_shipped_model_on_new_text(app):
     unk = {m.label: m.value for m in app.metric}["<unk> rate"]
     assert float(unk.rstrip("%")) > 10
 
-    job = train_run(app, steps=40, tr_start="The active model (fine-tune)")
+    job = train_tiny_run(app, steps=40, tr_start="The active model (fine-tune)")
     assert job.snapshot().status == "finished"
     assert job.model.config.to_dict() == app.session_state["active_loaded"].model.config.to_dict()
     meta = app.session_state["session_models"].models["run-1"].meta
@@ -62,8 +46,8 @@ def test_fine_tune_the_shipped_model_on_new_text(app):
 
 
 def test_runs_view_compares_runs(app):
-    train_run(app, steps=20)
-    train_run(app, steps=30, tr_lr=0.002)
+    train_tiny_run(app, steps=20)
+    train_tiny_run(app, steps=30, tr_lr=0.002)
     open_page(app, "runs")
     no_exception(app)
     chosen = app.multiselect(key="runs_chosen")
@@ -77,7 +61,7 @@ def test_runs_view_compares_runs(app):
 
 
 def test_training_timeline_slider(app):
-    train_run(app, steps=40)
+    train_tiny_run(app, steps=40)
     button(app, "Use this model").click().run()
     open_page(app, "explore")
     slider = app.select_slider(key="ex_step")
@@ -92,7 +76,7 @@ def test_training_timeline_slider(app):
 
 
 def test_the_causality_experiment(app):
-    job = train_run(app, steps=60, tr_noncausal=True)
+    job = train_tiny_run(app, steps=60, tr_noncausal=True)
     assert job.model.config.causal is False
     assert any("without the causal mask" in w.value for w in app.warning)
     button(app, "Use this model").click().run()

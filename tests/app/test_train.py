@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 
 import pytest
@@ -10,24 +9,7 @@ import pytest
 from cutellm import load_checkpoint
 from cutellm.jobs import training_in_progress
 
-from .conftest import button, no_exception, open_page
-
-
-def start_tiny(app, steps: int = 30):
-    open_page(app, "train")
-    app.selectbox(key="tr_preset").set_value("tiny & fast").run()
-    app.number_input(key="tr_steps").set_value(steps).run()
-    button(app, "Train").click().run()
-    no_exception(app)
-    job = app.session_state["train_job"]
-    assert job is not None
-    return job
-
-
-def finish(app, job):
-    assert job.join(120), "the training job did not end"
-    app.run()
-    no_exception(app)
+from .conftest import button, finish_run, no_exception, open_page, start_tiny_run
 
 
 def test_presets_fill_the_settings(app):
@@ -42,8 +24,8 @@ def test_presets_fill_the_settings(app):
 
 
 def test_tiny_training_produces_a_model_that_generate_uses(app, models_dir):
-    job = start_tiny(app, steps=30)
-    finish(app, job)
+    job = start_tiny_run(app, steps=30)
+    finish_run(app, job)
     assert job.snapshot().status == "finished" and job.result.steps == 30
     assert any("Finished 30 steps" in s.value for s in app.success)
     assert "run-1 (this session)" in app.sidebar.selectbox[0].options
@@ -82,13 +64,13 @@ def test_tiny_training_produces_a_model_that_generate_uses(app, models_dir):
 
 
 def test_stop_keeps_the_weights(app):
-    job = start_tiny(app, steps=20000)
+    job = start_tiny_run(app, steps=20000)
     # Stop once it has trained a little: a stop before the first step would (rightly) keep 0 steps.
     deadline = time.monotonic() + 60
     while not job.snapshot().history and time.monotonic() < deadline:
         time.sleep(0.05)
     job.stop()
-    finish(app, job)
+    finish_run(app, job)
     snap = job.snapshot()
     assert snap.status == "stopped" and 0 < job.result.steps < 20000
     assert any("weights trained so far are kept" in i.value for i in app.info)
@@ -111,7 +93,7 @@ def test_pasted_corpus_and_errors(app):
 def test_a_second_training_request_gets_a_busy_message(app):
     from streamlit.testing.v1 import AppTest
 
-    job = start_tiny(app, steps=20000)
+    job = start_tiny_run(app, steps=20000)
     try:
         assert training_in_progress()
         other = AppTest.from_file(str(app._script_path), default_timeout=90)
@@ -131,7 +113,7 @@ def test_a_second_training_request_gets_a_busy_message(app):
 def test_hardware_settings_reach_the_training_job(app, monkeypatch):
     open_page(app, "train")
     # Only what this machine has is offered; 'auto' says what it resolves to.
-    from cutellm.config import available_devices
+    from cutellm.devices import available_devices
 
     device = app.selectbox(key="tr_device")
     assert device.options == [f"auto ({'cuda' if 'cuda' in available_devices() else 'cpu'})", *available_devices()[1:]]
@@ -142,7 +124,7 @@ def test_hardware_settings_reach_the_training_job(app, monkeypatch):
     app.number_input(key="tr_accum").set_value(2).run()
     button(app, "Train").click().run()
     job = app.session_state["train_job"]
-    finish(app, job)
+    finish_run(app, job)
     config = job.config
     assert (config.device, config.precision, config.grad_accum_steps, config.compile) == ("cpu", "bf16", 2, False)
     assert job.result.precision == "bf16" and job.result.global_batch_size == 2 * config.batch_size
@@ -155,10 +137,10 @@ def test_hardware_settings_reach_the_training_job(app, monkeypatch):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
 def test_a_device_this_machine_lacks_is_refused_before_training(app, monkeypatch):
-    import cutellm.config
+    import cutellm.devices
 
     # As if a GPU were listed when the page was drawn and gone by the click: the page re-reads the list each run.
-    monkeypatch.setattr(cutellm.config, "available_devices", lambda: ["auto", "cpu", "cuda"])
+    monkeypatch.setattr(cutellm.devices, "available_devices", lambda: ["auto", "cpu", "cuda"])
     open_page(app, "train")
     app.selectbox(key="tr_preset").set_value("tiny & fast").run()
     app.selectbox(key="tr_device").set_value("cuda").run()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ui.launch import serve
+from tools.app_server import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -33,3 +33,60 @@ def assert_no_exception(page, name: str) -> None:
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def button(page, label: str):
+    """The first Streamlit button with this label (scoped to stButton: the header has a Stop of its own)."""
+    return page.locator("[data-testid='stButton'] button", has_text=label).first
+
+
+def metric(page, label: str) -> str:
+    box = page.locator("[data-testid='stMetric']", has_text=label).first
+    return box.locator("[data-testid='stMetricValue']").inner_text()
+
+
+def choose(page, label: str, option: str) -> None:
+    page.locator("[data-testid='stSelectbox']", has_text=label).first.click()
+    page.get_by_role("option").filter(has_text=option).first.click()
+    wait_idle(page)
+
+
+def set_number(page, label: str, value) -> None:
+    box = page.locator("[data-testid='stNumberInput']", has_text=label).first.locator("input")
+    box.fill(str(value))
+    box.press("Enter")
+    wait_idle(page)
+
+
+def pick_radio(page, option: str) -> None:
+    page.locator("[data-testid='stRadio'] label", has_text=option).first.click()
+    wait_idle(page)
+
+
+def start_tiny_run(page, steps: int) -> None:
+    """On the Train page: the 'tiny & fast' preset with `steps` steps, then Train."""
+    open_page(page, "Train")
+    choose(page, "Preset", "tiny & fast")
+    set_number(page, "Steps", steps)
+    button(page, "Train").click()
+
+
+def generate_text(page, prompt: str, greedy: bool = False) -> None:
+    """On the Generate page: type `prompt` (greedy decoding if asked), press Generate, wait for the new text."""
+    open_page(page, "Generate")
+    if greedy:
+        pick_radio(page, "Greedy")
+    box = page.locator("[data-testid='stTextArea'] textarea").first
+    box.fill(prompt)
+    box.press("Control+Enter")
+    wait_idle(page)
+    button(page, "Generate").click()
+    page.wait_for_selector(".cute-text .new")
+    wait_idle(page)
+
+
+def upload_corpus(page, path) -> None:
+    """On the Train page: choose Upload and give it the file at `path`."""
+    open_page(page, "Train")
+    pick_radio(page, "Upload")
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))

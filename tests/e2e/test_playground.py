@@ -7,27 +7,10 @@ import time
 
 import pytest
 
-from .helpers import assert_no_exception, expect, open_page, shot, wait_idle
+from .helpers import (assert_no_exception, button, expect, generate_text, metric, open_page, shot,
+                      start_tiny_run, wait_idle)
 
 pytestmark = pytest.mark.e2e
-
-
-def metric(page, label: str) -> str:
-    box = page.locator("[data-testid='stMetric']", has_text=label).first
-    return box.locator("[data-testid='stMetricValue']").inner_text()
-
-
-def choose(page, label: str, option: str) -> None:
-    page.locator("[data-testid='stSelectbox']", has_text=label).first.click()
-    page.get_by_role("option").filter(has_text=option).first.click()
-    wait_idle(page)
-
-
-def set_number(page, label: str, value) -> None:
-    box = page.locator("[data-testid='stNumberInput']", has_text=label).first.locator("input")
-    box.fill(str(value))
-    box.press("Enter")
-    wait_idle(page)
 
 
 def test_home_renders(page):
@@ -43,9 +26,7 @@ def test_train_live_then_stop_generate_and_fill(page):
     wait_idle(page)
     open_page(page, "Train")
     assert_no_exception(page, "train-before")
-    choose(page, "Preset", "tiny & fast")
-    set_number(page, "Steps", 20000)  # long enough to watch it and stop it
-    page.locator("[data-testid='stButton'] button", has_text="Train").first.click()
+    start_tiny_run(page, 20000)  # long enough to watch it and stop it
 
     # The chart and metrics redraw while training runs: see the step counter move at least twice.
     page.wait_for_selector("[data-testid='stPlotlyChart']")
@@ -62,7 +43,7 @@ def test_train_live_then_stop_generate_and_fill(page):
 
     # Other pages work meanwhile, and coming back shows the run still going, its chart still live.
     open_page(page, "Fill the blanks")
-    page.locator("[data-testid='stButton'] button", has_text="Fill the blanks").first.click()
+    button(page, "Fill the blanks").click()
     page.wait_for_selector(".cute-text .new")
     assert_no_exception(page, "fill-while-training")
     open_page(page, "Train")
@@ -70,32 +51,25 @@ def test_train_live_then_stop_generate_and_fill(page):
     expect(page.locator("[data-testid='stMetric']", has_text="Step").first.locator(
         "[data-testid='stMetricValue']")).not_to_have_text(f"{before:,}", timeout=15_000)
 
-    page.locator("[data-testid='stButton'] button", has_text="Stop").first.click()
+    button(page, "Stop").click()
     page.wait_for_selector("text=the weights trained so far are kept", timeout=30_000)
     wait_idle(page)
     steps_done = int(metric(page, "Step").replace(",", ""))
     assert 0 < steps_done < 20000
-    page.locator("[data-testid='stButton'] button", has_text="Use this model").first.click()
-    expect(page.locator("[data-testid='stButton'] button", has_text="This model is active").first).to_be_visible()
+    button(page, "Use this model").click()
+    expect(button(page, "This model is active")).to_be_visible()
     expect(page.locator("[data-testid='stSidebar']")).to_contain_text("1 layer ·")  # the tiny model
     wait_idle(page)
     assert_no_exception(page, "train-stopped")
 
-    open_page(page, "Generate")
-    prompt = page.locator("[data-testid='stTextArea'] textarea").first
-    prompt.fill("the dog ran to the")
-    prompt.press("Control+Enter")
-    wait_idle(page)
-    page.locator("[data-testid='stButton'] button", has_text="Generate").first.click()
-    page.wait_for_selector(".cute-text .new")
-    wait_idle(page)
+    generate_text(page, "the dog ran to the")
     generated = page.locator(".cute-text .new").inner_text()
     assert generated.strip(), "no text was generated"
     assert page.locator(".cute-text .prompt").inner_text().startswith("the dog ran to the")
     assert_no_exception(page, "generate")
 
     open_page(page, "Fill the blanks")
-    page.locator("[data-testid='stButton'] button", has_text="Fill the blanks").first.click()
+    button(page, "Fill the blanks").click()
     page.wait_for_selector(".cute-text .new")
     wait_idle(page)
     assert re.fullmatch(r"[\w']+", page.locator(".cute-text .new").first.inner_text().strip())

@@ -7,8 +7,8 @@ import pytest
 from cutellm import generate, load_checkpoint
 
 from .conftest import ROOT
-from .helpers import assert_no_exception, expect, open_page, shot, wait_idle
-from .test_playground import choose, metric, set_number
+from .helpers import (assert_no_exception, button, expect, generate_text, metric, open_page, shot, start_tiny_run,
+                      upload_corpus, wait_idle)
 
 pytestmark = pytest.mark.e2e
 
@@ -24,24 +24,12 @@ def test_one_session_trains_while_another_generates(browser, app_server):
             wait_idle(page)
 
         # A starts a long run.
-        open_page(a, "Train")
-        choose(a, "Preset", "tiny & fast")
-        set_number(a, "Steps", 20000)
-        a.locator("[data-testid='stButton'] button", has_text="Train").first.click()
+        start_tiny_run(a, 20000)
         a.wait_for_selector("[data-testid='stPlotlyChart']")
-        expect(a.locator("[data-testid='stButton'] button", has_text="Stop").first).to_be_visible()
+        expect(button(a, "Stop")).to_be_visible()
 
         # B generates with its own (shipped) model meanwhile, and sees exactly the shipped model's output.
-        open_page(b, "Generate")
-        b.locator("[data-testid='stRadio'] label", has_text="Greedy").first.click()
-        wait_idle(b)
-        prompt = b.locator("[data-testid='stTextArea'] textarea").first
-        prompt.fill("the cat sat on the")
-        prompt.press("Control+Enter")
-        wait_idle(b)
-        b.locator("[data-testid='stButton'] button", has_text="Generate").first.click()
-        b.wait_for_selector(".cute-text .new")
-        wait_idle(b)
+        generate_text(b, "the cat sat on the", greedy=True)
         model, tokenizer = load_checkpoint(ROOT / "models" / "cute_llm.pth")
         expected = generate(model, tokenizer, "the cat sat on the", 30)
         shown = (b.locator(".cute-text .prompt").inner_text() + b.locator(".cute-text .new").inner_text())
@@ -53,13 +41,13 @@ def test_one_session_trains_while_another_generates(browser, app_server):
         # B asks to train too: a clear "busy" message, not a crash.
         open_page(b, "Train")
         expect(b.get_by_text("Another session is training").first).to_be_visible()
-        b.locator("[data-testid='stButton'] button", has_text="Train").first.click()
+        button(b, "Train").click()
         expect(b.get_by_text("Training is busy").first).to_be_visible()
         assert_no_exception(b, "two-sessions-b-busy")
 
         # A is still training, then stops and keeps its weights.
         assert int(metric(a, "Step").replace(",", "")) > 0
-        a.locator("[data-testid='stButton'] button", has_text="Stop").first.click()
+        button(a, "Stop").click()
         expect(a.get_by_text("the weights trained so far are kept").first).to_be_visible()
         assert_no_exception(a, "two-sessions-a-stopped")
     finally:
@@ -77,12 +65,9 @@ def test_uploads_that_are_not_text_get_a_clear_message(page, tmp_path, name, con
     path.write_bytes(content)
     page.goto(page.app_url)
     wait_idle(page)
-    open_page(page, "Train")
-    page.locator("[data-testid='stRadio'] label", has_text="Upload").first.click()
-    wait_idle(page)
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
+    upload_corpus(page, path)
     expect(page.locator("[data-testid='stAlert']", has_text=message).first).to_be_visible()
-    expect(page.locator("[data-testid='stButton'] button", has_text="Train").first).to_be_disabled()
+    expect(button(page, "Train")).to_be_disabled()
     shot(page, f"upload-{name}")
     assert_no_exception(page, f"upload-{name}")
 
@@ -92,10 +77,7 @@ def test_a_good_upload_shows_its_statistics(page, tmp_path):
     path.write_text("# my story\n" + "the little fox ran to the river and drank the cold water. " * 60)
     page.goto(page.app_url)
     wait_idle(page)
-    open_page(page, "Train")
-    page.locator("[data-testid='stRadio'] label", has_text="Upload").first.click()
-    wait_idle(page)
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
+    upload_corpus(page, path)
     expect(page.get_by_text("Using story.txt").first).to_be_visible()
     assert metric(page, "Words") == "720"  # 12 words x 60; the "#" comment line is not counted
     assert_no_exception(page, "upload-good")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import assert_no_exception, expect, open_page, shot, wait_idle
-from .test_playground import choose, set_number
+from .helpers import assert_no_exception, button, expect, open_page, shot, start_tiny_run, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -20,14 +19,11 @@ def point_positions(page) -> list[str]:
 def test_moving_the_timeline_changes_the_embedding_map(page):
     page.goto(page.app_url)
     wait_idle(page)
-    open_page(page, "Train")
-    choose(page, "Preset", "tiny & fast")
-    set_number(page, "Steps", 200)
-    page.locator("[data-testid='stButton'] button", has_text="Train").first.click()
+    start_tiny_run(page, 200)
     expect(page.get_by_text("Finished 200 steps").first).to_be_visible(timeout=120_000)
     wait_idle(page)
-    page.locator("[data-testid='stButton'] button", has_text="Use this model").first.click()
-    expect(page.locator("[data-testid='stButton'] button", has_text="This model is active").first).to_be_visible()
+    button(page, "Use this model").click()
+    expect(button(page, "This model is active")).to_be_visible()
 
     open_page(page, "Explore")
     page.get_by_role("tab", name="Word embeddings").click()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 # The browser tests' flags (see ../shared/DESIGN.md): headless, loopback only, no file watcher, no usage stats.
 FLAGS = ["--server.headless=true", "--server.address=127.0.0.1", "--server.fileWatcherType=none",
          "--browser.gatherUsageStats=false"]

@@ -1,0 +1,120 @@
+"""The Train page's corpus step: where the text comes from (bundled, uploaded, pasted) and what it looks like under
+the chosen tokenizer (words, tokens, vocabulary, <unk> rate, windows)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from cutellm import CuteLLMError
+from cutellm.data import clean_corpus, corpus_stats, decode_corpus_bytes
+from cutellm.tokenizer import build_tokenizer
+
+from . import state
+
+DATA_DIR = state.ROOT / "data"
+
+
+def bundled_corpora() -> list[str]:
+    return sorted(p.name for p in DATA_DIR.glob("*.txt"))
+
+
+def remember_upload() -> None:
+    """Read the uploaded file once, in a callback, into non-widget state (uploads vanish when the page changes)."""
+    uploaded = st.session_state.get("tr_upload")
+    st.session_state.tr_upload_text, st.session_state.tr_upload_name = None, None
+    st.session_state.tr_upload_error = None
+    if uploaded is None:
+        return
+    try:
+        limit = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
+        st.session_state.tr_upload_text = decode_corpus_bytes(uploaded.getvalue(), f"'{uploaded.name}'", limit)
+        st.session_state.tr_upload_name = uploaded.name
+    except CuteLLMError as err:
+        st.session_state.tr_upload_error = str(err)
+
+
+def choose_corpus() -> tuple[str | None, str]:
+    """The cleaned corpus text (None when there is none yet) and its name."""
+    st.radio("Corpus", ["Bundled", "Upload", "Paste"], key="tr_source", horizontal=True,
+             help="Bundled: the text that ships with CuteGPT. Upload: a .txt file of your own. Paste: type or paste.")
+    source = st.session_state.tr_source
+    if source == "Bundled":
+        names = bundled_corpora()
+        if st.session_state.tr_bundled not in names:
+            st.session_state.tr_bundled = names[0]
+        st.selectbox("Bundled corpus", names, key="tr_bundled", help="Files in the data/ folder.")
+        raw = (DATA_DIR / st.session_state.tr_bundled).read_text(encoding="utf-8")
+        name = st.session_state.tr_bundled
+    elif source == "Upload":
+        st.file_uploader("Upload a UTF-8 .txt file", type=["txt"], key="tr_upload", on_change=remember_upload,
+                         help="Plain text. Lines starting with # and blank lines are ignored.")
+        if st.session_state.get("tr_upload_error"):
+            st.error(st.session_state.tr_upload_error, icon=":material/error:")
+        raw, name = st.session_state.tr_upload_text, st.session_state.tr_upload_name
+        if raw is not None:
+            st.caption(f"Using {name}")
+    else:
+        st.text_area("Paste your text", key="tr_paste", height=160, max_chars=2_000_000,
+                     help="A few paragraphs at least: the model learns only from this text.")
+        raw, name = st.session_state.tr_paste, "pasted text"
+    if raw is None:
+        return None, name
+    text = clean_corpus(raw)
+    if not text.strip():
+        st.warning("The corpus is empty (comment lines starting with # and blank lines don't count): add some "
+                   "text to train on.", icon=":material/warning:")
+        return None, name
+    return text, name
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _stats(text_hash: str, text: str, kind: str, vocab: int, block: int):
+    tokenizer = build_tokenizer(kind, text, vocab)
+    return corpus_stats(text, tokenizer, block), tokenizer.vocab_size
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _stats_under(text_hash: str, text: str, model_key: str, block: int, _tokenizer):
+    return corpus_stats(text, _tokenizer, block), _tokenizer.vocab_size
+
+
+def show_stats(text: str, base: state.LoadedModel | None, *, kind: str, vocab: int, block: int, batch: int,
+               accum: int) -> int | None:
+    """Corpus numbers under the chosen tokenizer (the base model's when fine-tuning); returns the number of
+    training windows."""
+    digest = hashlib.sha1(text.encode()).hexdigest()
+    try:
+        if base is None:
+            stats, vocab_size = _stats(digest, text, kind, vocab, block)
+        else:
+            block = base.model.config.block_size
+            stats, vocab_size = _stats_under(digest, text, base.key, block, base.tokenizer)
+    except CuteLLMError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
+    c = st.columns(5)
+    c[0].metric("Words", f"{stats.words:,}")
+    c[1].metric("Tokens", f"{stats.tokens:,}")
+    c[2].metric("Vocabulary", f"{vocab_size:,}", help=f"{stats.distinct_tokens:,} distinct tokens in the text; "
+                "the model keeps the most frequent ones (plus <pad>, <unk>, <mask>)")
+    c[3].metric("<unk> rate", f"{stats.unk_rate:.1%}", help="Share of the text that falls outside the vocabulary"
+                + (f" of {base.name}" if base is not None else ""))
+    c[4].metric("Windows", f"{stats.train_windows:,} / {stats.val_windows:,}",
+                help=f"Training / validation windows of {block} + 1 tokens (90/10 split by position)")
+    if stats.train_windows == 0:
+        st.error(f"This text is too short for one training window of {block} + 1 tokens "
+                 f"({stats.tokens} tokens in all). Add text or lower the block size.", icon=":material/error:")
+    elif base is not None and stats.unk_rate > 0.1:
+        st.warning(f"{stats.unk_rate:.0%} of this text is outside {base.name}'s vocabulary. Fine-tuning keeps "
+                   "that vocabulary, so those words become <unk>: the model can learn new patterns of the words it "
+                   "knows, not new words.", icon=":material/warning:")
+    elif stats.unk_rate > 0.2:
+        st.warning(f"{stats.unk_rate:.0%} of the text is outside the vocabulary, so the model would mostly learn "
+                   "to predict <unk>: raise the vocabulary size.", icon=":material/warning:")
+    if 0 < stats.train_windows < batch * accum:
+        reads = f" (batch size {batch} × {accum} accumulated batches)" if accum > 1 else ""
+        st.warning(f"One step's {batch * accum} windows{reads} are more than the {stats.train_windows} training "
+                   "windows; the batch will be cut down to fit.", icon=":material/warning:")
+    return stats.train_windows

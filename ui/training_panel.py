@@ -1,0 +1,119 @@
+"""The Train page's run panel: live progress while a job trains, then its results (use, download, save)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cutellm import CuteLLMError
+from cutellm.charts import loss_figure
+from cutellm.checkpoint import checkpoint_bytes, save_checkpoint
+from cutellm.jobs import TrainingJob
+from cutellm.model_files import save_path
+
+from . import state
+
+LIVE_REFRESH_S = 2.0
+LIVE_CHART_POINTS = 300
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def live_panel(job: TrainingJob) -> None:
+    was_running = job.running
+
+    # Every 2 s, at most 300 chart points: each refresh costs the server and the browser ~0.1-0.2 s of CPU that
+    # training, using every core, has to give up (bench/README.md, "Training in the app": on 2 cores +22% wall time
+    # at 1 s, +9% to +13% at 2 s).
+    @st.fragment(run_every=LIVE_REFRESH_S if was_running else None)
+    def panel() -> None:
+        snap = job.snapshot()
+        last = snap.latest
+        st.progress(snap.progress, text=f"{job.name}: step {last.step if last else 0:,} of {snap.total_steps:,}"
+                                        + (f" · about {_fmt_time(snap.eta_s)} left" if snap.running else ""))
+        c = st.columns(5)
+        c[0].metric("Step", f"{last.step:,}" if last else "0")
+        c[1].metric("Train loss", f"{last.train_loss:.3f}" if last else "–")
+        c[2].metric("Val loss", f"{snap.last_val_loss:.3f}" if snap.last_val_loss is not None else "–")
+        c[3].metric("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–")
+        c[4].metric("Elapsed", _fmt_time(snap.elapsed_s))
+        st.plotly_chart(loss_figure(snap.history, max_points=LIVE_CHART_POINTS), key="live_loss_chart",
+                        config={"displayModeBar": False})
+        if snap.running:
+            st.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",
+                      help="Stops at the next step and keeps the weights trained so far.")
+        elif was_running:
+            st.rerun()  # the run just ended: redraw the whole page (results, save, sidebar)
+
+    panel()
+
+
+def results(job: TrainingJob) -> None:
+    snap = job.snapshot()
+    if snap.status == "failed":
+        st.error(f"Training failed: {snap.error}", icon=":material/error:")
+        return
+    if snap.status == "diverged":
+        st.error(f"{snap.error}", icon=":material/warning:")
+    elif snap.status == "stopped":
+        st.info(f"Stopped after {job.result.steps:,} of {job.result.total_steps:,} steps "
+                f"({job.stop_reason}); the weights trained so far are kept.", icon=":material/stop_circle:")
+    else:
+        st.success(f"Finished {job.result.steps:,} steps in {_fmt_time(job.result.wall_time_s)} on "
+                   f"{job.result.device} ({job.result.precision}).", icon=":material/check_circle:")
+    if not job.usable:
+        return
+    if not job.model.config.causal:
+        st.warning("**Experiment: this model trained without the causal mask.** Each position could see the word "
+                   "it had to predict, so the training loss fell very low — it was copying, not predicting. "
+                   "Use it in Generate: with no future to peek at, its text falls apart. Real language models "
+                   "are always causal.", icon=":material/science:")
+    meta = job.run.metadata
+    if meta.get("base_model"):
+        st.caption(f"Fine-tuned from **{meta['base_model']}** on {meta.get('corpus')}.")
+    r = job.result
+    if r and r.final_val_loss is not None:
+        st.caption(f"Final loss: train **{r.final_train_loss:.3f}**, validation **{r.final_val_loss:.3f}**.")
+    key = state.session_key(job.name)
+    a, b, c = st.columns([1.2, 1, 1.6])
+    with a:
+        active = st.session_state.get("active_model") == key
+        st.button("Use this model" if not active else "This model is active", type="primary",
+                  icon=":material/check:", disabled=active, on_click=state.set_active, args=(key,),
+                  help="Make it the active model for Generate, Fill the blanks and Explore.")
+    with b:
+        meta = job.checkpoint_metadata()
+        st.download_button("Download .pth", data=checkpoint_bytes(job.model, job.tokenizer, meta),
+                           file_name=f"{job.name}.pth", mime="application/octet-stream",
+                           icon=":material/download:")
+    with c:
+        save_form(job)
+
+
+def save_form(job: TrainingJob) -> None:
+    with st.popover("Save to models/", icon=":material/save:"):
+        st.text_input("Name", key="tr_save_name", max_chars=64,
+                      help="Letters, digits, - and _ only. Saved as models/<name>.pth.")
+        name = st.session_state.tr_save_name.strip()
+        target = None
+        try:
+            target = save_path(state.models_dir(), name)
+        except CuteLLMError as err:
+            if name:
+                st.error(str(err))
+        exists = target is not None and target.exists()
+        if exists:
+            st.checkbox(f"Replace the existing {name}.pth", key="tr_overwrite")
+        can_save = target is not None and (not exists or st.session_state.tr_overwrite)
+        if st.button("Save", disabled=not can_save, key="save_model"):
+            try:
+                save_checkpoint(target, job.model, job.tokenizer, job.checkpoint_metadata())
+            except (CuteLLMError, OSError) as err:
+                st.error(f"Could not save: {err}")
+            else:
+                st.session_state.tr_overwrite = False
+                st.success(f"Saved as {target.name}; it is now in the sidebar's model list.")
