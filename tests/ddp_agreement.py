@@ -13,6 +13,7 @@ Each rank writes what it saw to OUT_DIR/rank<N>.json.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 import sys
 import threading
@@ -27,7 +28,7 @@ TEXT = " ".join(["the cat sat on the mat.", "the dog ran to the park.", "the bir
 MODEL = ModelConfig(vocab_size=40, d_model=32, n_heads=2, n_layers=1, block_size=8, dropout=0.0)
 TRAIN = TrainConfig(max_steps=15, batch_size=2, learning_rate=1e-2, warmup_steps=2, eval_interval=5, seed=5,
                     device="cpu", num_threads=1)
-ACCUMULATE = TrainConfig(**{**TRAIN.to_dict(), "grad_accum_steps": 2})
+ACCUMULATE = replace(TRAIN, grad_accum_steps=2)
 
 
 def on_training_forward(model: torch.nn.Module, call: int, action) -> torch.utils.hooks.RemovableHandle:

@@ -17,6 +17,7 @@ gradients themselves, where a wrong scale cannot hide.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 import os
 import signal
@@ -130,7 +131,7 @@ def test_torchrun_processes_stop_and_diverge_together_and_accumulate(tmp_path):
 
     # 2 processes x 2 micro-batches of 2 == 1 process x batch 8.
     assert ranks[0]["accumulate"]["global_batch_size"] == 8
-    config = TrainConfig(**{**ddp_agreement.TRAIN.to_dict(), "batch_size": 8})
+    config = replace(ddp_agreement.TRAIN, batch_size=8)
     model, _, dataset = prepare_training(ddp_agreement.TEXT, ddp_agreement.MODEL, config)
     result = train(model, dataset, config)
     assert_same_weights(torch.load(tmp_path / "accumulate.pt", weights_only=True), model.state_dict())
@@ -158,9 +159,9 @@ def _trained(config: TrainConfig, **kwargs):
 
 
 def test_accumulating_two_micro_batches_equals_one_batch_twice_as_big():
-    base = {**TINY_TRAIN.to_dict(), "max_steps": 30, "eval_interval": 10}
-    big_model, big = _trained(TrainConfig(**{**base, "batch_size": 16}))
-    acc_model, acc = _trained(TrainConfig(**{**base, "batch_size": 8, "grad_accum_steps": 2}))
+    base = replace(TINY_TRAIN, max_steps=30, eval_interval=10)
+    big_model, big = _trained(replace(base, batch_size=16))
+    acc_model, acc = _trained(replace(base, batch_size=8, grad_accum_steps=2))
     assert acc.global_batch_size == big.global_batch_size == 16
     assert_same_weights(acc_model.state_dict(), big_model.state_dict())
     torch.testing.assert_close([m.train_loss for m in acc.history], [m.train_loss for m in big.history], **TOL)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -33,7 +35,7 @@ def test_model_is_causal():
 
 
 def test_non_causal_model_sees_the_future():
-    model = make(ModelConfig(**{**CFG.to_dict(), "causal": False}))
+    model = make(replace(CFG, causal=False))
     idx = torch.randint(0, 50, (1, 12))
     changed = idx.clone()
     changed[0, -1] = (idx[0, -1] + 1) % 50

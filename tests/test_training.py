@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import threading
 
 import pytest
@@ -20,7 +22,7 @@ def test_tiny_model_overfits_tiny_corpus(tiny):
 def test_callback_receives_every_step_with_metrics():
     seen = []
     model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
-    cfg = TrainConfig(**{**TINY_TRAIN.to_dict(), "max_steps": 25, "eval_interval": 10})
+    cfg = replace(TINY_TRAIN, max_steps=25, eval_interval=10)
     train(model, ds, cfg, on_step=seen.append)
     assert [m.step for m in seen] == list(range(1, 26))
     assert [m.step for m in seen if m.val_loss is not None] == [10, 20, 25]
@@ -32,7 +34,7 @@ def test_same_seed_same_result():
     losses = []
     for _ in range(2):
         model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
-        cfg = TrainConfig(**{**TINY_TRAIN.to_dict(), "max_steps": 30})
+        cfg = replace(TINY_TRAIN, max_steps=30)
         losses.append([m.train_loss for m in train(model, ds, cfg).history])
     assert losses[0] == losses[1]
 
@@ -54,7 +56,7 @@ def test_stop_event_ends_training_and_keeps_weights():
 
 def test_divergence_stops_with_clear_error_and_keeps_last_good_weights():
     model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
-    cfg = TrainConfig(**{**TINY_TRAIN.to_dict(), "max_steps": 50})
+    cfg = replace(TINY_TRAIN, max_steps=50)
     snapshots = {}
 
     def on_step(m):
