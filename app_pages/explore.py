@@ -1,4 +1,4 @@
-"""Explore: pictures of the active model — its architecture, predictions, embeddings, attention and logit lens."""
+"""Explore: pictures of the active model — its tokens, architecture, predictions, embeddings, attention, logit lens."""
 
 import streamlit as st
 
@@ -6,8 +6,9 @@ from cutellm import CuteLLMError, charts, inspection
 from ui import state
 from ui.notices import warn_unknown_words
 from ui.timeline import timeline_model
+from ui.tokens_view import tokens_tab
 
-state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Architecture", "ex_position": "all",
+state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Tokens", "ex_position": "all",
             "ex_emb_dims": "2D", "ex_emb_top": 300, "ex_emb_highlight": inspection.DEFAULT_HIGHLIGHT,
             "ex_emb_special": False, "ex_att_layer": 1, "ex_att_head": "all heads"})
 
@@ -67,9 +68,14 @@ def embeddings_tab() -> None:
     b.slider("Most frequent words shown", 1, n_words, key="ex_emb_top")
     c.text_input("Highlight a word", key="ex_emb_highlight", help="The word and its 5 nearest neighbours stand out.")
     d.checkbox("Special tokens", key="ex_emb_special", help="Show <pad>, <unk> and <mask> (as diamonds).")
-    highlight = st.session_state.ex_emb_highlight.strip().lower() or None
-    if highlight and highlight not in tokenizer.token_to_id:
-        st.info("That word is not in the vocabulary, so nothing is highlighted.", icon=":material/info:")
+    highlight = st.session_state.ex_emb_highlight.strip() or None
+    if tokenizer.kind == "word" and highlight:
+        highlight = highlight.lower()
+    try:
+        if highlight:
+            inspection.token_id(tokenizer, highlight)
+    except CuteLLMError:
+        st.info("That word is not in the vocabulary as one token, so nothing is highlighted.", icon=":material/info:")
         highlight = None
     three_d = st.session_state.ex_emb_dims == "3D"
     # A timeline snapshot is drawn on the final weights' axes, so words move into place instead of axes flipping.
@@ -114,7 +120,7 @@ def logit_lens_tab() -> None:
     show(charts.logit_lens_figure(lens), "ex_lens")
 
 
-RENDER = {"Architecture": architecture_tab, "Next-token probabilities": logits_tab,
+RENDER = {"Tokens": lambda: tokens_tab(tokenizer, text), "Architecture": architecture_tab, "Next-token probabilities": logits_tab,
           "Prediction heatmap": heatmap_tab, "Word embeddings": embeddings_tab, "Attention": attention_tab,
           "Logit lens": logit_lens_tab}
 

@@ -42,7 +42,22 @@ if not chosen:
     st.stop()
 
 selected = [runs[label] for label in chosen]
-st.plotly_chart(runs_figure(selected), key="runs_chart", config={"displaylogo": False})
+tokenizers = {run.tokenizer for run in selected}
+mixed = len(tokenizers) > 1
+bpc = st.toggle("Plot bits per character", value=mixed, key=f"runs_bpc_{mixed}",
+                help="A loss per token depends on what a token is, so it only compares runs with the same tokenizer. "
+                     "Bits per character measures every model on the same text.")
+if mixed:
+    st.caption(f"These runs use different tokenizers ({', '.join(sorted(str(t) for t in tokenizers))}): a word token "
+               "stands for about 4 characters and a char token for one, so guessing the next word is a harder task "
+               "than guessing the next letter and per-token losses are not comparable. Per character of the same "
+               "text they are: loss × tokens ÷ characters ÷ ln 2.", help=None)
+if bpc:
+    missing = [run.name for run in selected if not run.curve_in_bits_per_char]
+    if missing:
+        st.info(f"Not shown in bits per character (saved before CuteGPT recorded characters per token): "
+                f"{', '.join(missing)}.", icon=":material/info:")
+st.plotly_chart(runs_figure(selected, bits_per_char=bpc), key="runs_chart", config={"displaylogo": False})
 
 table = runs_table(selected)
 different = differing_columns(table)

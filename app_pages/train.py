@@ -11,10 +11,18 @@ from cutellm.errors import TrainingBusyError
 from cutellm.jobs import TrainingJob, training_in_progress
 from cutellm.runs import MAX_INTERACTIVE_STEPS, prepare_run
 from cutellm.settings import Settings
+from cutellm.tokenizer import TOKENIZER_KINDS
 from ui import state
 from ui.corpus import choose_corpus, show_stats
 from ui.training_panel import live_panel, results
 
+TOKENIZER_LABELS = {"word": "word", "char": "char", "bpe": "BPE (subwords)"}
+TOKENIZER_HELP = ("**word**: one token per word or punctuation mark, lower-cased; a word outside the vocabulary "
+                  "becomes `<unk>`, so the model can never say it. **char**: one token per character: tiny "
+                  "vocabulary, long sequences. **BPE** (byte-pair encoding, what real language models use): starts "
+                  "from the 256 byte values and merges the most frequent pairs into subwords (`·the`, `ing`) until "
+                  "the vocabulary is full. Any text is made of bytes, so BPE has no `<unk>`: a new word is spelled "
+                  "from pieces.")
 TIMELINE_SNAPSHOTS = 8  # weight copies kept per run for Explore's training timeline (capped at 64 MB)
 
 
@@ -33,7 +41,7 @@ SETTINGS = _settings()
 def _default_preset() -> dict:
     """The 'default' preset: the CLI's default model and recipe."""
     m, t = SETTINGS.model, SETTINGS.train
-    return dict(tr_tokenizer="word", tr_vocab=m.vocab_size, tr_d_model=m.d_model, tr_heads=m.n_heads,
+    return dict(tr_tokenizer=SETTINGS.tokenizer, tr_vocab=m.vocab_size, tr_d_model=m.d_model, tr_heads=m.n_heads,
                 tr_layers=m.n_layers, tr_block=m.block_size, tr_dropout=m.dropout, tr_batch=t.batch_size,
                 tr_mode="Epochs", tr_epochs=t.epochs, tr_steps=1000, tr_lr=t.learning_rate, tr_seed=t.seed)
 
@@ -73,7 +81,8 @@ state.keep({"tr_preset": "default", **PRESETS["default"], "tr_source": "Bundled"
 # valid range comes from cutellm.config.LIMITS; a top caps the open-ended ones for a 2-core playground.
 NUMBERS = {
     "tr_vocab": ("Vocabulary size", "vocab_size", 20_000, 100,
-                 "Word tokenizer: keep the most frequent words; the rest become <unk>."),
+                 "Word: keep the most frequent words; the rest become <unk>. BPE: the 256 byte values plus merges "
+                 "learned from the corpus, so at least 260."),
     "tr_block": ("Block size (context)", "block_size", 256, 4, "How many tokens the model reads at once."),
     "tr_d_model": ("d_model (width)", "d_model", 512, 16,
                    "Size of each token's vector. Must be divisible by the number of heads."),
@@ -123,8 +132,8 @@ def choose_settings(base: state.LoadedModel | None) -> None:
     else:
         with a:
             st.markdown("**Tokens**")
-            st.radio("Tokenizer", ["word", "char"], key="tr_tokenizer", horizontal=True,
-                     help="word: one token per word or punctuation mark. char: one token per character.")
+            st.radio("Tokenizer", list(TOKENIZER_KINDS), key="tr_tokenizer", horizontal=True,
+                     format_func=TOKENIZER_LABELS.__getitem__, help=TOKENIZER_HELP)
             number("tr_vocab", disabled=st.session_state.tr_tokenizer == "char")
             number("tr_block")
         with b:

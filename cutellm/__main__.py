@@ -12,6 +12,7 @@ from pathlib import Path
 from . import __version__
 from .devices import DEVICES, PRECISIONS
 from .settings import load_settings, setup_logging
+from .tokenizer import TOKENIZER_KINDS
 from .errors import CuteLLMError
 
 log = logging.getLogger("cutellm")
@@ -25,8 +26,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train a CuteLLM. Unset options take their value from .env, then the defaults.")
     p.add_argument("--corpus", default=DEFAULT_CORPUS, help="UTF-8 text file (default: %(default)s)")
     p.add_argument("--out", default=DEFAULT_MODEL, help="checkpoint to write (default: %(default)s)")
-    p.add_argument("--tokenizer", choices=("word", "char"), default="word", help="word or character tokens")
-    p.add_argument("--vocab-size", type=int, help="most frequent words kept (word tokenizer)")
+    p.add_argument("--tokenizer", choices=TOKENIZER_KINDS, help="word: one token per word (unknown words become "
+                   "<unk>); char: one per character; bpe: byte-level subwords learned from the corpus, no <unk> "
+                   "(default: MODEL_TOKENIZER from .env, else word)")
+    p.add_argument("--vocab-size", type=int, help="vocabulary size: the most frequent words kept (word), or bytes + "
+                   "merges (bpe, at least 260)")
     p.add_argument("--d-model", type=int, help="embedding width")
     p.add_argument("--n-heads", type=int, help="attention heads per layer")
     p.add_argument("--n-layers", type=int, help="transformer blocks")
@@ -142,10 +146,12 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
                      ctx.local_rank, socket.gethostname(), ctx.backend)
             if not ctx.is_main:
                 log.setLevel(logging.WARNING)
-        return _train_and_save(args, model_config, train_config, model_over, ctx.is_main)
+        return _train_and_save(args, model_config, train_config, args.tokenizer or settings.tokenizer, model_over,
+                               ctx.is_main)
 
 
-def _train_and_save(args: argparse.Namespace, model_config, train_config, model_over: dict, is_main: bool) -> int:
+def _train_and_save(args: argparse.Namespace, model_config, train_config, tokenizer_kind: str, model_over: dict,
+                    is_main: bool) -> int:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_corpus
     from .runs import BaseModel, prepare_run
@@ -166,7 +172,7 @@ def _train_and_save(args: argparse.Namespace, model_config, train_config, model_
         log.warning("EXPERIMENT: training without the causal mask; the model will cheat by reading ahead")
     # Every process builds the same tokenizer and the same initial weights from the same corpus and seed.
     run = prepare_run(text, Path(args.corpus).name, model_config, train_config, name=Path(args.out).stem,
-                      tokenizer_kind=args.tokenizer, base=base)
+                      tokenizer_kind=tokenizer_kind, base=base)
     model, tokenizer, dataset = run.model, run.tokenizer, run.dataset
     log.info("corpus %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows", args.corpus,
              dataset.ids.numel(), tokenizer.vocab_size, 100 * tokenizer.unk_rate(text), dataset.train.size(0),
@@ -184,8 +190,10 @@ def _train_and_save(args: argparse.Namespace, model_config, train_config, model_
     if not is_main:
         return 0
     path = save_checkpoint(args.out, model, tokenizer, run.checkpoint_metadata(result))
+    bpc = result.final_val_bits_per_char
     print(f"saved {path}  (train loss {result.final_train_loss:.4f}, val loss "
-          f"{result.final_val_loss if result.final_val_loss is None else round(result.final_val_loss, 4)}, "
+          f"{result.final_val_loss if result.final_val_loss is None else round(result.final_val_loss, 4)}"
+          f"{'' if bpc is None else f' = {bpc:.4f} bits/char'}, "
           f"{result.steps} steps of {result.global_batch_size} windows, {result.world_size} process(es), "
           f"{result.device} {result.precision}, {result.wall_time_s:.1f}s)")
     return 0
@@ -232,9 +240,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"  {key:<12}{value}")
     print(f"tokenizer   {tokenizer.kind}, {tokenizer.vocab_size} tokens")
     for key in ("corpus", "steps", "global_batch_size", "world_size", "device", "precision", "final_train_loss",
-                "final_val_loss", "wall_time_s", "tokens_per_s", "saved_at"):
+                "final_val_loss", "final_val_bits_per_char", "wall_time_s", "tokens_per_s", "saved_at"):
         if key in meta:
-            print(f"{key:<18}{meta[key]}")
+            print(f"{key:<24}{meta[key]}")
     print(f"\nnext token after {args.prompt!r}:")
     for word, prob in next_token_distribution(model, tokenizer, args.prompt, args.top_k):
         print(f"  {word!r:>14} {prob:6.3f} {'#' * round(prob * 40)}")

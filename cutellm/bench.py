@@ -92,7 +92,7 @@ def bench_dataset(text: str, tokenizer: Tokenizer, block_size: int, val_fraction
     n_train = int(ids.numel() * (1 - val_fraction))  # nanoGPT's prepare.py: data[:int(n * 0.9)]
     return Dataset(ids=ids, train=make_windows(ids[:n_train], block_size, stride=1),
                    val=make_windows(ids[n_train:], block_size, stride=block_size), block_size=block_size,
-                   n_train_tokens=n_train)
+                   n_train_tokens=n_train, train_characters=n_train, val_characters=ids.numel() - n_train)
 
 
 def bench_setup(text: str, *, steps: int = FULL_STEPS, device: str = "auto", threads: int | None = None,

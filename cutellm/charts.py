@@ -524,15 +524,18 @@ def loss_figure(history: Sequence[StepMetrics], max_points: int = 2000, title: s
     return fig
 
 
-def runs_figure(runs: Sequence[Run], max_points: int = 1000) -> go.Figure:
+def runs_figure(runs: Sequence[Run], max_points: int = 1000, bits_per_char: bool = False) -> go.Figure:
     """Loss curves of several runs in one chart: smoothed training loss (lines) and validation loss (dotted, with
-    markers), one colour per run."""
+    markers), one colour per run. `bits_per_char` plots every curve in bits per character of its text instead of
+    nats per token (`Run.curve_in_bits_per_char`; runs that did not record their tokens per character are left out),
+    the only scale on which models with different tokenizers compare."""
     colours = [PALETTE["primary"], PALETTE["accent"], PALETTE["secondary"], PALETTE["special"], "#0984E3",
                "#6D214F", "#2D3436", "#FDCB6E"]
+    unit = "bits per character" if bits_per_char else "loss"
     fig = go.Figure()
     for i, run in enumerate(runs):
         colour = colours[i % len(colours)]
-        curve = run.curve
+        curve = run.curve_in_bits_per_char if bits_per_char else run.curve
         if not curve:
             continue
         stride = max(1, math.ceil(len(curve) / max_points))
@@ -545,15 +548,16 @@ def runs_figure(runs: Sequence[Run], max_points: int = 1000) -> go.Figure:
         name = label(run.name)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{name} · train", legendgroup=name,
                                  line=dict(color=colour, width=2.2),
-                                 hovertemplate=f"{name}<br>step %{{x}}<br>train loss %{{y:.3f}}<extra></extra>"))
+                                 hovertemplate=f"{name}<br>step %{{x}}<br>train {unit} %{{y:.3f}}<extra></extra>"))
         val = [(s, v) for s, _, v in curve if v is not None]
         if val:
             fig.add_trace(go.Scatter(x=[s for s, _ in val], y=[v for _, v in val], mode="lines+markers",
                                      name=f"{name} · validation", legendgroup=name,
                                      line=dict(color=colour, width=1.5, dash="dot"), marker=dict(size=6),
-                                     hovertemplate=f"{name}<br>step %{{x}}<br>validation loss %{{y:.3f}}"
+                                     hovertemplate=f"{name}<br>step %{{x}}<br>validation {unit} %{{y:.3f}}"
                                                    "<extra></extra>"))
-    _style(fig, "Loss curves of the chosen runs", 460)
-    fig.update_layout(xaxis_title="step", yaxis_title="loss (cross-entropy)", hovermode="closest",
+    _style(fig, "Loss curves of the chosen runs" + (", in bits per character" if bits_per_char else ""), 460)
+    fig.update_layout(xaxis_title="step", yaxis_title="bits per character" if bits_per_char else
+                      "loss (cross-entropy per token)", hovermode="closest",
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0), margin=dict(b=110))
     return fig

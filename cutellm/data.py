@@ -84,10 +84,31 @@ class Dataset:
     val: torch.Tensor             # (n_val, block_size + 1); may have 0 rows for a tiny corpus
     block_size: int
     n_train_tokens: int
+    # Characters of the original text in each part (None when unknown): what turns a loss per token into bits per
+    # character, the figure that compares models with different tokenizers.
+    train_characters: int | None = None
+    val_characters: int | None = None
 
     @property
     def n_val_tokens(self) -> int:
         return self.ids.numel() - self.n_train_tokens
+
+    def tokens_per_char(self, part: str = "val") -> float | None:
+        """Tokens per character of the 'train' or 'val' part's text."""
+        chars = self.val_characters if part == "val" else self.train_characters
+        tokens = self.n_val_tokens if part == "val" else self.n_train_tokens
+        return tokens / chars if chars else None
+
+
+def bits_per_char(loss: float | None, tokens_per_char: float | None) -> float | None:
+    """A mean loss in nats per token as bits per character of the text: loss x tokens / characters / ln 2.
+
+    A word token stands for ~5 characters and a character token for one, so per-token losses of models with different
+    tokenizers are not comparable; per character of the same text they are.
+    """
+    if loss is None or tokens_per_char is None:
+        return None
+    return loss * tokens_per_char / math.log(2)
 
 
 def min_tokens_needed(block_size: int) -> int:
@@ -101,7 +122,10 @@ def prepare_dataset(text: str, tokenizer: Tokenizer, block_size: int, *, stride:
     if ids.numel() and bool((ids == tokenizer.unk_id).all()):
         raise CorpusError("none of the corpus's words are in the vocabulary (every token would be <unk>); "
                           "use a larger vocabulary or text in the model's language")
-    return split_windows(ids, block_size, stride=stride, val_fraction=val_fraction)
+    dataset = split_windows(ids, block_size, stride=stride, val_fraction=val_fraction)
+    split = tokenizer.char_offset(text, ids.tolist(), dataset.n_train_tokens)
+    dataset.train_characters, dataset.val_characters = split, len(text) - split
+    return dataset
 
 
 def split_windows(ids: torch.Tensor, block_size: int, *, stride: int | None = None,
@@ -129,6 +153,10 @@ class CorpusStats:
     unk_rate: float
     train_windows: int
     val_windows: int
+
+    @property
+    def chars_per_token(self) -> float:
+        return self.characters / self.tokens if self.tokens else 0.0
 
 
 def corpus_stats(text: str, tokenizer: Tokenizer, block_size: int, *, stride: int | None = None,

@@ -3,6 +3,8 @@
 Every function takes a model and its tokenizer (and a text or a few options) and returns plain data: numpy arrays,
 pandas DataFrames or small frozen dataclasses, so tests can check the numbers and `charts.py` only draws them.
 
+- `token_pieces` / `bpe_merges` / `tokenizer_comparison`: how a text is cut into tokens, the first merges a BPE
+  tokenizer learned, and how word, char and BPE tokenizers cut the same text.
 - `architecture_summary`: the model's components in order, with tensor shapes and parameter counts.
 - `next_token_probs` / `next_token_table`: at each position of a text, the probability of every possible next token.
 - `prediction_heatmap`: positions x the most likely candidate tokens, as a probability matrix.
@@ -29,7 +31,7 @@ import torch.nn as nn
 from .errors import ConfigError, PromptError
 from .inference import encode_context
 from .model import CuteLLM, ModelTrace, evaluating
-from .tokenizer import Tokenizer
+from .tokenizer import BPETokenizer, Tokenizer
 
 # The example sentence shown by the Explore page, the CLI and `make visualize` (one place for all of them).
 DEFAULT_TEXT = "the cat sat on the mat and the dog ran to the park"
@@ -61,6 +63,45 @@ def _check_int(name: str, value: int, low: int, high: int | None = None) -> None
     if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
         bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
         raise ConfigError(f"{name}: must be a whole number {bounds}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tokens
+
+
+def token_pieces(tokenizer: Tokenizer, text: str) -> pd.DataFrame:
+    """How `text` is cut into tokens, one row per token: position, id, token (its readable form), unknown (the piece
+    is outside the vocabulary and read as <unk>; never for BPE), and piece (what the tokenizer cut out of the text:
+    for a word model the lower-cased word, also when it is unknown)."""
+    ids = tokenizer.encode(text)
+    pieces = tokenizer.tokenize(text)
+    rows = [{"position": t, "id": i, "token": tokenizer.token(i), "unknown": i == tokenizer.unk_id,
+             "piece": piece} for t, (i, piece) in enumerate(zip(ids, pieces))]
+    return pd.DataFrame(rows, columns=["position", "id", "token", "unknown", "piece"])
+
+
+def bpe_merges(tokenizer: Tokenizer, n: int = 50) -> pd.DataFrame:
+    """The first `n` merges a BPE tokenizer learned, in order: rank (1 = first), left + right -> token, and count (how
+    often the pair occurred in the corpus when it was merged). Empty for other tokenizers."""
+    _check_int("n", n, 1)
+    merges = getattr(tokenizer, "merges", [])[:n]
+    return pd.DataFrame([{"rank": r, "left": tokenizer.token(m.left), "right": tokenizer.token(m.right),
+                          "token": tokenizer.token(m.token), "count": m.count} for r, m in enumerate(merges, 1)],
+                        columns=["rank", "left", "right", "token", "count"])
+
+
+def tokenizer_comparison(text: str, corpus: str, vocab_size: int = 1000) -> pd.DataFrame:
+    """Word, char and BPE tokenizers built from `corpus` (`vocab_size` for word and BPE), each cutting `text`: one row
+    per tokenizer with its vocabulary, the text's tokens, <unk> rate and characters per token."""
+    from .tokenizer import TOKENIZER_KINDS, build_tokenizer
+
+    rows = []
+    for kind in TOKENIZER_KINDS:
+        tok = build_tokenizer(kind, corpus, max(vocab_size, BPETokenizer.MIN_VOCAB) if kind == "bpe" else vocab_size)
+        n = len(tok.encode(text))
+        rows.append({"tokenizer": kind, "vocabulary": tok.vocab_size, "tokens": n, "unk_rate": tok.unk_rate(text),
+                     "chars_per_token": len(text) / n if n else 0.0})
+    return pd.DataFrame(rows, columns=["tokenizer", "vocabulary", "tokens", "unk_rate", "chars_per_token"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,7 +339,8 @@ def _neighbour_pool(tokenizer: Tokenizer) -> np.ndarray:
 
 
 def token_id(tokenizer: Tokenizer, word: str) -> int:
-    """The id of a single vocabulary token (matched as typed, then as the tokenizer would read it: lower-cased...).
+    """The id of a single vocabulary token (matched as typed, then as the tokenizer would read it: lower-cased for
+    words; for BPE also as a word after a space, "·cat", the form words take inside a sentence).
 
     Raises PromptError if `word` is empty, several tokens, or not in the vocabulary.
     """
@@ -306,11 +348,14 @@ def token_id(tokenizer: Tokenizer, word: str) -> int:
         return tokenizer.token_to_id[word]  # as typed: also finds " " or "\n" in a character model
     if not isinstance(word, str) or not word.strip():
         raise PromptError("type a word to look up")
-    pieces = tokenizer.tokenize(word.strip())
+    word = word.strip()
+    pieces = tokenizer.tokenize(word)
+    if len(pieces) != 1 and tokenizer.kind == "bpe":
+        pieces = tokenizer.tokenize(" " + word)
     if len(pieces) != 1:
-        raise PromptError(f"'{word.strip()}' is {len(pieces)} tokens; type a single word")
+        raise PromptError(f"'{word}' is {len(pieces)} tokens; type a single word")
     if pieces[0] not in tokenizer.token_to_id:
-        raise PromptError(f"'{word.strip()}' is not in the model's vocabulary of {tokenizer.vocab_size:,} tokens")
+        raise PromptError(f"'{word}' is not in the model's vocabulary of {tokenizer.vocab_size:,} tokens")
     return tokenizer.token_to_id[pieces[0]]
 
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .config import ModelConfig, TrainConfig
-from .data import Dataset
+from .data import Dataset, bits_per_char
 from .errors import ConfigError
 from .model import CuteLLM
 from .tokenizer import Tokenizer
@@ -81,7 +81,8 @@ def prepare_run(text: str, corpus_name: str, model_config: ModelConfig, train_co
 
 
 # What a checkpoint keeps of each earlier run when a model is fine-tuned from it.
-RUN_KEYS = ("corpus", "steps", "status", "final_train_loss", "final_val_loss", "wall_time_s", "tokens_per_s",
+RUN_KEYS = ("corpus", "tokenizer_kind", "steps", "status", "final_train_loss", "final_val_loss",
+            "final_val_bits_per_char", "val_tokens_per_char", "train_tokens_per_char", "wall_time_s", "tokens_per_s",
             "saved_at", "train_config", "loss_curve")
 
 
@@ -103,7 +104,21 @@ class Run:
 
     @property
     def curve(self) -> list[tuple[int, float, float | None]]:
+        """(step, training loss, validation loss or None) per step, in nats per token."""
         return [(int(s), float(t), None if v is None else float(v)) for s, t, v in self.meta.get("loss_curve", [])]
+
+    @property
+    def curve_in_bits_per_char(self) -> list[tuple[int, float, float | None]]:
+        """`curve` in bits per character of the training and validation text; empty when the run did not record its
+        tokens per character (runs saved before CuteGPT measured them)."""
+        train, val = self.meta.get("train_tokens_per_char"), self.meta.get("val_tokens_per_char")
+        if not train or not val:
+            return []
+        return [(s, bits_per_char(t, train), bits_per_char(v, val)) for s, t, v in self.curve]
+
+    @property
+    def tokenizer(self) -> str | None:
+        return self.meta.get("tokenizer_kind")
 
     def row(self) -> dict[str, Any]:
         m, mc, tc = self.meta, self.model_config, self.meta.get("train_config", {})
@@ -126,6 +141,7 @@ class Run:
             "steps": m.get("steps"),
             "train loss": _round(m.get("final_train_loss")),
             "val loss": _round(m.get("final_val_loss")),
+            "val bits/char": _round(m.get("final_val_bits_per_char")),
             "time (s)": _round(m.get("wall_time_s"), 1),
             "tokens/s": _round(m.get("tokens_per_s"), 0),
             "status": m.get("status", "finished"),

@@ -10,16 +10,18 @@ from typing import Any, Mapping
 
 from .config import ModelConfig, TrainConfig
 from .errors import ConfigError
+from .tokenizer import TOKENIZER_KINDS
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything `.env` can set: the model shape, the training recipe and the log level."""
+    """Everything `.env` can set: the tokenizer, the model shape, the training recipe and the log level."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tokenizer: str = "word"
     log_level: str = "INFO"
 
 
@@ -39,6 +41,10 @@ ENV_VARS: dict[str, tuple[str, str, type]] = {
     "TRAINING_PRECISION": ("train", "precision", str),
     "TRAINING_GRAD_ACCUM_STEPS": ("train", "grad_accum_steps", int),
 }
+
+
+# Variables that set a Settings field directly rather than a config field.
+OTHER_VARS = ("MODEL_TOKENIZER", "LOG_LEVEL")
 
 
 def _parse(var: str, raw: str, kind: type) -> Any:
@@ -65,7 +71,7 @@ def load_settings(env_file: str | os.PathLike | None = ".env",
     if env_file is not None and Path(env_file).is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update({k: v for k, v in (os.environ if environ is None else environ).items()
-                   if k in ENV_VARS or k == "LOG_LEVEL"})
+                   if k in ENV_VARS or k in OTHER_VARS})
 
     overrides: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
     for var, (section, name, kind) in ENV_VARS.items():
@@ -75,6 +81,9 @@ def load_settings(env_file: str | os.PathLike | None = ".env",
     log_level = values.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL={values['LOG_LEVEL']!r}: must be one of {', '.join(LOG_LEVELS)}")
+    tokenizer = values.get("MODEL_TOKENIZER", "word").strip().lower() or "word"
+    if tokenizer not in TOKENIZER_KINDS:
+        raise ConfigError(f"MODEL_TOKENIZER={values['MODEL_TOKENIZER']!r}: must be one of {', '.join(TOKENIZER_KINDS)}")
 
     var_of = {(s, n): v for v, (s, n, _) in ENV_VARS.items()}
     try:
@@ -87,7 +96,7 @@ def load_settings(env_file: str | os.PathLike | None = ".env",
                 if var and var in values:
                     raise ConfigError(f"{var}={values[var]!r}: {err}") from None
         raise
-    return Settings(model=model, train=train, log_level=log_level)
+    return Settings(model=model, train=train, tokenizer=tokenizer, log_level=log_level)
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -1,9 +1,14 @@
 """Tokenizers: text <-> integer ids.
 
 `SimpleWordTokenizer` learns its vocabulary from a corpus (the most frequent words), lower-cases, and gives each
-punctuation mark its own token ("mat." -> "mat", "."). `CharTokenizer` uses one token per character, for
-character-level corpora such as Shakespeare. Both start with the same special tokens and serialise to a plain dict
-(strings and ints only) that lives inside a checkpoint.
+punctuation mark its own token ("mat." -> "mat", "."); a word outside the vocabulary becomes <unk>. `CharTokenizer`
+uses one token per character, for character-level corpora such as Shakespeare. `BPETokenizer` is byte-level byte-pair
+encoding (what real language models use, `cutellm.bpe`): subword tokens learned from the corpus, built up from the
+256 byte values, so any text encodes and nothing is ever <unk>. All start with the same special tokens and serialise
+to a plain dict (strings and ints only) that lives inside a checkpoint.
+
+`token(i)` is a token's readable form, used by every page and chart: for BPE a space shows as `·`, a newline as `↵`,
+and a byte that is not a whole printable character as `<0xE2>`.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 from collections import Counter
 from typing import Any, Iterable, Mapping
 
+from . import bpe
 from .errors import CheckpointError, ConfigError
 
 PAD, UNK, MASK = "<pad>", "<unk>", "<mask>"
@@ -79,6 +85,13 @@ class _BaseTokenizer:
             return 0.0
         return sum(t not in self.token_to_id for t in toks) / len(toks)
 
+    def char_offset(self, text: str, ids: list[int], n_tokens: int) -> int:
+        """How many characters of `text` come before its `n_tokens`-th token (`ids` is `encode(text)`): where a split
+        of the token stream falls in the text, for counting the characters of the validation part."""
+        if n_tokens >= len(ids):
+            return len(text)
+        return len(self.decode(ids[:n_tokens]))
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "tokens": list(self.id_to_token),
                 "counts": [int(self.counts.get(t, 0)) for t in self.id_to_token]}
@@ -114,6 +127,13 @@ class SimpleWordTokenizer(_BaseTokenizer):
     def continue_text(self, prompt: str, new_ids: Iterable[int]) -> str:
         """The prompt (lower-cased, unknown words kept as typed) followed by generated tokens, as text."""
         return join_words([*self._split(prompt), *(self.id_to_token[i] for i in new_ids)])
+
+    def char_offset(self, text: str, ids: list[int], n_tokens: int) -> int:
+        # Decoding would count "<unk>" for an unknown word and normalise spaces: find the token in the text instead.
+        for k, match in enumerate(_WORD_RE.finditer(text.lower())):
+            if k == n_tokens:
+                return match.start()
+        return len(text)
 
 
 def join_words(tokens: Iterable[str]) -> str:
@@ -158,9 +178,111 @@ class CharTokenizer(_BaseTokenizer):
     def continue_text(self, prompt: str, new_ids: Iterable[int]) -> str:
         return prompt + self.decode(new_ids)
 
+    def char_offset(self, text: str, ids: list[int], n_tokens: int) -> int:
+        return min(n_tokens, len(text))  # one token per character, known or not
 
-Tokenizer = SimpleWordTokenizer | CharTokenizer
-_KINDS = {"word": SimpleWordTokenizer, "char": CharTokenizer}
+
+# How BPE shows whitespace in a token's readable form.
+_BPE_SHOWN = {" ": "·", "\n": "↵", "\t": "⇥"}
+
+
+def display_bytes(data: bytes) -> str:
+    """A BPE token's bytes as readable text: spaces as ·, newlines as ↵, tabs as ⇥, printable characters as
+    themselves, and anything else (a control character, or a piece of a multi-byte character) as <0xNN> per byte."""
+    out = []
+    for ch in data.decode("utf-8", errors="surrogateescape"):  # undecodable bytes become U+DC80..U+DCFF
+        if ch in _BPE_SHOWN:
+            out.append(_BPE_SHOWN[ch])
+        elif "\udc80" <= ch <= "\udcff":
+            out.append(f"<0x{ord(ch) - 0xDC00:02X}>")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append("".join(f"<0x{b:02X}>" for b in ch.encode("utf-8")))
+    return "".join(out)
+
+
+class BPETokenizer(_BaseTokenizer):
+    """Byte-level BPE: ids 3..258 are the 256 byte values, then one id per merge learned from the corpus.
+
+    Case, spaces and newlines are kept; `___` (a blank) is <mask>; every other string is encoded exactly, so
+    `decode(encode(s)) == s` for any s and <unk> never appears. `merges` lists the merges in training order (ids in
+    this tokenizer's numbering, with how often each pair occurred).
+    """
+
+    kind = "bpe"
+    MIN_VOCAB = len(SPECIAL_TOKENS) + bpe.N_BYTES + 1
+
+    def __init__(self, merges: list[bpe.Merge], counts: Mapping[str, int] | None = None):
+        offset = len(SPECIAL_TOKENS)
+        self.merges = list(merges)
+        self.token_bytes: list[bytes] = [b""] * offset + [bytes([b]) for b in range(bpe.N_BYTES)]
+        for expected, m in enumerate(self.merges, start=offset + bpe.N_BYTES):
+            if m.token != expected or not (0 <= m.left < m.token and 0 <= m.right < m.token) \
+                    or min(m.left, m.right) < offset:
+                raise CheckpointError(f"the BPE merges are malformed (merge {m})")
+            self.token_bytes.append(self.token_bytes[m.left] + self.token_bytes[m.right])
+        names = list(SPECIAL_TOKENS)
+        seen = set(names)
+        for i, data in enumerate(self.token_bytes[offset:], start=offset):
+            name = display_bytes(data)
+            if name in seen:  # two byte strings that read the same (a literal "·" and a space): keep both findable
+                name = f"{name}#{i}"
+            seen.add(name)
+            names.append(name)
+        super().__init__(names, counts)
+        self._encoder = bpe.Encoder(self.merges, byte_offset=offset)
+
+    @classmethod
+    def from_text(cls, text: str, vocab_size: int = 1000) -> "BPETokenizer":
+        if not isinstance(vocab_size, int) or vocab_size < cls.MIN_VOCAB:
+            raise ConfigError(f"vocab_size: a BPE vocabulary needs at least {cls.MIN_VOCAB} tokens (3 special tokens, "
+                              f"the 256 byte values and 1 merge), got {vocab_size!r}")
+        merges = bpe.train_merges(text, vocab_size - len(SPECIAL_TOKENS) - bpe.N_BYTES,
+                                  byte_offset=len(SPECIAL_TOKENS))
+        tokenizer = cls(merges)
+        counts = Counter(tokenizer.encode(text))
+        tokenizer.counts = {tokenizer.id_to_token[i]: c for i, c in counts.items()}
+        return tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = []
+        for k, piece in enumerate(text.split(BLANK)):
+            if k:
+                ids.append(self.mask_id)
+            ids.extend(self._encoder.encode(piece))
+        return ids
+
+    def tokenize(self, text: str) -> list[str]:
+        return [self.id_to_token[i] for i in self.encode(text)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        data = b"".join(BLANK.encode() if i == self.mask_id else self.token_bytes[i] for i in ids)
+        return data.decode("utf-8", errors="replace")
+
+    def continue_text(self, prompt: str, new_ids: Iterable[int]) -> str:
+        return prompt + self.decode(new_ids)
+
+    def unknown_words(self, text: str) -> list[str]:
+        return []  # every string is made of bytes, and every byte is a token
+
+    def unk_rate(self, text: str) -> float:
+        return 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "merges": [[m.left, m.right, m.count] for m in self.merges]}
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any], counts: dict[str, int]) -> "BPETokenizer":
+        offset = len(SPECIAL_TOKENS) + bpe.N_BYTES
+        merges = [bpe.Merge(int(left), int(right), offset + k, int(count))
+                  for k, (left, right, count) in enumerate(data["merges"])]
+        return cls(merges, counts)
+
+
+Tokenizer = SimpleWordTokenizer | CharTokenizer | BPETokenizer
+_KINDS = {"word": SimpleWordTokenizer, "char": CharTokenizer, "bpe": BPETokenizer}
+TOKENIZER_KINDS = tuple(_KINDS)
 
 
 def tokenizer_from_dict(data: Mapping[str, Any]) -> Tokenizer:
@@ -169,15 +291,22 @@ def tokenizer_from_dict(data: Mapping[str, Any]) -> Tokenizer:
         cls = _KINDS[data["kind"]]
         tokens = [str(t) for t in data["tokens"]]
         counts = {t: int(c) for t, c in zip(tokens, data.get("counts", [])) if int(c) > 0}
+        if cls is BPETokenizer:
+            tokenizer = BPETokenizer._from_dict(data, counts)
+            if tokenizer.id_to_token != tokens:
+                raise ValueError("its tokens do not match its merges")
+            return tokenizer
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"the tokenizer data is malformed ({err!r})") from None
     return cls(tokens, counts)
 
 
 def build_tokenizer(kind: str, text: str, vocab_size: int = 1000) -> Tokenizer:
-    """Build a 'word' or 'char' tokenizer from a corpus."""
+    """Build a 'word', 'char' or 'bpe' tokenizer from a corpus (`vocab_size` applies to word and BPE)."""
     if kind == "word":
         return SimpleWordTokenizer.from_text(text, vocab_size)
     if kind == "char":
         return CharTokenizer.from_text(text)
-    raise ConfigError(f"tokenizer: must be 'word' or 'char', got {kind!r}")
+    if kind == "bpe":
+        return BPETokenizer.from_text(text, vocab_size)
+    raise ConfigError(f"tokenizer: must be one of {', '.join(TOKENIZER_KINDS)}, got {kind!r}")

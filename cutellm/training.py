@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from . import distributed
 from .config import ModelConfig, TrainConfig
 from .devices import resolve_device, resolve_precision
-from .data import Dataset, prepare_dataset
+from .data import Dataset, bits_per_char, prepare_dataset
 from .errors import ConfigError, TrainingDivergedError
 from .model import CuteLLM, evaluating
 from .tokenizer import Tokenizer, build_tokenizer
@@ -79,6 +79,8 @@ class TrainResult:
     status: str = "finished"   # "finished", "stopped" (stop signal) or "diverged"
     final_train_loss: float | None = None    # None on the processes of a distributed run other than the main one
     final_val_loss: float | None = None
+    val_tokens_per_char: float | None = None  # of the validation text: turns its loss into bits per character
+    train_tokens_per_char: float | None = None
     wall_time_s: float = 0.0
     global_batch_size: int = 0  # windows per optimiser step, over all micro-batches and processes
     world_size: int = 1         # processes that trained together (torchrun)
@@ -94,10 +96,16 @@ class TrainResult:
         rates = [m.tokens_per_s for m in self.history[10:]] or [m.tokens_per_s for m in self.history]
         return statistics.median(rates) if rates else 0.0
 
+    @property
+    def final_val_bits_per_char(self) -> float | None:
+        return bits_per_char(self.final_val_loss, self.val_tokens_per_char)
+
     def summary(self) -> dict:
         """Plain numbers for a checkpoint's metadata."""
         return {"steps": self.steps, "total_steps": self.total_steps, "status": self.status,
                 "final_train_loss": self.final_train_loss, "final_val_loss": self.final_val_loss,
+                "final_val_bits_per_char": self.final_val_bits_per_char,
+                "val_tokens_per_char": self.val_tokens_per_char, "train_tokens_per_char": self.train_tokens_per_char,
                 "wall_time_s": round(self.wall_time_s, 3), "tokens_per_s": round(self.median_tokens_per_s, 1),
                 "global_batch_size": self.global_batch_size, "world_size": self.world_size, "device": self.device,
                 "precision": self.precision, "loss_curve": [[m.step, m.train_loss, m.val_loss] for m in self.history]}
@@ -218,7 +226,9 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
     net = training_module(model, config, device)
     optimizer = make_optimizer(model, config)
     result = TrainResult(model=model, total_steps=total_steps, global_batch_size=plan.global_batch,
-                         world_size=ctx.world_size, device=device, precision=precision)
+                         world_size=ctx.world_size, device=device, precision=precision,
+                         val_tokens_per_char=dataset.tokens_per_char("val"),
+                         train_tokens_per_char=dataset.tokens_per_char("train"))
     params = [p for p in model.parameters() if p.requires_grad]
     last_good = [p.detach().clone() for p in params]
     tokens_per_step = plan.global_batch * dataset.block_size

@@ -1,5 +1,8 @@
+import re
+
 import pytest
 
+from cutellm import load_checkpoint
 from cutellm.__main__ import main
 
 from conftest import TINY_TEXT
@@ -38,6 +41,23 @@ def test_inspect(trained, capsys):
     assert main(["inspect", "--model", str(trained), "--prompt", "the dog ran to the"]) == 0
     out = capsys.readouterr().out
     assert "parameters" in out and "corpus.txt" in out and "'park'" in out
+    assert re.search(r"final_val_bits_per_char +0\.\d+", out)
+
+
+def test_train_a_bpe_model_from_the_env_file(tmp_path, capsys):
+    (tmp_path / ".env").write_text("MODEL_TOKENIZER=bpe\nMODEL_VOCAB_SIZE=300\n")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TINY_TEXT)
+    out = tmp_path / "bpe.pth"
+    assert main(["--env-file", str(tmp_path / ".env"), "train", "--corpus", str(corpus), "--out", str(out),
+                 "--steps", "30", "--d-model", "32", "--block-size", "16", "--log-every", "1000"]) == 0
+    assert "bits/char" in capsys.readouterr().out
+    _, tokenizer, meta = load_checkpoint(out, with_meta=True)
+    assert tokenizer.kind == "bpe" == meta["tokenizer_kind"] and tokenizer.vocab_size <= 300
+    assert meta["final_val_bits_per_char"] > 0
+    assert main(["generate", "--model", str(out), "The cat 🐱 sat", "-n", "5"]) == 0
+    generated = capsys.readouterr()
+    assert generated.out.startswith("The cat 🐱 sat") and "vocabulary" not in generated.err  # no <unk> note
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):

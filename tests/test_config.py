@@ -16,8 +16,8 @@ def test_defaults_match_the_original_cutegpt():
 def test_env_file_overrides_and_environment_wins(tmp_path):
     env = tmp_path / ".env"
     env.write_text("MODEL_D_MODEL=64\nMODEL_N_HEADS=2\nTRAINING_EPOCHS=3\nTRAINING_LEARNING_RATE=0.01\n")
-    s = load_settings(env, environ={"TRAINING_EPOCHS": "5", "LOG_LEVEL": "debug"})
-    assert s.model.d_model == 64 and s.model.n_heads == 2
+    s = load_settings(env, environ={"TRAINING_EPOCHS": "5", "LOG_LEVEL": "debug", "MODEL_TOKENIZER": "BPE"})
+    assert s.model.d_model == 64 and s.model.n_heads == 2 and s.tokenizer == "bpe"
     assert s.train.epochs == 5 and s.train.learning_rate == 0.01
     assert s.log_level == "DEBUG"
 
@@ -34,6 +34,7 @@ def test_env_file_overrides_and_environment_wins(tmp_path):
     ("TRAINING_SEQ_LENGTH", "1", ["TRAINING_SEQ_LENGTH"]),
     ("MODEL_VOCAB_SIZE", "2", ["MODEL_VOCAB_SIZE"]),
     ("TRAINING_DEVICE", "tpu", ["TRAINING_DEVICE"]),
+    ("MODEL_TOKENIZER", "morse", ["MODEL_TOKENIZER", "bpe"]),
 ])
 def test_each_invalid_env_value_names_its_variable(tmp_path, var, value, words):
     env = tmp_path / ".env"

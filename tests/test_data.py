@@ -1,8 +1,10 @@
+import math
+
 import pytest
 import torch
 
-from cutellm import SimpleWordTokenizer, prepare_dataset
-from cutellm.data import clean_corpus, corpus_stats, make_windows
+from cutellm import CharTokenizer, SimpleWordTokenizer, prepare_dataset
+from cutellm.data import bits_per_char, clean_corpus, corpus_stats, make_windows
 
 
 def test_clean_drops_comments_and_blank_lines():
@@ -39,3 +41,24 @@ def test_corpus_stats():
     assert stats.unk_rate == pytest.approx(80 / 140)
     ds = prepare_dataset(text, tok, 10)
     assert (stats.train_windows, stats.val_windows) == (ds.train.size(0), ds.val.size(0))
+
+
+def test_bits_per_character_is_the_hand_computation():
+    text = "the cat. " * 30                                   # 270 characters; 3 word tokens per 9 characters
+    tok = SimpleWordTokenizer.from_text(text, 10)
+    ds = prepare_dataset(text, tok, block_size=4)
+    # 90 tokens: the last 10% (9 tokens, "the cat. " x 3 = 27 characters) is validation.
+    assert (ds.n_val_tokens, ds.val_characters, ds.train_characters) == (9, 27, 243)
+    assert ds.tokens_per_char("val") == pytest.approx(9 / 27)
+    assert bits_per_char(1.2, ds.tokens_per_char("val")) == pytest.approx(1.2 * 9 / 27 / math.log(2))
+    # One character per token: bits per character is the loss in bits.
+    chars = prepare_dataset(text, CharTokenizer.from_text(text), block_size=4)
+    assert chars.tokens_per_char("val") == 1.0 and bits_per_char(2.0, 1.0) == pytest.approx(2 / math.log(2))
+    assert bits_per_char(None, 0.3) is None and bits_per_char(1.0, None) is None
+
+
+def test_a_run_records_its_validation_loss_in_bits_per_character(tiny):
+    _, _, dataset, result = tiny
+    expected = result.final_val_loss * dataset.n_val_tokens / dataset.val_characters / math.log(2)
+    assert result.final_val_bits_per_char == pytest.approx(expected)
+    assert result.summary()["final_val_bits_per_char"] == pytest.approx(expected)

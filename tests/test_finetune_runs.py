@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 
+import pytest
 import torch
 
 from cutellm import (ModelConfig, TrainConfig, generate, load_checkpoint, prepare_finetuning, prepare_training,
@@ -98,6 +100,24 @@ def test_runs_table_and_figure(tiny):
     assert set(differing_columns(table)) == {"learning rate", "val loss"}
     fig = runs_figure(runs)
     assert [t.name for t in fig.data] == ["a · train", "a · validation", "b · train", "b · validation"]
+
+
+def test_runs_with_different_tokenizers_compare_in_bits_per_character():
+    curve = [[1, 4.0, None], [2, 3.0, 2.5]]
+    word = Run("word", {"tokenizer_kind": "word", "loss_curve": curve, "train_tokens_per_char": 0.25,
+                        "val_tokens_per_char": 0.2, "final_val_bits_per_char": 0.7215})
+    char = Run("char", {"tokenizer_kind": "char", "loss_curve": curve, "train_tokens_per_char": 1.0,
+                        "val_tokens_per_char": 1.0})
+    old = Run("old", {"tokenizer_kind": "word", "loss_curve": curve})  # saved before tokens per character existed
+    ln2 = math.log(2)
+    assert word.curve_in_bits_per_char == [(1, pytest.approx(4.0 * 0.25 / ln2), None),
+                                           (2, pytest.approx(3.0 * 0.25 / ln2), pytest.approx(2.5 * 0.2 / ln2))]
+    assert char.curve_in_bits_per_char[1][2] == pytest.approx(2.5 / ln2) and old.curve_in_bits_per_char == []
+    fig = runs_figure([word, char, old], bits_per_char=True)
+    assert [t.name for t in fig.data] == ["word · train", "word · validation", "char · train", "char · validation"]
+    assert fig.data[1].y[0] == pytest.approx(2.5 * 0.2 / ln2) and "bits per character" in fig.layout.yaxis.title.text
+    table = runs_table([word, char])
+    assert list(table["val bits/char"].fillna(-1)) == [0.722, -1] and "tokenizer" in differing_columns(table)
 
 
 def test_training_without_the_causal_mask_cheats():

@@ -94,14 +94,18 @@ def show_stats(text: str, base: state.LoadedModel | None, *, kind: str, vocab: i
     except CuteLLMError as err:
         st.error(str(err), icon=":material/error:")
         return None
-    c = st.columns(5)
+    c = st.columns(6)
     c[0].metric("Words", f"{stats.words:,}")
     c[1].metric("Tokens", f"{stats.tokens:,}")
-    c[2].metric("Vocabulary", f"{vocab_size:,}", help=f"{stats.distinct_tokens:,} distinct tokens in the text; "
-                "the model keeps the most frequent ones (plus <pad>, <unk>, <mask>)")
-    c[3].metric("<unk> rate", f"{stats.unk_rate:.1%}", help="Share of the text that falls outside the vocabulary"
-                + (f" of {base.name}" if base is not None else ""))
-    c[4].metric("Windows", f"{stats.train_windows:,} / {stats.val_windows:,}",
+    c[2].metric("Characters per token", f"{stats.chars_per_token:.2f}",
+                help="How much text one token stands for: 1 for characters, more for BPE subwords and words. Longer "
+                     "tokens let the same context reach further back.")
+    c[3].metric("Vocabulary", f"{vocab_size:,}", help=f"{stats.distinct_tokens:,} distinct tokens in the text; "
+                "the vocabulary holds them (the most frequent, for words) plus <pad>, <unk>, <mask>")
+    c[4].metric("<unk> rate", f"{stats.unk_rate:.1%}", help="Share of the text that falls outside the vocabulary"
+                + (f" of {base.name}" if base is not None else "")
+                + ". Always 0 for BPE: it spells any word from subword pieces, down to single bytes.")
+    c[5].metric("Windows", f"{stats.train_windows:,} / {stats.val_windows:,}",
                 help=f"Training / validation windows of {block} + 1 tokens (90/10 split by position)")
     if stats.train_windows == 0:
         st.error(f"This text is too short for one training window of {block} + 1 tokens "

@@ -17,6 +17,17 @@ def wait_idle(page, timeout: float = 60_000) -> None:
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
 
 
+def wait_rerun(page, timeout: float = 60_000) -> None:
+    """After changing a widget: wait for the rerun it causes to start, then to end. Waiting for idle alone can pass
+    before the rerun starts, and a second change sent meanwhile carries the widgets' old values (undoing, say, what
+    a preset's callback just set)."""
+    try:
+        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='running']", timeout=2_000)
+    except Exception:  # the rerun was over before we looked
+        pass
+    wait_idle(page, timeout)
+
+
 def open_page(page, title: str) -> None:
     """Click a page in the sidebar navigation and wait for it to render."""
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
@@ -48,19 +59,19 @@ def metric(page, label: str) -> str:
 def choose(page, label: str, option: str) -> None:
     page.locator("[data-testid='stSelectbox']", has_text=label).first.click()
     page.get_by_role("option").filter(has_text=option).first.click()
-    wait_idle(page)
+    wait_rerun(page)
 
 
 def set_number(page, label: str, value) -> None:
     box = page.locator("[data-testid='stNumberInput']", has_text=label).first.locator("input")
     box.fill(str(value))
     box.press("Enter")
-    wait_idle(page)
+    wait_rerun(page)
 
 
 def pick_radio(page, option: str) -> None:
     page.locator("[data-testid='stRadio'] label", has_text=option).first.click()
-    wait_idle(page)
+    wait_rerun(page)
 
 
 def start_tiny_run(page, steps: int) -> None:

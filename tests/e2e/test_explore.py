@@ -8,18 +8,21 @@ from .helpers import assert_no_exception, expect, open_page, shot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
-TABS = ["Architecture", "Next-token probabilities", "Prediction heatmap", "Word embeddings", "Attention",
-        "Logit lens"]
+# Each tab and what it must show: the token chips, or a Plotly figure.
+TABS = {"Tokens": ".cute-chips span", "Architecture": "[data-testid='stPlotlyChart']",
+        "Next-token probabilities": "[data-testid='stPlotlyChart']",
+        "Prediction heatmap": "[data-testid='stPlotlyChart']", "Word embeddings": "[data-testid='stPlotlyChart']",
+        "Attention": "[data-testid='stPlotlyChart']", "Logit lens": "[data-testid='stPlotlyChart']"}
 
 
 def test_every_tab_renders_without_exception(page):
     page.goto(page.app_url)
     wait_idle(page)
     open_page(page, "Explore")
-    for i, tab in enumerate(TABS):
+    for i, (tab, shows) in enumerate(TABS.items()):
         page.get_by_role("tab", name=tab).click()
         wait_idle(page)
-        expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
+        expect(page.locator(shows).first).to_be_visible()
         assert_no_exception(page, f"explore-{i}-{tab.split()[0].lower()}")
 
 
