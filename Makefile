@@ -6,7 +6,7 @@ PHRASE ?= the ___ sat on the mat
 DEVICE ?=
 DEVICE_ARG = $(if $(DEVICE),--device $(DEVICE))
 
-.PHONY: help install install-dev run generate complete inspect test test-fast app bench visualize clean
+.PHONY: help install install-dev run run-bpe generate complete evaluate inspect test test-fast app bench visualize clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,11 +20,18 @@ install-dev:  ## install requirements + test tools
 run:  ## train the default model on data/training_data.txt -> models/cute_llm.pth
 	$(PYTHON) -m cutellm train --corpus data/training_data.txt --out models/cute_llm.pth $(DEVICE_ARG) $(ARGS)
 
+run-bpe:  ## train the shipped subword (BPE) model on data/training_data.txt -> models/cute_bpe.pth
+	$(PYTHON) -m cutellm train --tokenizer bpe --corpus data/training_data.txt --out models/cute_bpe.pth $(DEVICE_ARG) $(ARGS)
+
 generate:  ## continue PROMPT with the shipped model (greedy; add ARGS="--temperature 0.8 --seed 1")
 	$(PYTHON) -m cutellm generate "$(PROMPT)" --probs $(ARGS)
 
 complete:  ## fill the ___ blanks of PHRASE
 	$(PYTHON) -m cutellm complete "$(PHRASE)"
+
+evaluate:  ## blank-filling accuracy of the shipped models on data/blanks_eval.txt (JSON in bench/)
+	$(PYTHON) -m cutellm evaluate-blanks data/blanks_eval.txt --model models/cute_llm.pth --out bench/blanks_eval_cute_llm.json
+	$(PYTHON) -m cutellm evaluate-blanks data/blanks_eval.txt --model models/cute_bpe.pth --out bench/blanks_eval_cute_bpe.json
 
 inspect:  ## describe the shipped model
 	$(PYTHON) -m cutellm inspect $(ARGS)
@@ -45,5 +52,5 @@ visualize:  ## export every Explore figure to docs/model_visualizations.html
 	$(PYTHON) -m cutellm visualize --out docs/ $(ARGS)
 
 clean:  ## remove caches and test artifacts
-	rm -rf .pytest_cache tests/e2e/artifacts bench/results.json
+	rm -rf .pytest_cache tests/e2e/artifacts bench/results.json bench/blanks_eval*.json
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,4 +1,5 @@
-"""Command line: python -m cutellm train | generate | complete | inspect | visualize | bench  (each with --help)."""
+"""Command line: python -m cutellm train | generate | complete | evaluate-blanks | inspect | visualize | bench (each
+with --help)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
+from .completion import DEFAULT_BEAM
 from .devices import DEVICES, PRECISIONS
 from .settings import load_settings, setup_logging
 from .tokenizer import TOKENIZER_KINDS
@@ -90,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arg(c)
     c.add_argument("phrase", nargs="?", default="the cat sat on the ___", help="phrase with ___ blanks")
     c.add_argument("--top-k", type=int, default=5, help="candidates per blank (default: %(default)s)")
+    c.add_argument("--beam", type=int, default=DEFAULT_BEAM, help="fillings kept by the search over several "
+                   "blanks (default: %(default)s)")
+
+    e = sub.add_parser("evaluate-blanks", help="score blank filling on a file of phrases",
+                       description="Fill the ___ of every phrase in FILE and report top-1 / top-5 accuracy and the "
+                       "misses. FILE has one phrase per line, then ' | ' and the accepted answers: groups per blank "
+                       "separated by ';', alternatives by ','. Example: 'the cow eats ___ | grass, hay'. Lines "
+                       "starting with # are skipped.")
+    _add_model_arg(e)
+    e.add_argument("file", nargs="?", default="data/blanks_eval.txt", help="phrases and answers (default: "
+                   "%(default)s)")
+    e.add_argument("--out", default="bench/blanks_eval.json", help="JSON file to write (default: %(default)s)")
+    e.add_argument("--beam", type=int, default=DEFAULT_BEAM, help="fillings kept by the search over several "
+                   "blanks (default: %(default)s)")
 
     i = sub.add_parser("inspect", help="describe a saved model", description="Show a checkpoint's config, size, "
                        "training metadata and what it predicts after a prompt.")
@@ -221,11 +237,28 @@ def cmd_complete(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .completion import complete_phrase
 
-    model, tokenizer = load_checkpoint(args.model)
-    result = complete_phrase(model, tokenizer, args.phrase, top_k=args.top_k)
+    model, tokenizer, meta = load_checkpoint(args.model, with_meta=True)
+    result = complete_phrase(model, tokenizer, args.phrase, top_k=args.top_k, words=meta.get("words"),
+                             beam_width=args.beam)
     print(result.filled_text)
     for blank in result.blanks:
         print(f"  blank {blank.index + 1}: " + ", ".join(f"{c.word} {c.prob:.3f}" for c in blank.candidates))
+    if len(result.blanks) > 1:
+        for sentence in result.sentences:
+            print(f"  {sentence.prob:.3f}  {sentence.text}")
+    return 0
+
+
+def cmd_evaluate_blanks(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .evaluation import evaluate_blanks, format_report, load_blanks_file, write_evaluation
+
+    items = load_blanks_file(args.file)
+    model, tokenizer, meta = load_checkpoint(args.model, with_meta=True)
+    result = evaluate_blanks(model, tokenizer, items, words=meta.get("words"), beam_width=args.beam,
+                             model_name=Path(args.model).name, file_name=Path(args.file).name)
+    print(format_report(result))
+    print(f"wrote {write_evaluation(result, args.out)}")
     return 0
 
 
@@ -286,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(settings.log_level)
         if args.command == "train":
             return cmd_train(args, settings)
-        return {"generate": cmd_generate, "complete": cmd_complete, "inspect": cmd_inspect,
+        return {"generate": cmd_generate, "complete": cmd_complete, "evaluate-blanks": cmd_evaluate_blanks,
+                "inspect": cmd_inspect,
                 "visualize": cmd_visualize, "bench": cmd_bench}[args.command](args)
     except CuteLLMError as err:
         from .distributed import launch_context

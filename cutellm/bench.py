@@ -39,7 +39,7 @@ from .data import Dataset, load_corpus, make_windows
 from .errors import CorpusError
 from .inference import generate_ids
 from .model import CuteLLM
-from .tokenizer import CharTokenizer, Tokenizer
+from .tokenizer import BPETokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
 from .training import StepMetrics, TrainResult, evaluate, new_model, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +54,9 @@ GEN_TOP_K = 200          # capped at the vocabulary size, as nanoGPT's sample.py
 GEN_PROMPT = "\n"        # nanoGPT's sample.py default start
 SEED = 1337
 MATMUL_SIZE = 2048
+BPE_VOCAB = 2000         # the tokenizer timing: a 2,000-token BPE vocabulary learned from the corpus
+DEFAULT_MODEL = ROOT / "models" / "cute_llm.pth"   # the blank-filling timing uses the shipped model
+ONE_BLANK, TWO_BLANKS = "the ___ sat on the mat", "the ___ ___ on the mat"
 
 # nanoGPT's shakespeare_char CPU recipe (n_layer, n_head, n_embd, block_size, dropout) ...
 BENCH_MODEL = ModelConfig(vocab_size=68, d_model=128, n_heads=4, n_layers=4, block_size=64, dropout=0.0)
@@ -158,6 +161,44 @@ def _time_generation(model: CuteLLM, ids: list[int], n: int, top_k: int, banned:
     return n / (time.perf_counter() - t0), out
 
 
+def bpe_timing(text: str, vocab_size: int = BPE_VOCAB) -> dict[str, Any]:
+    """Seconds to train a BPE vocabulary of `vocab_size` on `text` (counting the tokens included), and to encode the
+    whole text with a freshly loaded copy of it (an empty cache, as after loading a checkpoint)."""
+    t0 = time.perf_counter()
+    tokenizer = BPETokenizer.from_text(text, vocab_size)
+    train_s = time.perf_counter() - t0
+    fresh = tokenizer_from_dict(tokenizer.to_dict())
+    t0 = time.perf_counter()
+    ids = fresh.encode(text)
+    encode_s = time.perf_counter() - t0
+    return {"corpus_mb": round(len(text.encode("utf-8")) / 1e6, 3), "vocab_size": tokenizer.vocab_size,
+            "train_s": round(train_s, 3), "encode_s": round(encode_s, 3),
+            "chars_per_token": round(len(text) / max(1, len(ids)), 3), "round_trip": fresh.decode(ids) == text}
+
+
+def blank_timing(model_path: str | Path = DEFAULT_MODEL, repeats: int = 5) -> dict[str, Any]:
+    """Milliseconds to fill one blank and two blanks with the shipped model (median of `repeats`), and how many
+    candidate words each blank tried. None when the model file is missing."""
+    from .checkpoint import load_checkpoint
+    from .completion import candidate_words, complete_phrase
+
+    if not Path(model_path).is_file():
+        return {"model": str(model_path), "one_blank_ms": None, "two_blanks_ms": None, "candidates": 0}
+    model, tokenizer, meta = load_checkpoint(model_path, with_meta=True)
+    words = meta.get("words")
+    out: dict[str, Any] = {"model": Path(model_path).name, "candidates": len(candidate_words(tokenizer, words))}
+    for key, phrase in (("one_blank", ONE_BLANK), ("two_blanks", TWO_BLANKS)):
+        complete_phrase(model, tokenizer, phrase, words=words)  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            filled = complete_phrase(model, tokenizer, phrase, words=words).filled_text
+            times.append(1000 * (time.perf_counter() - t0))
+        out.update({f"{key}_ms": round(statistics.median(times), 1), f"{key}_phrase": phrase,
+                    f"{key}_filled": filled})
+    return out
+
+
 def _machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -239,6 +280,12 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
     # Peak memory of training + generation (before the matmul's own 48 MB of matrices); kilobytes on Linux.
     peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
+    say(f"training a {BPE_VOCAB:,}-token BPE vocabulary on the corpus and encoding it")
+    tokenizer_timing = bpe_timing(text)
+
+    say("filling one and two blanks with the shipped model")
+    blanks = blank_timing()
+
     say(f"timing a {matmul_size}x{matmul_size} fp32 matmul")
     peak = matmul_peak(matmul_size, device=dev)
     per_token = flops_per_token(model)
@@ -272,6 +319,8 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
             "uncached_tokens_per_s": round(uncached, 1), "cache_speedup": round(cached / uncached, 2),
             "identical": outputs[True] == outputs[False], "sample": tokenizer.decode(outputs[True]),
         },
+        "tokenizer": {"kind": "bpe", **tokenizer_timing},
+        "blanks": blanks,
         "compute": {
             "formula": FLOPS_FORMULA, "flops_per_token": per_token, "train_gflops": round(train_flops / 1e9, 2),
             "matmul_size": matmul_size, "matmul_peak_gflops": round(peak / 1e9, 1),
@@ -331,11 +380,22 @@ def format_table(r: dict[str, Any]) -> str:
            for row in (head, *rows)]
     m = r["machine"]
     vals = ", ".join(f"{s}: {v:.3f}" for s, v in t["val_losses"])
+    bpe = r["tokenizer"]
+    bpe_line = (f"BPE tokenizer on {bpe['corpus_mb']:.2f} MB: {bpe['vocab_size']:,} tokens learned in "
+                f"{bpe['train_s']:.2f} s, text encoded in {bpe['encode_s']:.2f} s ({bpe['chars_per_token']:.2f} "
+                f"characters per token, exact round trip: {'yes' if bpe['round_trip'] else 'NO'})")
     return "\n".join([out[0], line, *out[1:], line,
-                      f"val loss by iteration: {vals}",
+                      f"val loss by iteration: {vals}", bpe_line, _blanks_line(r["blanks"]),
                       f"machine: {m['cpu']}, {m['nproc']} CPUs, torch {m['torch']}, {m['torch_threads']} threads, "
                       f"{m['device']} {m.get('precision', 'fp32')}{', compiled' if m.get('compile') else ''}; "
                       f"load average {m['load_avg_start']} -> {m['load_avg_end']}"])
+
+
+def _blanks_line(b: dict[str, Any]) -> str:
+    if b.get("one_blank_ms") is None:
+        return f"blank filling: not timed ({b['model']} is missing)"
+    return (f"blank filling with {b['model']} ({b['candidates']:,} candidate words): one blank "
+            f"{b['one_blank_ms']:.0f} ms, two blanks {b['two_blanks_ms']:.0f} ms ('{b['two_blanks_filled']}')")
 
 
 def write_results(results: dict[str, Any], path: str | Path = DEFAULT_OUT) -> Path:

@@ -251,6 +251,17 @@ class KVCache:
         """Forget every stored token (the buffer is reused)."""
         self.length = 0
 
+    def repeat(self, batch_size: int) -> "KVCache":
+        """A cache of `batch_size` sequences that all start with this cache's first sequence (e.g. one sentence's
+        shared beginning, read once, then continued in many ways)."""
+        copy = KVCache.__new__(KVCache)
+        copy.block_size, copy.n_layers, copy.length = self.block_size, self.n_layers, self.length
+        shape = list(self.kv.shape)
+        shape[2] = batch_size
+        copy.kv = self.kv.new_zeros(shape)
+        copy.kv[:, :, :, :, :self.length] = self.kv[:, :, :1, :, :self.length]
+        return copy
+
 
 @dataclass
 class ModelTrace:

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from .completion import corpus_words, merge_words
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, bits_per_char
 from .errors import ConfigError
@@ -65,15 +66,17 @@ def prepare_run(text: str, corpus_name: str, model_config: ModelConfig, train_co
                 max_steps: int | None = None) -> PreparedRun:
     """Corpus text and settings -> a PreparedRun. With `base`, fine-tune a copy of it (its tokenizer and shape win
     over `model_config` and `tokenizer_kind`); `max_steps` refuses a run longer than that with a ConfigError."""
+    words = corpus_words(text)   # what Fill the blanks tries in a blank, whatever the tokenizer
     if base is None:
         model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=tokenizer_kind)
         lineage_meta: dict[str, Any] = {}
     else:
         model, tokenizer, dataset = prepare_finetuning(text, base.model, base.tokenizer, train_config)
         lineage_meta = {"base_model": base.name, "previous_runs": lineage(base.meta)}
+        words = merge_words(base.meta.get("words"), words)
     run = PreparedRun(name=name, model=model, tokenizer=tokenizer, dataset=dataset, config=train_config,
                       metadata={"name": name, "corpus": corpus_name, "tokenizer_kind": tokenizer.kind,
-                                "train_config": train_config.to_dict(), **lineage_meta})
+                                "train_config": train_config.to_dict(), **lineage_meta, "words": words})
     if max_steps is not None and run.total_steps > max_steps:
         raise ConfigError(f"that is {run.total_steps:,} steps; the playground trains at most {max_steps:,}. "
                           "Use fewer epochs or a larger batch.")

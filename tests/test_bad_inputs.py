@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
 from dataclasses import replace
 
 import pytest
@@ -18,6 +19,7 @@ from cutellm import (CheckpointError, ConfigError, CorpusError, GenerationError,
                      prepare_training, sample_generate, save_checkpoint, stream_generate, tokenizer_from_dict, train)
 from cutellm.checkpoint import checkpoint_payload
 from cutellm.data import decode_corpus_bytes, load_corpus, prepare_dataset
+from cutellm.evaluation import load_blanks_file
 from cutellm.model_files import model_path
 from cutellm.tokenizer import SimpleWordTokenizer
 from cutellm.training import evaluate
@@ -110,6 +112,21 @@ def test_bad_phrases(tiny, case, phrase, message):
 def test_edge_phrases_work(tiny, phrase, blanks):
     model, tok, _, _ = tiny
     assert len(complete_phrase(model, tok, phrase).blanks) == blanks
+
+
+@pytest.mark.parametrize("case, content, message", [
+    ("missing file", None, "does not exist"),
+    ("no phrases", "# only a comment\n", "no phrases"),
+    ("no answers", "the cat sat on the ___\n", "line 1: expected 'phrase with ___ | answers'"),
+    ("no blank", "the cat sat | mat\n", "line 1: the phrase has no ___"),
+    ("answers for the wrong number of blanks", "the ___ sat on the ___ | cat\n", "2 blank(s) but 1 group"),
+], ids=["missing file", "no phrases", "no answers", "no blank", "answers for the wrong number of blanks"])
+def test_bad_blank_evaluation_files(tmp_path, case, content, message):
+    path = tmp_path / "phrases.txt"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(CorpusError, match=re.escape(message)):
+        load_blanks_file(path)
 
 
 # --------------------------------------------------------------------------------------------------------------

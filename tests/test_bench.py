@@ -79,6 +79,16 @@ def check_results(r: dict, steps: int) -> None:
     assert g["top_k"] == c["vocab_size"] and g["temperature"] == 0.8
     assert isinstance(g["sample"], str) and len(g["sample"]) == g["new_tokens"]
 
+    b = r["tokenizer"]
+    assert b["kind"] == "bpe" and 259 < b["vocab_size"] <= bench.BPE_VOCAB and b["round_trip"] is True
+    assert _positive(b["train_s"]) and _positive(b["encode_s"]) and _positive(b["corpus_mb"])
+    assert b["chars_per_token"] > 1
+
+    bl = r["blanks"]
+    assert bl["model"] == "cute_llm.pth" and bl["candidates"] > 500
+    assert _positive(bl["one_blank_ms"]) and _positive(bl["two_blanks_ms"])
+    assert bl["two_blanks_filled"].endswith("on the mat") and bl["two_blanks_filled"].count(" ") == 5
+
     k = r["compute"]
     assert _positive(k["flops_per_token"]) and _positive(k["train_gflops"]) and _positive(k["matmul_peak_gflops"])
     assert k["fraction_of_peak"] == pytest.approx(k["train_gflops"] / k["matmul_peak_gflops"], rel=0.05, abs=1e-3)
@@ -93,6 +103,7 @@ def test_bench_quick_cli_writes_every_field(corpus, small_bench, tmp_path, capsy
     assert results["generation"]["new_tokens"] == 40
     table = capsys.readouterr().out
     assert "tokens/s" in table and "17,200" in table and "nanoGPT" in table and str(out) in table
+    assert "BPE tokenizer on" in table and "blank filling with cute_llm.pth" in table
 
 
 def test_run_benchmark_calls_back_every_step_and_takes_a_trainer(corpus):

@@ -118,6 +118,20 @@ def test_fill_the_blanks(app):
     assert len(app.dataframe) == 1
 
 
+def test_several_blanks_show_the_best_sentences(app):
+    open_page(app, "fill_blanks")
+    app.text_input(key="fill_phrase").set_value("the ___ ___ on the mat").run()
+    button(app, "Fill the blanks").click().run()
+    no_exception(app)
+    completion = app.session_state["fill_result"]["completion"]
+    assert completion.filled_text == "the cat sat on the mat"
+    sentences, *blanks = [d.value for d in app.dataframe]
+    assert list(sentences["sentence"])[0] == "the cat sat on the mat" and len(sentences) == 3
+    assert len(blanks) == 2 and list(blanks[0]["word"])[0] == "cat" and list(blanks[1]["word"])[0] == "sat"
+    html = " ".join(h.proto.body for h in app.get("html"))
+    assert '<span class="new">cat</span>' in html and '<span class="new">sat</span>' in html
+
+
 def test_fill_example_chips_and_hint(app):
     open_page(app, "fill_blanks")
     app.button_group(key="fill_example").set_value("the cow eats ___").run()

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from cutellm import prepare_training, save_checkpoint, train
+from cutellm.completion import WORD_RE
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 from .conftest import button, no_exception, open_page, train_tiny_run
@@ -80,7 +81,8 @@ def test_a_bpe_model_works_on_every_page(app, models_dir, tiny_models):
     app.text_input(key="fill_phrase").set_value("the ___ sat on the mat").run()
     button(app, "Fill the blanks").click().run()
     no_exception(app)
-    assert app.session_state["fill_result"]["completion"].blanks
+    candidates = app.session_state["fill_result"]["completion"].blanks[0].candidates
+    assert candidates and all(WORD_RE.fullmatch(c.word) for c in candidates)  # whole words, not subword pieces
     for tab in EXPLORE_TABS:
         open_page(app, "explore")
         app.session_state["ex_tab"] = tab
