@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -173,22 +173,34 @@ class CuteLLM(nn.Module):
         """Logits (vocab,) for the next token after feeding one `token` to a cache of one sequence (eval mode,
         inside torch.inference_mode or no_grad).
 
-        The same maths as forward() on one position, written flat with functional calls: for a single token, Python
-        dispatch through the modules costs more than the arithmetic. `tests/test_model.py` checks it against
-        forward().
+        The same maths as forward() on one position, written flat with one functional call per step: for a single
+        token, Python dispatch costs more than the arithmetic, so the matrix-vector products take the residual
+        addition with them (addmv) and the cache hands out ready-made views of its buffer.
+        `tests/test_model.py` checks it against forward().
         """
         cache.ensure_room(1)
         c, pos = self.config, cache.length
         C, H, hd = c.d_model, c.n_heads, c.head_dim
+        scale = 1.0 / math.sqrt(hd)
         x = self.tok_emb.weight[token] + self.pos_emb.weight[pos]
-        for layer, block in enumerate(self.blocks):
-            q, k, v = F.linear(F.layer_norm(x, (C,), block.ln1.weight), block.attn.qkv.weight).view(3, H, 1, hd)
-            keys, values = cache.append_one(layer, k, v)
-            weights = torch.softmax((q @ keys.transpose(1, 2)) / math.sqrt(hd), dim=-1)
-            x = x + F.linear((weights @ values).view(C), block.attn.proj.weight)
-            h = F.gelu(F.linear(F.layer_norm(x, (C,), block.ln2.weight), block.mlp.fc.weight))
-            x = x + F.linear(h, block.mlp.proj.weight)
-        return F.linear(F.layer_norm(x, (C,), self.ln_f.weight), self.tok_emb.weight)
+        for layer, w in enumerate(self._decode_weights()):
+            slot, keys_t, values = cache.token_views(layer)
+            qkv = torch.mv(w.qkv, F.layer_norm(x, (C,), w.ln1)).view(3, H, 1, hd)
+            slot.copy_(qkv[1:])   # this token's key and value, into the cache
+            # The one query attends to every stored key (no mask needed). Written out: for a single query SDPA's
+            # general CPU path costs several times these four calls.
+            weights = torch.softmax(torch.bmm(qkv[0], keys_t).mul_(scale), dim=-1)
+            x = torch.addmv(x, w.proj, torch.bmm(weights, values).view(C))
+            x = torch.addmv(x, w.fc_proj, F.gelu(torch.mv(w.fc, F.layer_norm(x, (C,), w.ln2))))
+        return torch.mv(self.tok_emb.weight, F.layer_norm(x, (C,), self.ln_f.weight))
+
+    def _decode_weights(self) -> list[BlockWeights]:
+        # Looked up once: reaching a parameter through nn.Module attributes costs more than a matrix-vector product
+        # of this size. The Parameters themselves are stored, so training, .to() and load_state_dict reach them.
+        if getattr(self, "_block_weights", None) is None:
+            self._block_weights = [BlockWeights(b.ln1.weight, b.attn.qkv.weight, b.attn.proj.weight, b.ln2.weight,
+                                                b.mlp.fc.weight, b.mlp.proj.weight) for b in self.blocks]
+        return self._block_weights
 
     @torch.no_grad()
     def trace(self, idx: torch.Tensor) -> ModelTrace:
@@ -206,6 +218,17 @@ class CuteLLM(nn.Module):
         return self.lm_head(self.ln_f(hidden))
 
 
+class BlockWeights(NamedTuple):
+    """One block's weights, by name, for decode_step."""
+
+    ln1: torch.Tensor
+    qkv: torch.Tensor
+    proj: torch.Tensor
+    ln2: torch.Tensor
+    fc: torch.Tensor
+    fc_proj: torch.Tensor
+
+
 class KVCache:
     """Keys and values of the tokens read so far, for every layer, in one buffer of shape
     (layers, 2, batch, heads, block_size, head_dim) allocated once and filled up to `length`.
@@ -218,6 +241,7 @@ class KVCache:
         self.kv = like.new_zeros((config.n_layers, 2, batch_size, config.n_heads, config.block_size,
                                   config.head_dim))
         self.length = 0
+        self._views: list[list[tuple[torch.Tensor, ...]]] | None = None   # decode_step's, made on first use
 
     def ensure_room(self, new: int) -> None:
         if self.length + new > self.block_size:
@@ -239,13 +263,16 @@ class KVCache:
         kv[1, :, :, start:end] = v
         return kv[0, :, :, :end], kv[1, :, :, :end]
 
-    def append_one(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`append` for one token of sequence 0 (decode_step): k, v of shape (heads, 1, head_dim)."""
-        start, end = self._grow(layer, 1)
-        kv = self.kv[layer, :, 0]
-        kv[0, :, start:end] = k
-        kv[1, :, start:end] = v
-        return kv[0, :, :end], kv[1, :, :end]
+    def token_views(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For decode_step, one new token of sequence 0: (the slot its key and value go in, of shape
+        (2, heads, 1, head_dim); every key so far, transposed to (heads, head_dim, tokens); every value so far), as
+        views of the buffer made once per cache."""
+        if self._views is None:
+            self._views = [[(kv[:, :, p:p + 1], kv[0, :, :p + 1].transpose(1, 2), kv[1, :, :p + 1])
+                            for p in range(self.block_size)] for kv in self.kv[:, :, 0]]
+        views = self._views[layer][self.length]
+        self._grow(layer, 1)
+        return views
 
     def clear(self) -> None:
         """Forget every stored token (the buffer is reused)."""
@@ -255,7 +282,7 @@ class KVCache:
         """A cache of `batch_size` sequences that all start with this cache's first sequence (e.g. one sentence's
         shared beginning, read once, then continued in many ways)."""
         copy = KVCache.__new__(KVCache)
-        copy.block_size, copy.n_layers, copy.length = self.block_size, self.n_layers, self.length
+        copy.block_size, copy.n_layers, copy.length, copy._views = self.block_size, self.n_layers, self.length, None
         shape = list(self.kv.shape)
         shape[2] = batch_size
         copy.kv = self.kv.new_zeros(shape)
