@@ -27,7 +27,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a text corpus and save it",
                        description="Train a CuteLLM. Unset options take their value from .env, then the defaults.")
     p.add_argument("--corpus", default=DEFAULT_CORPUS, help="UTF-8 text file (default: %(default)s)")
-    p.add_argument("--out", default=DEFAULT_MODEL, help="checkpoint to write (default: %(default)s)")
+    p.add_argument("--out", help=f"checkpoint to write (default: {DEFAULT_MODEL}, or the --resume file)")
     p.add_argument("--tokenizer", choices=TOKENIZER_KINDS, help="word: one token per word (unknown words become "
                    "<unk>); char: one per character; bpe: byte-level subwords learned from the corpus, no <unk> "
                    "(default: MODEL_TOKENIZER from .env, else word)")
@@ -55,6 +55,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-every", type=int, default=100, help="print progress every N steps (default: %(default)s)")
     p.add_argument("--init-from", metavar="PATH", help="fine-tune this checkpoint on --corpus instead of starting "
                    "fresh (keeps its tokenizer and shape; the shape options are then ignored)")
+    p.add_argument("--resume", metavar="PATH", help="continue a run that was stopped (Ctrl-C or --stop-at-step) "
+                   "exactly where it was: same weights, optimizer state, learning-rate schedule and batch order; "
+                   "reads --corpus (it must be the same text) and the run's own settings, and writes to PATH "
+                   "unless --out is given")
+    p.add_argument("--stop-at-step", type=int, metavar="N", help="stop after N steps and save a checkpoint that "
+                   "--resume continues (Ctrl-C does the same at the next step)")
     p.add_argument("--non-causal", action="store_true", help="EXPERIMENT: train without the causal mask, so the "
                    "model may look at the words it should predict (shows why causality matters)")
 
@@ -168,13 +174,22 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
 
 def _train_and_save(args: argparse.Namespace, model_config, train_config, tokenizer_kind: str, model_over: dict,
                     is_main: bool) -> int:
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import load_checkpoint, load_train_state
     from .data import load_corpus
-    from .runs import BaseModel, prepare_run
-    from .training import train
+    from .runs import BaseModel, prepare_run, resume_run
 
     text = load_corpus(args.corpus)
-    base = None
+    out = args.out or args.resume or DEFAULT_MODEL
+    base, state = None, None
+    if args.resume:
+        if args.init_from:
+            log.warning("--resume continues its own run: ignoring --init-from")
+        state = load_train_state(args.resume)
+        model, tokenizer, meta = load_checkpoint(args.resume, with_meta=True)
+        run = resume_run(text, Path(args.corpus).name, model, tokenizer, meta)
+        log.info("resuming %s at step %d of %d (its own settings; the shape and training options given here are "
+                 "ignored)", args.resume, state.step, state.total_steps)
+        return _train_run(args, run, text, out, is_main, state)
     if args.init_from:
         model, tokenizer, meta = load_checkpoint(args.init_from, with_meta=True)
         base = BaseModel(Path(args.init_from).stem, model, tokenizer, meta)
@@ -187,25 +202,55 @@ def _train_and_save(args: argparse.Namespace, model_config, train_config, tokeni
         model_config = replace(model_config, causal=False)
         log.warning("EXPERIMENT: training without the causal mask; the model will cheat by reading ahead")
     # Every process builds the same tokenizer and the same initial weights from the same corpus and seed.
-    run = prepare_run(text, Path(args.corpus).name, model_config, train_config, name=Path(args.out).stem,
+    run = prepare_run(text, Path(args.corpus).name, model_config, train_config, name=Path(out).stem,
                       tokenizer_kind=tokenizer_kind, base=base)
+    return _train_run(args, run, text, out, is_main)
+
+
+def _train_run(args: argparse.Namespace, run, text: str, out: str, is_main: bool, state=None) -> int:
+    """Train a prepared run (from its start, or from `state`) and save it; a stopped run is saved resumable."""
+    import signal
+    import threading
+
+    from .checkpoint import save_checkpoint
+    from .training import train
+
     model, tokenizer, dataset = run.model, run.tokenizer, run.dataset
     log.info("corpus %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows", args.corpus,
              dataset.ids.numel(), tokenizer.vocab_size, 100 * tokenizer.unk_rate(text), dataset.train.size(0),
              dataset.val.size(0))
     log.info("model: %s parameters, %s", f"{model.num_parameters():,}", model.config)
 
+    stop = threading.Event()
+
     def report(m) -> None:
+        if args.stop_at_step is not None and m.step >= args.stop_at_step:
+            stop.set()
         if m.step % args.log_every == 0 or m.step == m.total_steps or m.val_loss is not None:
             eta = m.elapsed_s / m.step * (m.total_steps - m.step)
             val = f" val {m.val_loss:.4f}" if m.val_loss is not None else ""
             log.info("step %d/%d epoch %d  loss %.4f%s  lr %.2e  %s tok/s  eta %.0fs", m.step, m.total_steps,
                      m.epoch, m.train_loss, val, m.lr, f"{m.tokens_per_s:,.0f}", eta)
 
-    result = train(model, dataset, run.config, on_step=report)
+    def interrupted(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: quit now
+        log.warning("stopping at the next step (Ctrl-C again to quit without saving)")
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, interrupted) if threading.current_thread() is threading.main_thread() \
+        else None
+    try:
+        result = train(model, dataset, run.config, on_step=report, stop_event=stop, resume=state)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if not is_main:
         return 0
-    path = save_checkpoint(args.out, model, tokenizer, run.checkpoint_metadata(result))
+    path = save_checkpoint(out, model, tokenizer, run.checkpoint_metadata(result), result.resume_state)
+    if result.resume_state is not None:
+        print(f"stopped after {result.steps} of {result.total_steps} steps; continue with: python -m cutellm train "
+              f"--resume {path} --corpus {args.corpus}")
     bpc = result.final_val_bits_per_char
     print(f"saved {path}  (train loss {result.final_train_loss:.4f}, val loss "
           f"{result.final_val_loss if result.final_val_loss is None else round(result.final_val_loss, 4)}"

@@ -2,6 +2,10 @@
 
 Files are written to a temporary file in the same folder and renamed over the target, so a crash mid-save leaves the
 previous file intact. They are read with `torch.load(weights_only=True)`, which refuses pickles that would run code.
+
+A run stopped before its last step may also carry its training state (optimizer moments, step, batch order, random
+states: `training.TrainState`) under "train_state", flagged by metadata["resumable"]; `python -m cutellm train
+--resume` continues it (`load_train_state`). Tensors and plain values only, so the safe load reads it too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
 from .model import CuteLLM
 from .tokenizer import Tokenizer, tokenizer_from_dict
+from .training import TrainState
 
 FORMAT = "cutegpt-checkpoint"
 VERSION = 1
@@ -32,14 +37,17 @@ def _plain(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
         raise CheckpointError(f"metadata must be JSON-like (dicts, lists, numbers, strings): {err}") from None
 
 
-def checkpoint_payload(model: CuteLLM, tokenizer: Tokenizer, metadata: Mapping[str, Any] | None = None) -> dict:
+def checkpoint_payload(model: CuteLLM, tokenizer: Tokenizer, metadata: Mapping[str, Any] | None = None,
+                       train_state: TrainState | None = None) -> dict:
     if tokenizer.vocab_size != model.config.vocab_size:
         raise CheckpointError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model expects "
                               f"{model.config.vocab_size}")
     meta = _plain(metadata)
     meta.setdefault("saved_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     meta.setdefault("parameters", model.num_parameters())
-    return {
+    meta["resumable"] = train_state is not None
+    extra = {"train_state": train_state.to_dict()} if train_state is not None else {}
+    return {**extra,
         "format": FORMAT,
         "version": VERSION,
         "model_config": model.config.to_dict(),
@@ -50,11 +58,12 @@ def checkpoint_payload(model: CuteLLM, tokenizer: Tokenizer, metadata: Mapping[s
 
 
 def save_checkpoint(path: str | os.PathLike, model: CuteLLM, tokenizer: Tokenizer,
-                    metadata: Mapping[str, Any] | None = None) -> Path:
-    """Write the checkpoint atomically (temp file + fsync + rename). Returns the path written."""
+                    metadata: Mapping[str, Any] | None = None, train_state: TrainState | None = None) -> Path:
+    """Write the checkpoint atomically (temp file + fsync + rename). Returns the path written. With `train_state`
+    the file can be resumed (`load_train_state`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = checkpoint_payload(model, tokenizer, metadata)
+    payload = checkpoint_payload(model, tokenizer, metadata, train_state)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -163,3 +172,16 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """The metadata of a checkpoint (and its model config under 'model_config'), without building the model."""
     raw = _read(path, f"'{path}'")
     return {**dict(raw.get("metadata") or {}), "model_config": dict(raw["model_config"])}
+
+
+def load_train_state(path: str | os.PathLike) -> TrainState:
+    """The training state a stopped run saved with its weights; CheckpointError when the file has none."""
+    name = f"'{path}'"
+    raw = _read(path, name)
+    if not (raw.get("metadata") or {}).get("resumable") or "train_state" not in raw:
+        raise CheckpointError(f"{name} cannot be resumed: it holds no training state (only a run stopped before "
+                              "its last step, by Ctrl-C or --stop-at-step, saves one)")
+    try:
+        return TrainState.from_dict(raw["train_state"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{name} has an unreadable training state: {err}") from None

@@ -4,6 +4,10 @@ The thread never touches the UI; the UI calls `snapshot()` (a consistent copy ta
 likes. One job runs per process at a time: on a 2-core machine two trainings would each run at half speed, so a
 second request gets a clear `TrainingBusyError` instead.
 
+`pause()` holds the worker between two steps with everything in memory (weights, optimizer, schedule, batch order),
+so `resume()` continues the very same run. With a `SampleSpec` the job takes a live sample (cutellm.samples) at each
+evaluation step, in its own thread, and lists them in the snapshot.
+
 A job ends when its steps are done, when `stop()` is called (it keeps the weights trained so far), when its owner
 object is garbage-collected (the app passes an object living in the browser session's state, so closing the tab
 stops the job once Streamlit drops the session), or when nobody has looked at it for `idle_timeout_s`.
@@ -20,6 +24,7 @@ from typing import Any, Callable
 
 from .errors import ConfigError, CuteLLMError, TrainingBusyError, TrainingDivergedError
 from .runs import PreparedRun
+from .samples import LiveSample, SampleSpec, take_sample
 from .training import StepMetrics, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -38,8 +43,10 @@ class JobSnapshot:
     status: str
     history: tuple[StepMetrics, ...]
     total_steps: int
-    elapsed_s: float
+    elapsed_s: float                # training time: pauses left out
     error: str | None = None
+    paused: bool = False            # running, but held between two steps
+    samples: tuple[LiveSample, ...] = ()   # oldest first
 
     @property
     def running(self) -> bool:
@@ -56,7 +63,7 @@ class JobSnapshot:
     @property
     def eta_s(self) -> float | None:
         last = self.latest
-        if last is None or not self.running:
+        if last is None or not self.running or self.paused:
             return None
         return last.elapsed_s / last.step * (self.total_steps - last.step)
 
@@ -69,7 +76,7 @@ class TrainingJob:
     """Train a prepared run in a background thread. Its model is only safe to use once the job is done."""
 
     def __init__(self, run: PreparedRun, *, owner: object | None = None, idle_timeout_s: float = 600.0,
-                 on_step: Callable[[StepMetrics], None] | None = None):
+                 on_step: Callable[[StepMetrics], None] | None = None, samples: SampleSpec | None = None):
         self.run = run
         self.model, self.tokenizer, self.dataset, self.config = run.model, run.tokenizer, run.dataset, run.config
         self.name = run.name
@@ -79,6 +86,11 @@ class TrainingJob:
         self._extra_on_step = on_step
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._pause = threading.Event()
+        self._paused_s = 0.0                  # time spent paused, finished pauses
+        self._paused_since: float | None = None
+        self._sample_spec = samples
+        self._samples: list[LiveSample] = []
         self._history: list[StepMetrics] = []
         self._status = "created"
         self._error: str | None = None
@@ -107,6 +119,24 @@ class TrainingJob:
         self._stop_reason = self._stop_reason or reason
         self._stop.set()
 
+    def pause(self) -> None:
+        """Hold the run before its next step; `resume()` continues it exactly where it was."""
+        with self._lock:
+            if self._status == RUNNING and not self._pause.is_set():
+                self._paused_since = time.monotonic()
+                self._pause.set()
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._paused_since is not None:
+                self._paused_s += time.monotonic() - self._paused_since
+                self._paused_since = None
+            self._pause.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.is_set() and self.running
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread; True when it has ended."""
         if self._thread is not None:
@@ -127,9 +157,12 @@ class TrainingJob:
         with self._lock:
             self._last_seen = time.monotonic()
             end = self._finished if self._finished is not None else time.monotonic()
+            paused = self._paused_s + (end - self._paused_since if self._paused_since is not None else 0.0)
             total = self.result.total_steps if self.result else self._total_steps()
             return JobSnapshot(status=self._status, history=tuple(self._history), total_steps=total,
-                               elapsed_s=end - self._started if self._started else 0.0, error=self._error)
+                               elapsed_s=end - self._started - paused if self._started else 0.0, error=self._error,
+                               paused=self._pause.is_set() and self._status == RUNNING,
+                               samples=tuple(self._samples))
 
     # -- the worker thread --------------------------------------------------------------------------------------
     def _total_steps(self) -> int:
@@ -141,18 +174,29 @@ class TrainingJob:
     def _on_step(self, metrics: StepMetrics) -> None:
         with self._lock:
             self._history.append(metrics)
+        self._watch()
+        if self._sample_spec is not None and metrics.val_loss is not None:
+            sample = take_sample(self.model, self.tokenizer, self._sample_spec, metrics.step,
+                                 words=self.run.metadata.get("words"))
+            with self._lock:
+                self._samples.append(sample)
+        if self._extra_on_step is not None:
+            self._extra_on_step(metrics)
+
+    def _watch(self) -> None:
+        """Stop a run nobody can see any more (after every step, and while paused)."""
+        with self._lock:
             idle = time.monotonic() - self._last_seen
         if self._owner is not None and self._owner() is None:
             self.stop("its browser session ended")
         elif idle > self.idle_timeout_s:
             self.stop(f"nobody looked at it for {self.idle_timeout_s / 60:.0f} minutes")
-        if self._extra_on_step is not None:
-            self._extra_on_step(metrics)
 
     def _run(self) -> None:
         status, error = FAILED, None
         try:
-            self.result = train(self.model, self.dataset, self.config, on_step=self._on_step, stop_event=self._stop)
+            self.result = train(self.model, self.dataset, self.config, on_step=self._on_step, stop_event=self._stop,
+                                pause_event=self._pause, while_paused=self._watch)
             status = STOPPED if self.result.status == "stopped" else FINISHED
         except TrainingDivergedError as err:
             self.result, status, error = err.result, DIVERGED, str(err)
@@ -165,6 +209,10 @@ class TrainingJob:
             self.model.eval()
             with self._lock:
                 self._status, self._error, self._finished = status, error, time.monotonic()
+                if self._paused_since is not None:   # stopped while paused
+                    self._paused_s += self._finished - self._paused_since
+                    self._paused_since = None
+                self._pause.clear()
             _SERVER_LOCK.release()
             log.info("training job %s ended: %s%s", self.name, status, f" ({error})" if error else "")
 

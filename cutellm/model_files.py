@@ -1,4 +1,5 @@
-"""Model files on disk: the models CuteGPT ships, and the names under which a learner saves their own.
+"""Model files on disk: the models CuteGPT ships, and the names under which a learner saves, renames and deletes
+their own.
 
 The shipped models are made by make targets (`make run`) into the repository's models/ folder. A learner saves a
 model by name into a folder (the app's models/ by default): a name is 1-64 letters, digits, '-' or '_', so it can
@@ -44,3 +45,29 @@ def save_path(folder: str | os.PathLike, name: str) -> Path:
     if name in SHIPPED_NAMES or is_shipped(path):
         raise CheckpointError(f"'{name}' is a shipped model's name; it cannot be overwritten. Choose another name.")
     return path
+
+
+def _own_model(path: str | os.PathLike) -> Path:
+    """`path` if it is a learner's saved model file (never a shipped one)."""
+    path = Path(path)
+    if path.stem in SHIPPED_NAMES or is_shipped(path):
+        raise CheckpointError(f"'{path.stem}' is a shipped model; it cannot be renamed or deleted")
+    if not path.is_file():
+        raise CheckpointError(f"'{path.name}' does not exist")
+    return path
+
+
+def rename_model(path: str | os.PathLike, new_name: str) -> Path:
+    """Rename a saved model file to `<new_name>.pth` in the same folder; refuses shipped models, names that are
+    not plain names or are reserved, and names already taken. Returns the new path."""
+    path = _own_model(path)
+    target = save_path(path.parent, new_name)
+    if target.exists():
+        raise CheckpointError(f"'{new_name}' already exists; choose another name or delete it first")
+    path.rename(target)
+    return target
+
+
+def delete_model(path: str | os.PathLike) -> None:
+    """Delete a saved model file; refuses the shipped models."""
+    _own_model(path).unlink()

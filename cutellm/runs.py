@@ -11,6 +11,7 @@ models can be compared after a restart, and a fine-tuned model keeps the records
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from .completion import corpus_words, merge_words
 from .config import ModelConfig, TrainConfig
-from .data import Dataset, bits_per_char
+from .data import Dataset, bits_per_char, prepare_dataset
 from .errors import ConfigError
 from .model import CuteLLM
 from .tokenizer import Tokenizer
@@ -75,12 +76,37 @@ def prepare_run(text: str, corpus_name: str, model_config: ModelConfig, train_co
         lineage_meta = {"base_model": base.name, "previous_runs": lineage(base.meta)}
         words = merge_words(base.meta.get("words"), words)
     run = PreparedRun(name=name, model=model, tokenizer=tokenizer, dataset=dataset, config=train_config,
-                      metadata={"name": name, "corpus": corpus_name, "tokenizer_kind": tokenizer.kind,
-                                "train_config": train_config.to_dict(), **lineage_meta, "words": words})
+                      metadata={"name": name, "corpus": corpus_name, "corpus_sha1": corpus_fingerprint(text),
+                                "tokenizer_kind": tokenizer.kind, "train_config": train_config.to_dict(),
+                                **lineage_meta, "words": words})
     if max_steps is not None and run.total_steps > max_steps:
         raise ConfigError(f"that is {run.total_steps:,} steps; the playground trains at most {max_steps:,}. "
                           "Use fewer epochs or a larger batch.")
     return run
+
+
+def corpus_fingerprint(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+# Metadata that describes a saved file rather than its run: a resumed run writes them afresh.
+_FILE_KEYS = ("saved_at", "parameters", "resumable")
+
+
+def resume_run(text: str, corpus_name: str, model: CuteLLM, tokenizer: Tokenizer, meta: Mapping[str, Any]
+               ) -> PreparedRun:
+    """The run a resumable checkpoint stopped in, ready to continue (`train(..., resume=state)`): its own model,
+    tokenizer and settings, and the same corpus (refused when the text differs from the one it trained on)."""
+    if meta.get("corpus_sha1") and meta["corpus_sha1"] != corpus_fingerprint(text):
+        raise ConfigError(f"this run trained on {meta.get('corpus')!r}, and {corpus_name!r} is a different text: "
+                          "resume it with the same corpus (--corpus)")
+    config = TrainConfig.from_dict(meta.get("train_config", {}))
+    dataset = prepare_dataset(text, tokenizer, model.config.block_size, stride=config.stride,
+                              val_fraction=config.val_fraction)
+    model.requires_grad_(True)
+    metadata = {k: v for k, v in meta.items() if k not in _FILE_KEYS}
+    return PreparedRun(name=str(meta.get("name", "run")), model=model, tokenizer=tokenizer, dataset=dataset,
+                       config=config, metadata=metadata)
 
 
 # What a checkpoint keeps of each earlier run when a model is fine-tuned from it.

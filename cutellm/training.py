@@ -1,8 +1,13 @@
 """The training loop: AdamW, linear warmup + cosine decay, gradient clipping, periodic validation.
 
 `train()` reports every optimiser step to an `on_step` callback (the app draws its live chart from these), stops at the
-next step when `stop_event` is set (keeping the weights trained so far), and never applies a non-finite update: a
-NaN/inf loss restores the weights of the last good step and raises TrainingDivergedError.
+next step when `stop_event` is set (keeping the weights trained so far), waits between two steps while `pause_event`
+is set, and never applies a non-finite update: a NaN/inf loss restores the weights of the last good step and raises
+TrainingDivergedError.
+
+A stopped run can be continued exactly: `TrainResult.resume_state` holds everything beyond the weights (the AdamW
+moments, the step reached, and so the learning rate's place in its schedule, the epoch's window order and the random
+states), and `train(..., resume=state)` carries on from there; the checkpoint can carry it (cutellm.checkpoint).
 
 One optimiser step reads a *global batch* of windows: batch_size x grad_accum_steps x processes. Each process (one,
 or one per GPU/CPU slot under torchrun, see cutellm.distributed) takes every world_size-th window of it, in
@@ -20,7 +25,7 @@ import math
 import statistics
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -71,6 +76,32 @@ class WeightSnapshot:
 
 
 @dataclass
+class TrainState:
+    """What a stopped single-process run needs, beside its weights, to continue as if it had never stopped."""
+
+    step: int                       # optimiser steps done: the learning rate's place in its schedule
+    total_steps: int
+    optimizer: dict                 # AdamW's state_dict (moments, step counts)
+    order: torch.Tensor             # this epoch's window order
+    data_rng: torch.Tensor          # the batch-order generator's state after drawing `order`
+    torch_rng: torch.Tensor         # the global CPU generator (dropout masks on the CPU; a GPU's are not kept)
+    elapsed_s: float                # training time so far
+    history: list[StepMetrics] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Tensors, numbers and lists only: what `torch.load(weights_only=True)` accepts."""
+        return {"step": self.step, "total_steps": self.total_steps, "optimizer": self.optimizer,
+                "order": self.order, "data_rng": self.data_rng, "torch_rng": self.torch_rng,
+                "elapsed_s": self.elapsed_s, "history": [list(astuple(m)) for m in self.history]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainState":
+        return cls(step=int(data["step"]), total_steps=int(data["total_steps"]), optimizer=data["optimizer"],
+                   order=data["order"], data_rng=data["data_rng"], torch_rng=data["torch_rng"],
+                   elapsed_s=float(data["elapsed_s"]), history=[StepMetrics(*row) for row in data["history"]])
+
+
+@dataclass
 class TrainResult:
     model: CuteLLM
     history: list[StepMetrics] = field(default_factory=list)
@@ -86,6 +117,7 @@ class TrainResult:
     world_size: int = 1         # processes that trained together (torchrun)
     device: str = ""            # where the main process trained, e.g. "cpu", "cuda:0"
     precision: str = "fp32"     # what the forward pass computed in ("fp32" or "bf16" autocast)
+    resume_state: TrainState | None = None  # set when a single-process run stopped early: train(resume=...) goes on
 
     @property
     def steps(self) -> int:
@@ -197,8 +229,13 @@ def batch_plan(n_train: int, config: TrainConfig, world_size: int = 1) -> BatchP
 
 def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
           on_step: Callable[[StepMetrics], None] | None = None,
-          stop_event: threading.Event | None = None) -> TrainResult:
+          stop_event: threading.Event | None = None, pause_event: threading.Event | None = None,
+          while_paused: Callable[[], None] | None = None, resume: TrainState | None = None) -> TrainResult:
     """Train `model` in place on `dataset`; returns the history and final losses.
+
+    While `pause_event` is set the loop waits before its next step (nothing is lost: this is the same run, later),
+    calling `while_paused` about 4 times a second so a watchdog can still stop it; paused time is not training time.
+    `resume` continues a run stopped earlier with the same model, data and config (see TrainState).
 
     Raises TrainingDivergedError (with `.result`) when the loss becomes NaN/inf or explodes (see
     EXPLODED_LOSS_FACTOR); the model then holds the weights of the last step whose loss was sane.
@@ -237,14 +274,21 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
     explode_at = EXPLODED_LOSS_FACTOR * math.log(vocab)
 
     snapshot_at = snapshot_steps(total_steps, config, model) if ctx.is_main else set()
-    if 0 in snapshot_at:
+
+    order = torch.empty(0, dtype=torch.long)
+    first_step, done_before_s = 0, 0.0
+    if resume is not None:
+        first_step, order, done_before_s = _resume(resume, total_steps, optimizer, gen, result, ctx.enabled)
+    if 0 in snapshot_at and first_step == 0:
         result.snapshots.append(_snapshot(model, 0))
 
     model.train()
     start = time.perf_counter()
-    order = torch.empty(0, dtype=torch.long)
+    paused_s = 0.0
     val_loss = None
-    for step in range(total_steps):
+    for step in range(first_step, total_steps):
+        if pause_event is not None and pause_event.is_set():
+            paused_s += _hold(pause_event, stop_event, while_paused)
         if distributed.any_rank(stop_event is not None and stop_event.is_set(), device):
             result.status = "stopped"
             break
@@ -291,13 +335,19 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
                                 chunk_size=plan.micro_batch)
         metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // plan.steps_per_epoch + 1,
                               train_loss=loss_value, val_loss=val_loss, lr=lr,
-                              tokens_per_s=tokens_per_step / step_time, elapsed_s=time.perf_counter() - start)
+                              tokens_per_s=tokens_per_step / step_time,
+                              elapsed_s=done_before_s + time.perf_counter() - start - paused_s)
         result.history.append(metrics)
         if done in snapshot_at:
             result.snapshots.append(_snapshot(model, done))
         if on_step is not None and ctx.is_main:
             on_step(metrics)
 
+    if result.status == "stopped" and not ctx.enabled:
+        result.resume_state = TrainState(
+            step=result.steps, total_steps=total_steps, optimizer=copy.deepcopy(optimizer.state_dict()),
+            order=order.clone(), data_rng=gen.get_state(), torch_rng=torch.get_rng_state(),
+            elapsed_s=done_before_s + time.perf_counter() - start - paused_s, history=list(result.history))
     if snapshot_at and result.steps and (not result.snapshots or result.snapshots[-1].step != result.steps):
         result.snapshots.append(_snapshot(model, result.steps))  # stopped early: the timeline ends where it did
     if ctx.is_main:
@@ -306,12 +356,41 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         result.final_train_loss = evaluate(model, dataset.train, plan.global_batch, config.eval_batches,
                                            chunk_size=plan.micro_batch)
         result.final_val_loss = evaluate(model, dataset.val, plan.global_batch, chunk_size=plan.micro_batch)
-    result.wall_time_s = time.perf_counter() - start
+    result.wall_time_s = done_before_s + time.perf_counter() - start - paused_s
     model.eval()
     if ctx.is_main:
         log.info("training %s after %d/%d steps: train loss %s, val loss %s, %.1fs", result.status, result.steps,
                  total_steps, _fmt(result.final_train_loss), _fmt(result.final_val_loss), result.wall_time_s)
     return result
+
+
+def _resume(state: TrainState, total_steps: int, optimizer: torch.optim.Optimizer, gen: torch.Generator,
+            result: TrainResult, distributed_run: bool) -> tuple[int, torch.Tensor, float]:
+    """Put the optimiser, the batch order and the random states back where `state` left them; returns (first step,
+    window order, training seconds already done)."""
+    if distributed_run:
+        raise ConfigError("resuming a stopped run works for single-process runs only (not under torchrun)")
+    if state.total_steps != total_steps:
+        raise ConfigError(f"this run was planned for {state.total_steps:,} steps but these settings and this corpus "
+                          f"give {total_steps:,}: resume with the same corpus and settings")
+    if not 0 < state.step < total_steps:
+        raise ConfigError(f"nothing to resume: the run stopped after {state.step:,} of {total_steps:,} steps")
+    optimizer.load_state_dict(state.optimizer)
+    gen.set_state(state.data_rng)
+    torch.set_rng_state(state.torch_rng)
+    result.history = list(state.history)
+    return state.step, state.order.clone(), state.elapsed_s
+
+
+def _hold(pause_event: threading.Event, stop_event: threading.Event | None,
+          while_paused: Callable[[], None] | None) -> float:
+    """Wait while paused (or until a stop); returns the seconds waited."""
+    began = time.perf_counter()
+    while pause_event.is_set() and not (stop_event is not None and stop_event.is_set()):
+        if while_paused is not None:
+            while_paused()
+        time.sleep(0.25)
+    return time.perf_counter() - began
 
 
 def training_module(model: CuteLLM, config: TrainConfig, device: str) -> nn.Module:

@@ -1,0 +1,59 @@
+"""Live samples: what the model writes at each evaluation point of a run, so a learner watches noise turn into text.
+
+At every evaluation the training job (in its worker thread) continues a fixed prompt greedily for a few tokens and
+fills one fixed blank. Greedy decoding and blank scoring draw no random numbers and run in eval mode, so taking
+samples changes nothing about the training itself; the blank tries only the corpus's most frequent words, which keeps
+the cost of a sample to a few milliseconds (a few percent of the run at most, see README, "The Train page as a lab").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from .completion import complete_phrase
+from .errors import CuteLLMError
+from .inference import generate
+from .model import CuteLLM
+from .tokenizer import Tokenizer
+
+DEFAULT_PROMPT = "the cat sat on the"
+DEFAULT_BLANK = "the ___ sat on the mat"
+SAMPLE_TOKENS = 12          # tokens of each continuation
+SAMPLE_CANDIDATES = 200     # words tried in the blank: the corpus's most frequent
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What to sample at each evaluation: a prompt to continue and a phrase with one `___` to fill."""
+
+    prompt: str = DEFAULT_PROMPT
+    blank: str = DEFAULT_BLANK
+    max_new_tokens: int = SAMPLE_TOKENS
+    candidates: int = SAMPLE_CANDIDATES
+
+
+@dataclass(frozen=True)
+class LiveSample:
+    step: int
+    continuation: str        # prompt + greedy continuation, or why there is none
+    filled: str              # the phrase with its blank filled, or why it is not
+    seconds: float = 0.0     # what taking this sample cost
+
+
+def take_sample(model: CuteLLM, tokenizer: Tokenizer, spec: SampleSpec, step: int,
+                words: Iterable | None = None) -> LiveSample:
+    """The model's greedy continuation of `spec.prompt` and its best filling of `spec.blank`, now. A prompt or phrase
+    the model cannot read (say, only unknown words) gives the reason instead of text."""
+    began = time.perf_counter()
+    try:
+        continuation = generate(model, tokenizer, spec.prompt, spec.max_new_tokens)
+    except CuteLLMError as err:
+        continuation = f"(no continuation: {err})"
+    try:
+        filled = complete_phrase(model, tokenizer, spec.blank, top_k=1, words=words, beam_width=1,
+                                 max_candidates=spec.candidates).filled_text
+    except CuteLLMError as err:
+        filled = f"(no filling: {err})"
+    return LiveSample(step, continuation, filled, time.perf_counter() - began)
