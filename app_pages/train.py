@@ -1,6 +1,9 @@
-"""Train: pick a corpus and a model size, train in the background while the loss chart updates live, then save."""
+"""Train: pick a corpus and a model size, see what it will be, train in the background while the chart, a reading of
+the curve and live samples update, pause / resume / stop, then save."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import streamlit as st
 
@@ -10,10 +13,12 @@ from cutellm.devices import PRECISIONS, available_devices, resolve_device, resol
 from cutellm.errors import TrainingBusyError
 from cutellm.jobs import TrainingJob, training_in_progress
 from cutellm.runs import MAX_INTERACTIVE_STEPS, prepare_run
+from cutellm.samples import DEFAULT_BLANK, DEFAULT_PROMPT, SampleSpec
 from cutellm.settings import Settings
 from cutellm.tokenizer import TOKENIZER_KINDS
 from ui import state
 from ui.corpus import choose_corpus, show_stats
+from ui.preview import preview_panel
 from ui.training_panel import live_panel, results
 
 TOKENIZER_LABELS = {"word": "word", "char": "char", "bpe": "BPE (subwords)"}
@@ -68,6 +73,7 @@ def apply_preset() -> None:
 state.keep({"tr_preset": "default", **PRESETS["default"], "tr_source": "Bundled", "tr_bundled": "training_data.txt",
             "tr_paste": "", "tr_upload_text": None, "tr_upload_name": None, "tr_save_name": "", "tr_overwrite": False,
             "tr_start": "A new model", "tr_noncausal": False,
+            "tr_sample_prompt": DEFAULT_PROMPT, "tr_sample_blank": DEFAULT_BLANK,
             # Where and how to compute: not part of the presets (they describe the model, not the machine).
             "tr_device": SETTINGS.train.device if SETTINGS.train.device in available_devices() else "auto",
             "tr_precision": SETTINGS.train.precision, "tr_compile": SETTINGS.train.compile,
@@ -153,6 +159,24 @@ def choose_settings(base: state.LoadedModel | None) -> None:
         number("tr_lr")
         number("tr_seed")
     choose_hardware()
+    choose_samples()
+
+
+def choose_samples() -> None:
+    """What the model is asked at each evaluation while it trains (shown under the chart)."""
+    st.markdown("**Live samples**")
+    p, b = st.columns(2)
+    p.text_input("Prompt to continue", key="tr_sample_prompt", max_chars=200,
+                 help="At each evaluation the model continues this prompt greedily (12 tokens), so you watch it go "
+                      "from noise to sentences.")
+    b.text_input("Phrase with a blank", key="tr_sample_blank", max_chars=200,
+                 help="At each evaluation the model fills the ___ with the word it finds most likely.")
+
+
+def sample_spec() -> SampleSpec:
+    s = st.session_state
+    return SampleSpec(prompt=s.tr_sample_prompt.strip() or DEFAULT_PROMPT,
+                      blank=s.tr_sample_blank.strip() or DEFAULT_BLANK)
 
 
 def choose_hardware() -> None:
@@ -197,7 +221,7 @@ def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cf
         run = prepare_run(text, corpus_name, model_cfg, train_cfg, name=sessions.next_run_name(),
                           tokenizer_kind=st.session_state.tr_tokenizer, base=base.as_base() if base else None,
                           max_steps=MAX_INTERACTIVE_STEPS)
-        job = TrainingJob(run, owner=st.session_state.session_owner).start()
+        job = TrainingJob(run, owner=st.session_state.session_owner, samples=sample_spec()).start()
     except TrainingBusyError as err:
         st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
         return
@@ -227,8 +251,9 @@ base = active if st.session_state.tr_start.startswith("The active") else None
 with st.expander("1 · Corpus", expanded=not running, icon=":material/description:"):
     text, corpus_name = choose_corpus()
     ss = st.session_state
-    windows = show_stats(text, base, kind=ss.tr_tokenizer, vocab=int(ss.tr_vocab), block=int(ss.tr_block),
-                         batch=int(ss.tr_batch), accum=int(ss.tr_accum)) if text else None
+    corpus = show_stats(text, base, kind=ss.tr_tokenizer, vocab=int(ss.tr_vocab), block=int(ss.tr_block),
+                        batch=int(ss.tr_batch), accum=int(ss.tr_accum)) if text else None
+    windows, vocab_size = corpus or (0, 0)
 with st.expander("2 · Model and training settings", expanded=not running, icon=":material/tune:"):
     choose_settings(base)
 
@@ -238,6 +263,11 @@ try:
 except ConfigError as err:
     config_error = str(err)
     st.error(f"Fix this setting first: {err}", icon=":material/error:")
+
+if config_error is None and windows and not running:
+    with st.expander("What you are about to train", expanded=True, icon=":material/visibility:"):
+        shape = base.model.config if base is not None else replace(model_cfg, vocab_size=vocab_size)
+        preview_panel(shape, train_cfg, windows)
 
 if training_in_progress() and not running:
     st.info("Another session is training on this server right now; you can train when it finishes.",

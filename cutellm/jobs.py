@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import ConfigError, CuteLLMError, TrainingBusyError, TrainingDivergedError
+from .curve import Baselines
 from .runs import PreparedRun
 from .samples import LiveSample, SampleSpec, take_sample
 from .training import StepMetrics, TrainResult, train
@@ -80,6 +81,8 @@ class TrainingJob:
         self.run = run
         self.model, self.tokenizer, self.dataset, self.config = run.model, run.tokenizer, run.dataset, run.config
         self.name = run.name
+        # The curve's reference losses, from the training text's tokens: computed once, before the run.
+        self.baselines = Baselines.of(run.dataset.ids[:run.dataset.n_train_tokens], run.model.config.vocab_size)
         self.idle_timeout_s = idle_timeout_s
         self.result: TrainResult | None = None
         self._owner = weakref.ref(owner) if owner is not None else None

@@ -81,9 +81,9 @@ def _stats_under(text_hash: str, text: str, model_key: str, block: int, _tokeniz
 
 
 def show_stats(text: str, base: state.LoadedModel | None, *, kind: str, vocab: int, block: int, batch: int,
-               accum: int) -> int | None:
+               accum: int) -> tuple[int, int] | None:
     """Corpus numbers under the chosen tokenizer (the base model's when fine-tuning); returns the number of
-    training windows."""
+    training windows and the vocabulary size the model will have (None when the text cannot be tokenized)."""
     digest = hashlib.sha1(text.encode()).hexdigest()
     try:
         if base is None:
@@ -121,4 +121,4 @@ def show_stats(text: str, base: state.LoadedModel | None, *, kind: str, vocab: i
         reads = f" (batch size {batch} × {accum} accumulated batches)" if accum > 1 else ""
         st.warning(f"One step's {batch * accum} windows{reads} are more than the {stats.train_windows} training "
                    "windows; the batch will be cut down to fit.", icon=":material/warning:")
-    return stats.train_windows
+    return stats.train_windows, vocab_size

@@ -8,6 +8,7 @@ from cutellm import resolve_device
 from cutellm.jobs import training_in_progress
 
 from . import state
+from .models_panel import models_panel
 
 
 def _fmt_loss(value) -> str:
@@ -24,7 +25,8 @@ def render_sidebar() -> state.LoadedModel:
     with st.sidebar:
         st.selectbox("Active model", options=list(choices), format_func=choices.__getitem__, key="active_model",
                      help="The model that Generate, Fill the blanks and Explore use. Models you save appear here; "
-                          "models trained in this tab appear as '(this session)'.")
+                          "models trained in this tab appear as '(this session)', files you upload as "
+                          "'(uploaded)'.")
         if st.session_state.get("model_error"):
             st.error(st.session_state.pop("model_error"), icon=":material/error:")
         meta = active.meta
@@ -44,5 +46,6 @@ def render_sidebar() -> state.LoadedModel:
                     icon=":material/model_training:")
         elif training_in_progress():
             st.caption(":material/hourglass_top: Another session is training on this server.")
+        models_panel()
         st.caption(f"Device: `{resolve_device('auto')}`")
     return active

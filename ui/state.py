@@ -24,13 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # A model is chosen by a key: "file:<absolute path>" for a checkpoint on disk, "session:<name>" for a model trained
-# in this browser session. These three functions are the only code that knows the format.
+# in this browser session, "upload:<name>" for a file uploaded in it. These functions are the only code that knows
+# the format.
 def file_key(path: Path) -> str:
     return f"file:{Path(path).resolve()}"
 
 
 def session_key(name: str) -> str:
     return f"session:{name}"
+
+
+def upload_key(name: str) -> str:
+    return f"upload:{name}"
 
 
 def _parse_key(key: str) -> tuple[str, str]:
@@ -53,7 +58,7 @@ class LoadedModel:
     model: CuteLLM
     tokenizer: Tokenizer
     meta: dict[str, Any]
-    source: str  # "shipped", "saved" or "session"
+    source: str  # "shipped", "saved", "session" or "uploaded"
     snapshots: list[WeightSnapshot] = field(default_factory=list)  # the training timeline (session runs only)
 
     def as_base(self) -> BaseModel:
@@ -67,9 +72,10 @@ class SessionOwner:
 
 @dataclass
 class SessionModels:
-    """Models trained in this session, by name (newest last)."""
+    """Models trained in this session, and models uploaded to it, by name (newest last)."""
 
     models: dict[str, LoadedModel] = field(default_factory=dict)
+    uploads: dict[str, LoadedModel] = field(default_factory=dict)
     runs: int = 0
 
     def next_run_name(self) -> str:
@@ -125,6 +131,8 @@ def model_choices() -> dict[str, str]:
         choices[file_key(path)] = f"{path.stem} ({'shipped' if is_shipped(path) else 'saved'})"
     for name in st.session_state.session_models.models:
         choices[session_key(name)] = f"{name} (this session)"
+    for name in st.session_state.session_models.uploads:
+        choices[upload_key(name)] = f"{name} (uploaded)"
     return choices
 
 
@@ -132,6 +140,8 @@ def load_model(key: str) -> LoadedModel:
     kind, ref = _parse_key(key)
     if kind == "session":
         return st.session_state.session_models.models[ref]
+    if kind == "upload":
+        return st.session_state.session_models.uploads[ref]
     path = Path(ref)
     if not path.exists():
         raise CheckpointError(f"'{path.name}' no longer exists")
@@ -174,6 +184,20 @@ def add_session_model(name: str, model: CuteLLM, tokenizer: Tokenizer, meta: dic
                                                                tokenizer=tokenizer, meta=meta, source="session",
                                                                snapshots=list(snapshots or []))
     return key
+
+
+def add_uploaded_model(file_name: str, model: CuteLLM, tokenizer: Tokenizer, meta: dict) -> str:
+    """Keep an uploaded checkpoint in this session (never on disk) under its file's stem; returns its key."""
+    uploads = st.session_state.session_models.uploads
+    stem = Path(file_name).stem or "uploaded"
+    name, n = stem, 1
+    while name in uploads:   # a second file of the same name gets its own entry
+        n += 1
+        name = f"{stem}-{n}"
+    model.requires_grad_(False)
+    uploads[name] = LoadedModel(key=upload_key(name), name=name, model=model, tokenizer=tokenizer, meta=meta,
+                                source="uploaded")
+    return uploads[name].key
 
 
 def current_job() -> TrainingJob | None:

@@ -1,16 +1,19 @@
-"""The Train page's run panel: live progress while a job trains, then its results (use, download, save)."""
+"""The Train page's run panel: live progress while a job trains (chart, reading, samples, pause / resume / stop),
+then its results (use, download, save)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from cutellm import CuteLLMError
-from cutellm.charts import loss_figure
+from cutellm.charts import live_loss_chart
+from cutellm.curve import perplexity
 from cutellm.checkpoint import checkpoint_bytes, save_checkpoint
 from cutellm.jobs import TrainingJob
 from cutellm.model_files import save_path
 
 from . import state
+from .run_reading import live_samples, reading
 
 LIVE_REFRESH_S = 2.0
 LIVE_CHART_POINTS = 300
@@ -28,24 +31,38 @@ def live_panel(job: TrainingJob) -> None:
 
     # Every 2 s, at most 300 chart points: each refresh costs the server and the browser ~0.1-0.2 s of CPU that
     # training, using every core, has to give up (bench/README.md, "Training in the app": on 2 cores +22% wall time
-    # at 1 s, +9% to +13% at 2 s).
+    # at 1 s, +9% to +13% at 2 s). The chart is Vega-Lite with a constant spec, so a refresh updates it in place
+    # (a Plotly chart would be mounted anew each time: see charts.live_loss_chart).
     @st.fragment(run_every=LIVE_REFRESH_S if was_running else None)
     def panel() -> None:
         snap = job.snapshot()
         last = snap.latest
+        where = ("paused" if snap.paused else f"about {_fmt_time(snap.eta_s)} left") if snap.running else ""
         st.progress(snap.progress, text=f"{job.name}: step {last.step if last else 0:,} of {snap.total_steps:,}"
-                                        + (f" · about {_fmt_time(snap.eta_s)} left" if snap.running else ""))
-        c = st.columns(5)
+                                        + (f" · {where}" if where else ""))
+        c = st.columns(6)
         c[0].metric("Step", f"{last.step:,}" if last else "0")
         c[1].metric("Train loss", f"{last.train_loss:.3f}" if last else "–")
         c[2].metric("Val loss", f"{snap.last_val_loss:.3f}" if snap.last_val_loss is not None else "–")
-        c[3].metric("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–")
-        c[4].metric("Elapsed", _fmt_time(snap.elapsed_s))
-        st.plotly_chart(loss_figure(snap.history, max_points=LIVE_CHART_POINTS), key="live_loss_chart",
-                        config={"displayModeBar": False})
+        c[3].metric("Val perplexity", f"{perplexity(snap.last_val_loss):,.1f}" if snap.last_val_loss is not None
+                    else "–", help="e^loss: as unsure as choosing among this many equally likely tokens.")
+        c[4].metric("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–")
+        c[5].metric("Elapsed", _fmt_time(snap.elapsed_s), help="Training time; pauses are not counted.")
+        spec, rows = live_loss_chart(snap.history, job.baselines, max_points=LIVE_CHART_POINTS)
+        st.vega_lite_chart(rows, spec, width="stretch")
+        reading(snap, job.baselines)
+        live_samples(snap)
         if snap.running:
-            st.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",
-                      help="Stops at the next step and keeps the weights trained so far.")
+            a, b, _ = st.columns([1, 1, 4])
+            if snap.paused:
+                a.button("Resume", icon=":material/play_arrow:", on_click=job.resume, key="resume_training",
+                         type="primary", help="Continues the same run exactly where it was.")
+            else:
+                a.button("Pause", icon=":material/pause:", on_click=job.pause, key="pause_training",
+                         help="Holds the run between two steps; nothing is lost (weights, optimizer, schedule, "
+                              "batch order). Look around, then resume.")
+            b.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",
+                     help="Ends the run at the next step and keeps the weights trained so far.")
         elif was_running:
             st.rerun()  # the run just ended: redraw the whole page (results, save, sidebar)
 
