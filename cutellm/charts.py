@@ -556,7 +556,7 @@ def live_loss_chart(history: Sequence[StepMetrics], baselines: Baselines | None 
     frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
     colour = {"field": "series", "type": "nominal", "title": None,
               "scale": {"domain": list(LIVE_SERIES), "range": list(LIVE_SERIES.values())},
-              "legend": {"orient": "top", "direction": "horizontal", "columns": 3}}
+              "legend": {"orient": "top", "direction": "horizontal", "columns": 3, "labelLimit": 400}}
     x = {"field": "step", "type": "quantitative", "title": "step"}
     y = {"field": "loss", "type": "quantitative", "title": "loss (cross-entropy per token)",
          "scale": {"zero": False}}

@@ -90,7 +90,7 @@ def main() -> None:
             box.press("Enter")
             page.wait_for_selector(IDLE)
             click(page, "Train")
-            page.wait_for_selector("[data-testid='stPlotlyChart']")
+            page.wait_for_selector("[data-testid='stVegaLiteChart']")
             time.sleep(6)
             page.locator("h3", has_text="run-1").first.scroll_into_view_if_needed()
             save(page, "train_live", 900)

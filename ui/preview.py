@@ -32,10 +32,10 @@ def _fmt_bytes(n: int) -> str:
 def fmt_duration(seconds: float) -> str:
     seconds = round(seconds)
     if seconds < 60:
-        return f"{max(1, seconds)} s"
+        return f"{max(1, seconds)}s"
     if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def _time_text(preview: RunPreview, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[str, str, bool]:
@@ -52,7 +52,7 @@ def _time_text(preview: RunPreview, model_cfg: ModelConfig, train_cfg: TrainConf
             return "–", f"Could not time a step of this model here: {error}", False
         return "measuring…", "Training a few real steps of this model in the background to time them.", True
     total = preview.seconds(step_s, train_cfg.eval_batches)
-    return (f"about {fmt_duration(total)}",
+    return (fmt_duration(total),
             f"Measured here: {step_s * 1000:,.1f} ms per step × {preview.steps:,} steps, plus the evaluations.",
             False)
 
@@ -82,10 +82,10 @@ def preview_panel(model_cfg: ModelConfig, train_cfg: TrainConfig, windows: int) 
         c[2].metric("Steps", f"{preview.steps:,}",
                     help=f"{preview.plan.steps_per_epoch:,} per epoch; a validation loss every "
                          f"{preview.plan.eval_interval:,}.")
-        c[3].metric("Memory", f"about {_fmt_bytes(preview.memory_bytes)}",
+        c[3].metric("Memory (about)", _fmt_bytes(preview.memory_bytes),
                     help="Weights, gradients and AdamW's two moments (16 bytes per parameter), plus the activations "
                          "of one batch kept for the backward pass.")
-        c[4].metric("Estimated time", value, help="Timed on this machine, not guessed: a few real training steps "
+        c[4].metric("Time (about)", value, help="Timed on this machine, not guessed: a few real training steps "
                                                   "of this exact model, remembered per shape.")
         total = max(1, preview.total_params)
         parts = [("embeddings", preview.embedding_params), ("attention", preview.attention_params),

@@ -59,6 +59,6 @@ def live_samples(snap: JobSnapshot) -> None:
         return
     st.markdown("**Live samples** · at each evaluation, newest first: the prompt's greedy continuation · the blank "
                 "filled")
-    with st.container(height=min(300, 40 + 34 * len(snap.samples)), border=True):
+    with st.container(height=min(300, 40 + 34 * len(snap.samples)), border=True, key="live_samples"):
         for s in reversed(snap.samples):
             st.markdown(f"step {s.step:,}: {code_span(s.continuation)} · {code_span(s.filled)}")

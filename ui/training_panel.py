@@ -40,6 +40,8 @@ def live_panel(job: TrainingJob) -> None:
         where = ("paused" if snap.paused else f"about {_fmt_time(snap.eta_s)} left") if snap.running else ""
         st.progress(snap.progress, text=f"{job.name}: step {last.step if last else 0:,} of {snap.total_steps:,}"
                                         + (f" · {where}" if where else ""))
+        if snap.running:
+            controls(snap.paused)
         c = st.columns(6)
         c[0].metric("Step", f"{last.step:,}" if last else "0")
         c[1].metric("Train loss", f"{last.train_loss:.3f}" if last else "–")
@@ -52,19 +54,20 @@ def live_panel(job: TrainingJob) -> None:
         st.vega_lite_chart(rows, spec, width="stretch")
         reading(snap, job.baselines)
         live_samples(snap)
-        if snap.running:
-            a, b, _ = st.columns([1, 1, 4])
-            if snap.paused:
-                a.button("Resume", icon=":material/play_arrow:", on_click=job.resume, key="resume_training",
-                         type="primary", help="Continues the same run exactly where it was.")
-            else:
-                a.button("Pause", icon=":material/pause:", on_click=job.pause, key="pause_training",
-                         help="Holds the run between two steps; nothing is lost (weights, optimizer, schedule, "
-                              "batch order). Look around, then resume.")
-            b.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",
-                     help="Ends the run at the next step and keeps the weights trained so far.")
-        elif was_running:
+        if not snap.running and was_running:
             st.rerun()  # the run just ended: redraw the whole page (results, save, sidebar)
+
+    def controls(paused: bool) -> None:
+        a, b, _ = st.columns([1, 1, 5])
+        if paused:
+            a.button("Resume", icon=":material/play_arrow:", on_click=job.resume, key="resume_training",
+                     type="primary", help="Continues the same run exactly where it was.")
+        else:
+            a.button("Pause", icon=":material/pause:", on_click=job.pause, key="pause_training",
+                     help="Holds the run between two steps; nothing is lost (weights, optimizer, schedule, batch "
+                          "order). Look around, then resume.")
+        b.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",
+                 help="Ends the run at the next step and keeps the weights trained so far.")
 
     panel()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 try:
@@ -52,7 +53,9 @@ def button(page, label: str):
 
 
 def metric(page, label: str) -> str:
-    box = page.locator("[data-testid='stMetric']", has_text=label).first
+    """The value of the metric labelled exactly `label` ("Step" is not "Tokens per step")."""
+    exact = page.locator("[data-testid='stMetricLabel']", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    box = page.locator("[data-testid='stMetric']").filter(has=exact).first
     return box.locator("[data-testid='stMetricValue']").inner_text()
 
 
@@ -72,6 +75,16 @@ def set_number(page, label: str, value) -> None:
 def pick_radio(page, option: str) -> None:
     page.locator("[data-testid='stRadio'] label", has_text=option).first.click()
     wait_rerun(page)
+
+
+def step_count(page) -> int:
+    """The live panel's step counter."""
+    return int(metric(page, "Step").replace(",", ""))
+
+
+def live_samples(page) -> list[str]:
+    """The live samples listed under the chart, newest first ("step 200: ...")."""
+    return [t.strip() for t in page.locator(".st-key-live_samples [data-testid='stMarkdown']").all_inner_texts()]
 
 
 def start_tiny_run(page, steps: int) -> None:

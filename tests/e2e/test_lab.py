@@ -1,0 +1,66 @@
+"""The Train page as a lab, in a real browser: the preview, live samples, pause and resume, a chart updated in place."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from .helpers import (assert_no_exception, button, expect, live_samples, open_page, shot, start_tiny_run,
+                      step_count, wait_idle)
+
+pytestmark = pytest.mark.e2e
+
+CHART = "[data-testid='stVegaLiteChart']"
+
+
+def _wait(condition, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_train_watch_samples_pause_resume_finish(page):
+    page.goto(page.app_url)
+    wait_idle(page)
+    open_page(page, "Train")
+    expect(page.get_by_text("What you are about to train")).to_be_visible()
+    # The time is measured in the background ("measuring…"), then shown.
+    expect(page.locator("[data-testid='stMetric']", has_text="Time (about)").locator(
+        "[data-testid='stMetricValue']")).to_have_text(re.compile(r"^\d+[hms]"), timeout=60_000)
+    assert_no_exception(page, "lab-preview")
+
+    start_tiny_run(page, 3000)
+    page.wait_for_selector(CHART)
+    # The live chart is updated in place, not mounted anew at each refresh: a mark set on its element survives.
+    page.evaluate(f"document.querySelector(\"{CHART}\").dataset.probe = 'kept'")
+    samples = _wait(lambda: (s := live_samples(page)) and len(s) >= 2 and s, 90, "two live samples")
+    assert re.match(r"step [\d,]+: ", samples[0]), samples
+    steps = [int(re.match(r"step ([\d,]+)", s).group(1).replace(",", "")) for s in samples]
+    assert steps == sorted(steps, reverse=True), f"newest first: {samples}"
+    assert all("the cat sat on the" in s for s in samples)
+    assert page.evaluate(f"document.querySelector(\"{CHART}\").dataset.probe") == "kept", \
+        "the live chart was mounted anew"
+    shot(page, "lab-samples")
+
+    button(page, "Pause").click()
+    expect(button(page, "Resume")).to_be_visible(timeout=15_000)
+    time.sleep(1.0)   # the step under way when Pause was pressed ends
+    held = step_count(page)
+    time.sleep(4.5)   # two refreshes of the live panel
+    assert step_count(page) == held, "the step counter moved while paused"
+    expect(page.get_by_text("paused").first).to_be_visible()
+    assert_no_exception(page, "lab-paused")
+
+    button(page, "Resume").click()
+    _wait(lambda: step_count(page) > held, 30, "the step counter to move again after Resume")
+    expect(page.get_by_text("Finished 3,000 steps")).to_be_visible(timeout=240_000)
+    wait_idle(page)
+    assert step_count(page) == 3000
+    assert len(live_samples(page)) >= 3
+    assert_no_exception(page, "lab-finished")
