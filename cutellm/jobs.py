@@ -94,6 +94,7 @@ class TrainingJob:
         self._paused_since: float | None = None
         self._sample_spec = samples
         self._samples: list[LiveSample] = []
+        self._sample_s = 0.0                  # what the samples have cost so far
         self._history: list[StepMetrics] = []
         self._status = "created"
         self._error: str | None = None
@@ -178,9 +179,11 @@ class TrainingJob:
         with self._lock:
             self._history.append(metrics)
         self._watch()
-        if self._sample_spec is not None and metrics.val_loss is not None:
-            sample = take_sample(self.model, self.tokenizer, self._sample_spec, metrics.step,
-                                 words=self.run.metadata.get("words"))
+        spec = self._sample_spec
+        if spec is not None and metrics.val_loss is not None and spec.due(
+                self._sample_s, metrics.elapsed_s, metrics.step == metrics.total_steps):
+            sample = take_sample(self.model, self.tokenizer, spec, metrics.step, words=self.run.metadata.get("words"))
+            self._sample_s += sample.seconds
             with self._lock:
                 self._samples.append(sample)
         if self._extra_on_step is not None:

@@ -3,7 +3,9 @@
 At every evaluation the training job (in its worker thread) continues a fixed prompt greedily for a few tokens and
 fills one fixed blank. Greedy decoding and blank scoring draw no random numbers and run in eval mode, so taking
 samples changes nothing about the training itself; the blank tries only the corpus's most frequent words, which keeps
-the cost of a sample to a few milliseconds (a few percent of the run at most, see README, "The Train page as a lab").
+the cost of a sample to tens of milliseconds. On top of that a sample is skipped while the samples so far have cost
+more than `budget` (5%) of the training time: a tiny model that evaluates every few hundred milliseconds gets fewer
+samples, never a slower run (see README, "The Train page as a lab", for the measured cost).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from .tokenizer import Tokenizer
 DEFAULT_PROMPT = "the cat sat on the"
 DEFAULT_BLANK = "the ___ sat on the mat"
 SAMPLE_TOKENS = 12          # tokens of each continuation
-SAMPLE_CANDIDATES = 200     # words tried in the blank: the corpus's most frequent
+SAMPLE_CANDIDATES = 100     # words tried in the blank: the corpus's most frequent
+SAMPLE_BUDGET = 0.05        # the most that samples may cost, as a share of the training time
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,12 @@ class SampleSpec:
     blank: str = DEFAULT_BLANK
     max_new_tokens: int = SAMPLE_TOKENS
     candidates: int = SAMPLE_CANDIDATES
+    budget: float = SAMPLE_BUDGET
+
+    def due(self, spent_s: float, elapsed_s: float, last_step: bool) -> bool:
+        """Whether to take a sample now, having spent `spent_s` on samples in `elapsed_s` of run time (samples
+        included). The run's last evaluation always gets one: it is what the model ended up writing."""
+        return last_step or spent_s <= self.budget * max(0.0, elapsed_s - spent_s)
 
 
 @dataclass(frozen=True)

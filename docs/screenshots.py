@@ -6,6 +6,7 @@ saves one small PNG per page in docs/images/.
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import time
@@ -86,14 +87,31 @@ def main() -> None:
             page.get_by_role("option").filter(has_text="tiny & fast").first.click()
             page.wait_for_selector(IDLE)
             box = page.locator("[data-testid='stNumberInput']", has_text="Steps").first.locator("input")
-            box.fill("1500")
+            box.fill("3000")
             box.press("Enter")
             page.wait_for_selector(IDLE)
+            # The preview, once the step time has been measured.
+            expect(page.locator("[data-testid='stMetric']", has_text="Time (about)").locator(
+                "[data-testid='stMetricValue']")).to_have_text(re.compile(r"^\d"), timeout=60_000)
+            page.wait_for_selector(IDLE)
+            page.get_by_text("What you are about to train").first.scroll_into_view_if_needed()
+            page.evaluate("window.scrollBy(0, -60)")
+            time.sleep(0.5)
+            save(page, "train_preview", 520)
+            page.evaluate("window.scrollTo(0, 0)")
             click(page, "Train")
             page.wait_for_selector("[data-testid='stVegaLiteChart']")
-            time.sleep(6)
+            expect(page.locator(".st-key-live_samples [data-testid='stMarkdown']").nth(5)).to_be_visible(
+                timeout=120_000)
             page.locator("h3", has_text="run-1").first.scroll_into_view_if_needed()
-            save(page, "train_live", 900)
+            save(page, "train_live", 1000)
+            click(page, "Pause")
+            expect(page.get_by_text("paused").first).to_be_visible(timeout=15_000)
+            page.wait_for_selector(IDLE)
+            page.locator(".st-key-live_samples").first.scroll_into_view_if_needed()
+            time.sleep(2.5)
+            save(page, "train_samples", 700)
+            click(page, "Resume")
             expect(page.get_by_text("Finished").first).to_be_visible(timeout=300_000)
             page.wait_for_selector(IDLE)
 

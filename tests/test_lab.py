@@ -67,7 +67,7 @@ def test_overfitting_stays_quiet_otherwise(val, train_):
 # -- live samples --------------------------------------------------------------------------------------------------
 def test_live_samples_are_taken_at_the_evaluation_steps_and_stop_with_the_run():
     run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=100_000, eval_interval=10))
-    spec = SampleSpec(prompt="the cat sat on the", blank="the ___ sat on the mat")
+    spec = SampleSpec(prompt="the cat sat on the", blank="the ___ sat on the mat", budget=1.0)  # one per eval
     job = TrainingJob(run, samples=spec).start()
     deadline = time.monotonic() + 60
     while len(job.snapshot().samples) < 3 and time.monotonic() < deadline:
@@ -83,6 +83,22 @@ def test_live_samples_are_taken_at_the_evaluation_steps_and_stop_with_the_run():
     count = len(snap.samples)
     time.sleep(0.3)
     assert len(job.snapshot().samples) == count   # nothing after the run ended
+
+
+def test_samples_keep_within_their_share_of_the_training_time():
+    run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=200, eval_interval=2))
+    job = TrainingJob(run, samples=SampleSpec(budget=0.05)).start()
+    assert job.join(60)
+    snap = job.snapshot()
+    spent = sum(s.seconds for s in snap.samples)
+    evals = [m.step for m in snap.history if m.val_loss is not None]
+    assert 0 < len(snap.samples) < len(evals)            # some evaluations went without a sample...
+    assert {s.step for s in snap.samples} <= set(evals)
+    assert snap.samples[-1].step == 200                  # ...but never the last
+    last = snap.samples[-1].seconds
+    assert spent - last <= 0.05 * (snap.history[-1].elapsed_s - spent) + last   # within budget, up to one sample
+    assert SampleSpec(budget=0.05).due(0.0, 0.0, False) and not SampleSpec(budget=0.05).due(1.0, 10.0, False)
+    assert SampleSpec(budget=0.05).due(1.0, 10.0, True) and SampleSpec(budget=0.05).due(0.5, 10.5, False)
 
 
 # -- pause and resume ----------------------------------------------------------------------------------------------

@@ -88,3 +88,40 @@ def test_rename_asks_first_and_keeps_the_active_model(app, models_dir, tiny):
     no_exception(app)
     assert not mine.exists() and (models_dir / "yours.pth").exists()
     assert app.session_state["active_model"] == f"file:{(models_dir / 'yours.pth').resolve()}"
+
+
+def test_live_samples_and_pause_resume_on_the_train_page(app):
+    import time
+
+    from .conftest import start_tiny_run
+
+    app.run()
+    open_page(app, "train")
+    app.text_input(key="tr_sample_prompt").set_value("the dog ran to the").run()
+    job = start_tiny_run(app, steps=20000)
+    try:
+        deadline = time.monotonic() + 60
+        while len(job.snapshot().samples) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        button(app, "Pause").click().run()
+        no_exception(app)
+        assert job.paused
+        held = job.snapshot().latest.step
+        time.sleep(0.5)
+        app.run()
+        assert job.snapshot().latest.step == held and any("paused" in p.proto.text for p in app.get("progress"))
+        lines = [m.value for m in app.markdown if m.value.startswith("step ")]
+        assert len(lines) >= 2 and all("the dog ran to the" in line for line in lines)
+        steps = [int(line.split(":")[0].split()[1].replace(",", "")) for line in lines]
+        assert steps == sorted(steps, reverse=True)   # newest first
+        assert any("times better than guessing by word frequency" in m.value or "uniform guess" in m.value
+                   for m in app.markdown)
+        button(app, "Resume").click().run()
+        assert not job.paused
+        deadline = time.monotonic() + 30
+        while job.snapshot().latest.step == held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.snapshot().latest.step > held
+    finally:
+        job.stop()
+        job.join(60)
