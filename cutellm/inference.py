@@ -102,7 +102,13 @@ class _Context:
         self._reset_cache()
 
     def _reset_cache(self) -> None:
-        self.cache = self.model.new_cache() if self.use_cache else None
+        # One buffer for the whole generation: emptied, not reallocated, when the window moves.
+        if self.use_cache:
+            if getattr(self, "cache", None) is None:
+                self.cache = self.model.new_cache()
+            self.cache.clear()
+        else:
+            self.cache = None
         self.pending = list(self.window)
 
     def next_logits(self) -> torch.Tensor:

@@ -303,7 +303,10 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
             group["lr"] = lr
 
         optimizer.zero_grad(set_to_none=True)
-        loss_value = forward_backward(net, windows, rows, plan, device, precision)
+        loss = forward_backward(net, windows, rows, plan, device, precision)
+        norm = clip_gradients(params, config.grad_clip)
+        # One host sync per step, for the loss and the gradient norm together (on a GPU each sync is a stall).
+        loss_value, norm_value = torch.stack([loss, norm]).tolist()
         if not math.isfinite(loss_value) or loss_value > explode_at:
             _restore(params, last_good)
             result.status = "diverged"
@@ -313,18 +316,15 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
             raise TrainingDivergedError(
                 f"training stopped at step {step + 1}: the loss {what}; the learning rate ({lr:.3g}) is probably "
                 f"too high. The model keeps the weights of step {step}, the last with a sane loss.", result)
-        with torch.no_grad():
-            for saved, p in zip(last_good, params):
-                saved.copy_(p)
-        if config.grad_clip > 0:
-            # The gradients are the same in every process (DDP averaged them), so every process agrees on the norm.
-            norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            if not torch.isfinite(norm):
-                result.status = "diverged"
-                result.wall_time_s = time.perf_counter() - start
-                raise TrainingDivergedError(
-                    f"training stopped at step {step + 1}: the gradients became NaN/inf (learning rate {lr:.3g} is "
-                    "probably too high). The model keeps the weights it had before this step.", result)
+        if not math.isfinite(norm_value):
+            result.status = "diverged"
+            result.wall_time_s = time.perf_counter() - start
+            raise TrainingDivergedError(
+                f"training stopped at step {step + 1}: the gradients became NaN/inf (learning rate {lr:.3g} is "
+                "probably too high). The model keeps the weights it had before this step.", result)
+        # These weights gave a sane loss: the ones to come back to if the next step's loss is not (one call for
+        # every tensor rather than a Python loop of copies).
+        torch._foreach_copy_(last_good, params)
         optimizer.step()
         step_time = time.perf_counter() - t0
 
@@ -405,9 +405,9 @@ def training_module(model: CuteLLM, config: TrainConfig, device: str) -> nn.Modu
 
 
 def forward_backward(net: nn.Module, windows: torch.Tensor, rows: torch.Tensor, plan: BatchPlan, device: str,
-                     precision: str) -> float:
+                     precision: str) -> torch.Tensor:
     """Forward and backward passes over this process's `rows`, in micro-batches; returns the mean loss of the whole
-    global batch (the same number in every process).
+    global batch (the same number in every process), as a 0-d tensor.
 
     Each micro-batch's mean loss is divided by the number of micro-batches, so the accumulated gradient is that of
     the mean over this process's windows; DDP then averages over processes. Gradients are only all-reduced after the
@@ -422,7 +422,17 @@ def forward_backward(net: nn.Module, windows: torch.Tensor, rows: torch.Tensor, 
                 _, loss = net(batch[:, :-1], batch[:, 1:])
             (loss / plan.accum_steps).backward()
         total += loss.detach()
-    return distributed.mean_over_ranks(total / plan.accum_steps).item()
+    return distributed.mean_over_ranks(total / plan.accum_steps)
+
+
+def clip_gradients(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale the gradients down to a total norm of at most `max_norm` (0: leave them); returns their norm before
+    (a tensor: reading it is a host sync, left to the caller). The gradients are the same in every process (DDP
+    averaged them), so every process agrees on the norm."""
+    if max_norm > 0:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else torch.zeros(())
 
 
 def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:

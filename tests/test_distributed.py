@@ -176,7 +176,7 @@ def test_accumulated_gradient_is_the_big_batch_gradient():
     def grads(plan: BatchPlan) -> tuple[float, list[torch.Tensor]]:
         model.zero_grad(set_to_none=True)
         loss = forward_backward(model, dataset.train, rows, plan, "cpu", "fp32")
-        return loss, [p.grad.clone() for p in model.parameters()]
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
 
     one_step = dict(world_size=1, steps_per_epoch=1, total_steps=1, eval_interval=1)
     loss1, one = grads(BatchPlan(micro_batch=12, accum_steps=1, **one_step))

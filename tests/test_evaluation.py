@@ -7,7 +7,6 @@ import itertools
 import json
 import re
 
-import pytest
 
 from cutellm import save_checkpoint
 from cutellm.__main__ import main

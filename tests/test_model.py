@@ -70,6 +70,26 @@ def test_decode_step_matches_forward():
         model.decode_step(1, cache)
 
 
+def test_decode_step_follows_changed_weights():
+    """decode_step keeps its own layout of the weights; an optimiser step or load_state_dict must reach it."""
+    model = make()
+    idx = torch.randint(0, 50, (1, 5))
+
+    def decoded() -> torch.Tensor:
+        cache = model.new_cache()
+        with torch.inference_mode():
+            model(idx[:, :4], cache=cache)
+            return model.decode_step(int(idx[0, 4]), cache)
+
+    decoded()  # lays out the current weights
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.5)    # in place, as an optimiser step changes them
+    torch.testing.assert_close(decoded(), model(idx)[0][0, -1], atol=1e-5, rtol=1e-4)
+    model.load_state_dict(make(seed=7).state_dict())
+    torch.testing.assert_close(decoded(), model(idx)[0][0, -1], atol=1e-5, rtol=1e-4)
+
+
 def test_sequence_longer_than_block_size_is_refused():
     with pytest.raises(ValueError, match="block_size"):
         make()(torch.zeros(1, 13, dtype=torch.long))
