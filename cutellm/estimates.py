@@ -20,7 +20,7 @@ from .config import ModelConfig, TrainConfig
 from .devices import resolve_device, resolve_precision
 from .inspection import Architecture, architecture_summary
 from .model import CuteLLM
-from .training import BatchPlan, batch_plan, forward_backward, make_optimizer
+from .training import BatchPlan, batch_plan, clip_gradients, forward_backward, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def training_memory(cfg: ModelConfig, micro_batch: int, params: int) -> int:
 def measure_step_seconds(model_config: ModelConfig, train_config: TrainConfig, micro_batch: int,
                          steps: int = TIMED_STEPS) -> float:
     """Seconds per optimiser step of this shape on this machine: the median of `steps` real training steps (forward,
-    backward, AdamW) on random tokens, after one warm-up step."""
+    backward, clipping, AdamW, as `training.train` does them) on random tokens, after one warm-up step."""
     device = resolve_device(train_config.device)
     precision = resolve_precision(train_config.precision, device)
     gen = torch.Generator().manual_seed(0)
@@ -95,11 +95,13 @@ def measure_step_seconds(model_config: ModelConfig, train_config: TrainConfig, m
     windows = torch.randint(0, model_config.vocab_size, (plan.global_batch, model_config.block_size + 1),
                             generator=gen)
     rows = torch.arange(plan.global_batch)
+    params = [p for p in model.parameters() if p.requires_grad]
     times = []
     for i in range(steps + 1):
         began = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        forward_backward(model, windows, rows, plan, device, precision)
+        loss = forward_backward(model, windows, rows, plan, device, precision)
+        torch.stack([loss, clip_gradients(params, train_config.grad_clip)]).tolist()   # the loop's one host sync
         optimizer.step()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
