@@ -121,7 +121,6 @@ def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> Non
 def test_pause_then_resume_trains_the_same_weights_as_an_uninterrupted_run():
     reference = _uninterrupted(60)
     run = prepare_run(TINY_TEXT, "tiny", DROPOUT_MODEL, replace(TINY_TRAIN, max_steps=60, eval_interval=10))
-    job = TrainingJob(run)
     held = threading.Event()
 
     def pause_at_20(m):
@@ -129,8 +128,7 @@ def test_pause_then_resume_trains_the_same_weights_as_an_uninterrupted_run():
             job.pause()
             held.set()
 
-    job._extra_on_step = pause_at_20
-    job.start()
+    job = TrainingJob(run, on_step=pause_at_20).start()
     assert held.wait(60)
     time.sleep(0.5)
     snap = job.snapshot()
@@ -229,16 +227,27 @@ def test_rename_and_delete_a_saved_model(tmp_path, tiny):
         delete_model(renamed)
 
 
+@pytest.fixture
+def shipped_copy(tmp_path, monkeypatch):
+    """The shipped folder as a temporary copy, so a broken guard can only ever damage the copy."""
+    import cutellm.model_files as model_files
+
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    shutil.copy(SHIPPED_DIR / "cute_llm.pth", folder / "cute_llm.pth")
+    monkeypatch.setattr(model_files, "SHIPPED_DIR", folder)
+    return folder / "cute_llm.pth"
+
+
 @pytest.mark.parametrize("action", [lambda p: delete_model(p), lambda p: rename_model(p, "stolen")])
-def test_shipped_models_cannot_be_renamed_or_deleted(tmp_path, action):
-    shipped = SHIPPED_DIR / "cute_llm.pth"
-    size = shipped.stat().st_size
+def test_shipped_models_cannot_be_renamed_or_deleted(tmp_path, shipped_copy, action):
+    size = shipped_copy.stat().st_size
     with pytest.raises(CheckpointError, match="shipped model"):
-        action(shipped)
-    assert shipped.stat().st_size == size
+        action(shipped_copy)
+    assert shipped_copy.stat().st_size == size
     # Nor a copy that carries a shipped model's name in another folder (it would shadow the shipped one).
     copy = tmp_path / "cute_llm.pth"
-    shutil.copy(shipped, copy)
+    shutil.copy(shipped_copy, copy)
     with pytest.raises(CheckpointError, match="shipped model"):
         action(copy)
     assert copy.exists()

@@ -42,8 +42,8 @@ def render_sidebar() -> state.LoadedModel:
         job = state.current_job()
         if job is not None and job.running:
             job.snapshot()  # tells the job someone is still around (see TrainingJob.idle_timeout_s)
-            st.info(f"**{job.name}** is training in the background; its progress is on the Train page.",
-                    icon=":material/model_training:")
+            doing = "is paused" if job.paused else "is training in the background"
+            st.info(f"**{job.name}** {doing}; its progress is on the Train page.", icon=":material/model_training:")
         elif training_in_progress():
             st.caption(":material/hourglass_top: Another session is training on this server.")
         models_panel()

@@ -26,7 +26,7 @@ def test_the_preview_updates_when_the_layers_change(app):
     d = 64
     assert three_layers - one_layer == 2 * (12 * d * d + 2 * d)
     assert any("attention" in c.value and "MLP" in c.value for c in app.caption)
-    assert _metric(app, "Memory").startswith("about ")
+    assert _metric(app, "Memory (about)").endswith("MB")
 
 
 def test_an_uploaded_checkpoint_becomes_the_active_model(app, tiny):
