@@ -11,6 +11,8 @@ except ImportError:  # the `browser` fixture then skips (or fails under CI=true)
     expect = None
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# The Train page's live loss chart (Vega-Lite, updated in place; every other chart is Plotly).
+LIVE_CHART = "[data-testid='stVegaLiteChart']"
 
 
 def wait_idle(page, timeout: float = 60_000) -> None:

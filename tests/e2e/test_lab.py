@@ -7,12 +7,10 @@ import time
 
 import pytest
 
-from .helpers import (assert_no_exception, button, expect, live_samples, open_page, shot, start_tiny_run,
+from .helpers import (LIVE_CHART, assert_no_exception, button, expect, live_samples, open_page, shot, start_tiny_run,
                       step_count, wait_idle)
 
 pytestmark = pytest.mark.e2e
-
-CHART = "[data-testid='stVegaLiteChart']"
 
 
 def _wait(condition, timeout: float, what: str):
@@ -36,15 +34,15 @@ def test_train_watch_samples_pause_resume_finish(page):
     assert_no_exception(page, "lab-preview")
 
     start_tiny_run(page, 3000)
-    page.wait_for_selector(CHART)
+    page.wait_for_selector(LIVE_CHART)
     # The live chart is updated in place, not mounted anew at each refresh: a mark set on its element survives.
-    page.evaluate(f"document.querySelector(\"{CHART}\").dataset.probe = 'kept'")
+    page.evaluate(f"document.querySelector(\"{LIVE_CHART}\").dataset.probe = 'kept'")
     samples = _wait(lambda: (s := live_samples(page)) and len(s) >= 2 and s, 90, "two live samples")
     assert re.match(r"step [\d,]+: ", samples[0]), samples
     steps = [int(re.match(r"step ([\d,]+)", s).group(1).replace(",", "")) for s in samples]
     assert steps == sorted(steps, reverse=True), f"newest first: {samples}"
     assert all("the cat sat on the" in s for s in samples)
-    assert page.evaluate(f"document.querySelector(\"{CHART}\").dataset.probe") == "kept", \
+    assert page.evaluate(f"document.querySelector(\"{LIVE_CHART}\").dataset.probe") == "kept", \
         "the live chart was mounted anew"
     shot(page, "lab-samples")
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .helpers import (assert_no_exception, button, expect, generate_text, metric, open_page, shot,
+from .helpers import (LIVE_CHART, assert_no_exception, button, expect, generate_text, metric, open_page, shot,
                       start_tiny_run, wait_idle)
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +29,7 @@ def test_train_live_then_stop_generate_and_fill(page):
     start_tiny_run(page, 20000)  # long enough to watch it and stop it
 
     # The chart and metrics redraw while training runs: see the step counter move at least twice.
-    page.wait_for_selector("[data-testid='stVegaLiteChart']")
+    page.wait_for_selector(LIVE_CHART)
     seen = []
     deadline = time.time() + 60
     while len(set(seen)) < 3 and time.time() < deadline:
@@ -39,7 +39,7 @@ def test_train_live_then_stop_generate_and_fill(page):
         time.sleep(0.7)
     assert len(set(seen)) >= 3, f"the live chart did not update while training: {seen}"
     shot(page, "train-live")
-    assert page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").count() >= 1
+    assert page.locator(f"{LIVE_CHART} canvas, {LIVE_CHART} svg").count() >= 1
 
     # Other pages work meanwhile, and coming back shows the run still going, its chart still live.
     open_page(page, "Fill the blanks")

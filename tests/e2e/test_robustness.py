@@ -7,8 +7,8 @@ import pytest
 from cutellm import generate, load_checkpoint
 
 from .conftest import ROOT
-from .helpers import (assert_no_exception, button, expect, generate_text, metric, open_page, shot, start_tiny_run,
-                      upload_corpus, wait_idle)
+from .helpers import (LIVE_CHART, assert_no_exception, button, expect, generate_text, metric, open_page, shot,
+                      start_tiny_run, upload_corpus, wait_idle)
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ def test_one_session_trains_while_another_generates(browser, app_server):
 
         # A starts a long run.
         start_tiny_run(a, 20000)
-        a.wait_for_selector("[data-testid='stPlotlyChart']")
+        a.wait_for_selector(LIVE_CHART)
         expect(button(a, "Stop")).to_be_visible()
 
         # B generates with its own (shipped) model meanwhile, and sees exactly the shipped model's output.
