@@ -71,7 +71,7 @@ def through_app(corpus: Path, steps: int) -> dict:
             page.wait_for_selector(idle)
             page.locator("[data-testid='stRadio'] label", has_text="Upload").first.click()
             page.wait_for_selector(idle)
-            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(corpus))
+            page.locator(".st-key-tr_upload [data-testid='stFileUploaderDropzoneInput']").set_input_files(str(corpus))
             expect(page.get_by_text(f"Using {corpus.name}").first).to_be_visible()
             page.locator("[data-testid='stRadio'] label", has_text="char").first.click()
             page.wait_for_selector(idle)

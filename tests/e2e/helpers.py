@@ -115,4 +115,5 @@ def upload_corpus(page, path) -> None:
     """On the Train page: choose Upload and give it the file at `path`."""
     open_page(page, "Train")
     pick_radio(page, "Upload")
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
+    # The corpus uploader (the sidebar has one for models).
+    page.locator(".st-key-tr_upload [data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
