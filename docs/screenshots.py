@@ -24,9 +24,9 @@ IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 WIDTH = 1000  # pixels of the saved images
 
 
-def save(page, name: str, height: int = 900) -> None:
+def save(page, name: str, height: int = 900, top: float = 0) -> None:
     raw = Path(tempfile.mkdtemp()) / f"{name}.png"
-    page.screenshot(path=str(raw), clip={"x": 0, "y": 0, "width": 1400, "height": height})
+    page.screenshot(path=str(raw), clip={"x": 0, "y": top, "width": 1400, "height": height})
     image = Image.open(raw)
     image = image.resize((WIDTH, round(image.height * WIDTH / image.width)), Image.LANCZOS)
     image.convert("P", palette=Image.ADAPTIVE, colors=128).save(OUT / f"{name}.png", optimize=True)
@@ -94,10 +94,11 @@ def main() -> None:
             expect(page.locator("[data-testid='stMetric']", has_text="Time (about)").locator(
                 "[data-testid='stMetricValue']")).to_have_text(re.compile(r"^\d"), timeout=60_000)
             page.wait_for_selector(IDLE)
-            page.get_by_text("What you are about to train").first.scroll_into_view_if_needed()
-            page.evaluate("window.scrollBy(0, -60)")
+            panel = page.locator("[data-testid='stExpander']", has_text="What you are about to train").first
+            panel.scroll_into_view_if_needed()
             time.sleep(0.5)
-            save(page, "train_preview", 520)
+            box = panel.bounding_box()
+            save(page, "train_preview", min(420, 900 - max(0, box["y"] - 20)), top=max(0, box["y"] - 20))
             page.evaluate("window.scrollTo(0, 0)")
             click(page, "Train")
             page.wait_for_selector("[data-testid='stVegaLiteChart']")
@@ -108,7 +109,7 @@ def main() -> None:
             click(page, "Pause")
             expect(page.get_by_text("paused").first).to_be_visible(timeout=15_000)
             page.wait_for_selector(IDLE)
-            page.locator(".st-key-live_samples").first.scroll_into_view_if_needed()
+            page.locator(".st-key-live_samples").first.evaluate("el => el.scrollIntoView({block: 'center'})")
             time.sleep(2.5)
             save(page, "train_samples", 700)
             click(page, "Resume")
