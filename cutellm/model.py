@@ -183,13 +183,14 @@ class CuteLLM(nn.Module):
         C, H, hd = c.d_model, c.n_heads, c.head_dim
         weights, head = self._decode_weights()
         x = torch.add(self.tok_emb.weight[token], self.pos_emb.weight[pos])
+        unused = head[0, 0]  # baddbmm's `input`, ignored with beta=0: any 0-d tensor, not a new one per layer
         for layer, w in enumerate(weights):
             slot, keys_t, values = cache.token_views(layer)
             qkv = torch.mv(w.qkv, F.layer_norm(x, (C,), w.ln1)).view(3, H, 1, hd)
             slot.copy_(qkv[1:])   # this token's key and value, into the cache
             # The one query attends to every stored key (no mask needed). Written out: for a single query SDPA's
             # general CPU path costs several times these calls; baddbmm scales the scores in the same call.
-            scores = torch.baddbmm(keys_t.new_empty(()), qkv[0], keys_t, beta=0, alpha=hd ** -0.5)
+            scores = torch.baddbmm(unused, qkv[0], keys_t, beta=0, alpha=hd ** -0.5)
             x.addmv_(w.proj, torch.bmm(torch.softmax(scores, dim=-1), values).view(C))
             x.addmv_(w.fc_proj, F.gelu(torch.mv(w.fc, F.layer_norm(x, (C,), w.ln2))))
         return torch.mv(head, F.layer_norm(x, (C,), self.ln_f.weight))
