@@ -22,7 +22,7 @@ from .state import LoadedModel
 from .text import code_span, tinted_html
 
 STEP_VIEW = "Step by step"
-BRANCH_CHOICES = 10   # tokens offered to branch on (the model's most likely ones)
+BRANCH_CHOICES = 8    # tokens offered to branch on (the model's most likely ones)
 BARS = 20             # tokens drawn in each stage's bars
 
 
@@ -101,7 +101,7 @@ def step_panel(active: LoadedModel, prompt: str, settings: SamplingSettings, see
 
     options = [int(i) for i in steps.ranking[:BRANCH_CHOICES]]
     model_probs = steps.stage("model").probs
-    a, b, c = st.columns([1.2, 1, 4])
+    a, b, c = st.columns([1.1, 0.8, 4.5])
     a.button("Next token", key="gen_lab_next", type="primary",
              icon=":material/skip_next:", on_click=_append, args=(lab, tokenizer, drawn),
              help="Append the token drawn from the last stage (highlighted in the bars).")
