@@ -137,3 +137,12 @@ def lengths_while_running(page, selector: str, timeout: float = 30.0) -> list[in
             seen.append(length)
         time.sleep(0.03)
     return seen
+
+
+def wait_chart_redrawn(page, before: str, index: int = 0, timeout: float = 30_000) -> str:
+    """Wait until chart `index` draws something other than `before` (its old `chart_text`); its new text."""
+    page.wait_for_function(
+        """([i, before]) => { const el = document.querySelectorAll("[data-testid='stPlotlyChart']")[i];
+                              return el && el.querySelector('.barlayer') && el.textContent !== before; }""",
+        arg=[index, before], timeout=timeout)
+    return chart_text(page, index)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .helpers import (assert_no_exception, button, chart_text, expect, generated_text, lengths_while_running,
-                      open_page, pick_radio, set_prompt, shot, wait_idle, wait_rerun)
+                      open_page, pick_radio, set_prompt, shot, wait_chart_redrawn, wait_idle, wait_rerun)
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ def test_streaming_shows_the_text_growing_before_it_ends(page):
     final = len(generated_text(page))
     growing = sorted({n for n in lengths if 0 < n < final})
     assert len(growing) >= 2, f"the text did not grow token by token: lengths seen {sorted(set(lengths))}, final {final}"
-    expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
+    expect(page.locator("[data-testid='stDataFrame']")).to_be_visible(timeout=30_000)
     assert page.locator(".cute-text .new .tok").count() == 30  # each token its own tinted span
     assert "probability" in page.locator(".cute-text .tok").first.get_attribute("title")
     assert_no_exception(page, "generate-streamed")
@@ -33,8 +33,8 @@ def test_step_three_tokens_then_branch(page):
     open_page(page, "Generate")
     set_prompt(page, "the dog ran to the")
     pick_radio(page, "Step by step")
-    expect(page.locator("[data-testid='stPlotlyChart']")).to_be_visible()
-    expect(page.locator("[data-testid='stPlotlyChart'] .barlayer .trace").first).to_be_visible()
+    # Plotly's script loads on first use: give a loaded machine time to draw.
+    expect(page.locator("[data-testid='stPlotlyChart'] .barlayer .trace").first).to_be_visible(timeout=30_000)
     assert page.locator("[data-testid='stPlotlyChart'] .barlayer .trace").count() == 4  # one panel per stage
     shot(page, "generate-step-start")
 
@@ -44,7 +44,7 @@ def test_step_three_tokens_then_branch(page):
         wait_rerun(page)
         expect(page.locator(".cute-text .new")).not_to_have_text(texts[-1])
         texts.append(generated_text(page))
-        charts.append(chart_text(page))
+        charts.append(wait_chart_redrawn(page, charts[-1]))
     assert [len(t) for t in texts] == sorted(len(t) for t in texts) and len(set(texts)) == 4, texts
     assert len(set(charts)) == 4, "the bars did not redraw for the new text"
 
@@ -58,7 +58,7 @@ def test_step_three_tokens_then_branch(page):
     expect(page.locator(".cute-text .new")).not_to_have_text(texts[-1])
     branched = generated_text(page)
     assert branched.startswith(texts[-1].rstrip()) and branched.rstrip().endswith(token), (branched, token)
-    assert chart_text(page) != charts[-1]
+    wait_chart_redrawn(page, charts[-1])
     assert_no_exception(page, "generate-step-branched")
     page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
     shot(page, "generate-step-bars")
