@@ -102,8 +102,8 @@ def tokens_beyond_context(ids: Sequence[int], block_size: int) -> int:
 
 @dataclass(frozen=True)
 class Repetition:
-    tokens: list[int]   # the repeating unit, e.g. [not] or [the, cat]
-    repeats: int        # how many times it ends the text in a row
+    tokens: tuple[int, ...]   # the repeating unit, e.g. (not,) or (the, cat)
+    repeats: int              # how many times it ends the text in a row
 
 
 def repeating_tail(ids: Sequence[int], max_period: int = 8) -> Repetition | None:
@@ -115,7 +115,7 @@ def repeating_tail(ids: Sequence[int], max_period: int = 8) -> Repetition | None
         while len(ids) >= (repeats + 1) * period and ids[-(repeats + 1) * period:-repeats * period] == unit:
             repeats += 1
         if repeats >= (3 if period <= 3 else 2):
-            return Repetition(tokens=unit, repeats=repeats)
+            return Repetition(tokens=tuple(unit), repeats=repeats)
     return None
 
 

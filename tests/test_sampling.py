@@ -162,7 +162,7 @@ def test_tokens_beyond_context():
     ([3, 1, 2, 3, 4, 1, 2, 3, 4], [1, 2, 3, 4], 2)])
 def test_repeating_tail_finds_the_unit(ids, unit, repeats):
     found = repeating_tail(ids)
-    assert found is not None and (found.tokens, found.repeats) == (unit, repeats)
+    assert found is not None and (list(found.tokens), found.repeats) == (unit, repeats)
 
 
 @pytest.mark.parametrize("ids", [[], [1], [9, 9], [1, 2, 1, 2], [1, 2, 3, 4, 5, 6], [7, 7, 7, 1]])
