@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -34,6 +35,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+try:
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # the figures (summarize, format_table) need no browser; benchmark() then fails to import
+    PlaywrightError = PlaywrightTimeout = None
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 RUNNING = "[data-testid='stApp'][data-test-script-state='running']"
@@ -98,10 +105,11 @@ def format_table(r: dict) -> str:
     t = r["training"]
     for label, run in (("training alone", t["alone"]), ("under load", t["under_load"])):
         if run:
-            lines.append(f"{label:<16}{run['tokens_per_s']:>9,.0f} tokens/s (median)  {run['wall_s']:>6.1f} s wall  "
-                         f"{run['steps']} steps")
+            lines.append(f"{label:<16}{run['tokens_per_s']:>9,.0f} tokens/s (median)  "
+                         f"{run['wall_s']:>6.1f} s wall  {run['steps']} steps")
     if t["slowdown_pct"] is not None:
-        lines.append(f"slowdown under load: {t['slowdown_pct']:+.1f}% tokens/s, {t['wall_slowdown_pct']:+.1f}% wall time")
+        lines.append(f"slowdown under load: {t['slowdown_pct']:+.1f}% tokens/s (median), "
+                     f"{t['wall_slowdown_pct']:+.1f}% wall time")
     m = r.get("machine")
     if m:
         lines.append(f"machine: {m['cores']} cores, load average {m['load_before'][0]:.2f} before, "
@@ -118,10 +126,8 @@ def format_table(r: dict) -> str:
 # browser holds the 7 contexts and one event loop waits on all of them; the driver itself does almost no work.
 async def wait_rerun(page) -> None:
     """After a widget change: wait for its rerun to start (it may be over before we look), then to end."""
-    try:
+    with contextlib.suppress(PlaywrightTimeout):
         await page.wait_for_selector(RUNNING, timeout=2_000)
-    except Exception:
-        pass
     await page.wait_for_selector(IDLE)
 
 
@@ -159,8 +165,8 @@ async def timed_click(page, label: str) -> tuple[float | None, str | None]:
             arg=old, polling=50, timeout=REQUEST_TIMEOUT_S * 1000)
         latency = time.perf_counter() - start
         await page.wait_for_selector(IDLE)
-    except Exception as err:  # a Playwright timeout (the only thing these waits raise)
-        return None, "timeout" if "Timeout" in type(err).__name__ else type(err).__name__
+    except PlaywrightTimeout:
+        return None, "timeout"
     if await page.locator(EXCEPTION).count():
         return None, "exception"
     if not await page.locator(".cute-text .new").count():
@@ -194,16 +200,16 @@ async def load_loop(page, url: str, stop: asyncio.Event, records: list[dict], se
         for kind, once in (("generate", generate_once), ("fill", fill_once)):
             try:
                 latency, error = await once(page, i)
-            except Exception as err:  # a step before the click timed out (navigation, typing)
-                latency, error = None, "timeout" if "Timeout" in type(err).__name__ else type(err).__name__
+            except PlaywrightTimeout:  # a step before the click timed out (navigation, typing)
+                latency, error = None, "timeout"
+            except PlaywrightError as err:  # e.g. the page crashed
+                latency, error = None, f"browser: {err.message.splitlines()[0]}"
             records.append({"session": n, "kind": kind, "latency_s": latency, "error": error, "t": time.time()})
             served[n] += 1
             if error:
-                try:
+                with contextlib.suppress(PlaywrightError):  # if this fails too, the next request records it
                     await page.goto(url)
                     await page.wait_for_selector(IDLE)
-                except Exception:
-                    pass
         i += 1
 
 
