@@ -10,8 +10,9 @@ headless Chromium holding 7 browser contexts, each its own Streamlit session:
    `--steps` steps, then saves the model; its metadata gives the run's median tokens/s (first 10 steps left out).
 2. Sessions 1-6 start looping: open Generate, press Generate (sampled, seed 1, prompts alternating so each answer
    differs from the one shown before), wait for the new text; then open Fill the blanks and fill a phrase with ___
-   (phrases alternating too). Each request's latency is click -> new result visible. An exception on the page, a
-   timeout or a missing result is an error (counted by kind, the loop goes on).
+   (phrases alternating too). Each request is timed from the click to the whole answer shown (the script done),
+   and to its first text (Generate streams its tokens, paced: ~1.5 s for 30). An exception on the page, a timeout
+   or a missing result is an error (counted by kind, the loop goes on).
 3. Once each of them has been answered once, session 7 trains the same run again, under load. The six keep going
    until `--duration` seconds of load have passed and the second run has finished.
 
@@ -69,19 +70,21 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def summarize(records: list[dict], alone: dict | None, busy: dict | None) -> dict:
-    """Records ({"kind", "latency_s" or None, "error" or None}) and the two training runs ({"tokens_per_s",
-    "wall_s", "steps"}) -> the figures the table and the JSON show."""
+    """Records ({"kind", "first_s", "latency_s", "error"}: the two times, or None and what went wrong) and the two
+    training runs ({"tokens_per_s", "wall_s", "steps"}) -> the figures the table and the JSON show."""
     requests = {}
     for kind in dict.fromkeys(r["kind"] for r in records):  # in the order they were first asked for
         mine = [r for r in records if r["kind"] == kind]
         ok = [r["latency_s"] for r in mine if r["error"] is None]
+        first = [r["first_s"] for r in mine if r["error"] is None]
         errors: dict[str, int] = {}
         for r in mine:
             if r["error"] is not None:
                 errors[r["error"]] = errors.get(r["error"], 0) + 1
         requests[kind] = {"served": len(ok), "errors": sum(errors.values()), "errors_by_type": errors,
                           "p50_s": _round(percentile(ok, 50)), "p95_s": _round(percentile(ok, 95)),
-                          "max_s": _round(max(ok, default=None))}
+                          "max_s": _round(max(ok, default=None)),
+                          "first_p50_s": _round(percentile(first, 50)), "first_p95_s": _round(percentile(first, 95))}
     training = {"alone": alone, "under_load": busy, "slowdown_pct": None, "wall_slowdown_pct": None}
     if alone and busy:
         # Slowdown: how much lower the median per-step throughput is under load, and how much longer the run took.
@@ -98,10 +101,13 @@ def format_table(r: dict) -> str:
     def sec(x):
         return "–" if x is None else f"{x:.2f} s"
 
-    lines = [f"{'requests':<14}{'served':>8}{'errors':>8}{'p50':>10}{'p95':>10}{'max':>10}"]
+    # p50/p95/max: click -> the whole answer shown; first: click -> its first text (Generate streams).
+    header = f"{'requests':<14}{'served':>8}{'errors':>8}{'p50':>10}{'p95':>10}{'max':>10}{'first p50':>11}"
+    lines = [header + f"{'first p95':>11}"]
     for kind, k in r["requests"].items():
         lines.append(f"{kind:<14}{k['served']:>8}{k['errors']:>8}{sec(k['p50_s']):>10}{sec(k['p95_s']):>10}"
-                     f"{sec(k['max_s']):>10}" + (f"   {k['errors_by_type']}" if k["errors"] else ""))
+                     f"{sec(k['max_s']):>10}{sec(k['first_p50_s']):>11}{sec(k['first_p95_s']):>11}"
+                     + (f"   {k['errors_by_type']}" if k["errors"] else ""))
     t = r["training"]
     for label, run in (("training alone", t["alone"]), ("under load", t["under_load"])):
         if run:
@@ -150,9 +156,11 @@ async def new_session(browser, url: str):
     return page
 
 
-async def timed_click(page, label: str) -> tuple[float | None, str | None]:
-    """Press the button, wait for a result text different from the one on screen (or an exception), then for the
-    app to be idle. Returns (seconds from the click to the new result, None) or (None, what went wrong)."""
+async def timed_click(page, label: str) -> dict:
+    """Press the button; wait for a result text different from the one on screen (or an exception), then for the
+    script to finish. Generate streams its text token by token (paced, ~1.5 s for 30 tokens), so the first new text
+    and the whole answer are timed apart. Returns {"first_s", "latency_s", "error"}: seconds from the click to the
+    first new text and to the whole answer (the app idle again), or the error (then both None)."""
     old = await page.locator(".cute-text").first.inner_text() if await page.locator(".cute-text").count() else ""
     start = time.perf_counter()
     await button(page, label).click()
@@ -163,18 +171,22 @@ async def timed_click(page, label: str) -> tuple[float | None, str | None]:
                      [...document.querySelectorAll('.cute-text')].some(e => e.querySelector('.new') &&
                                                                             e.innerText !== old)""",
             arg=old, polling=50, timeout=REQUEST_TIMEOUT_S * 1000)
+        first = time.perf_counter() - start
+        # The script was running when the new text showed (it produced it), so idle now means it has finished.
+        await page.wait_for_function(
+            """() => document.querySelector("[data-testid='stApp']").getAttribute('data-test-script-state')
+                     === 'notRunning'""", polling=50, timeout=REQUEST_TIMEOUT_S * 1000)
         latency = time.perf_counter() - start
-        await page.wait_for_selector(IDLE)
     except PlaywrightTimeout:
-        return None, "timeout"
+        return {"first_s": None, "latency_s": None, "error": "timeout"}
     if await page.locator(EXCEPTION).count():
-        return None, "exception"
+        return {"first_s": None, "latency_s": None, "error": "exception"}
     if not await page.locator(".cute-text .new").count():
-        return None, "missing result"
-    return latency, None
+        return {"first_s": None, "latency_s": None, "error": "missing result"}
+    return {"first_s": first, "latency_s": latency, "error": None}
 
 
-async def generate_once(page, i: int) -> tuple[float | None, str | None]:
+async def generate_once(page, i: int) -> dict:
     await open_page(page, "Generate")
     box = page.locator("[data-testid='stTextArea'] textarea").first
     await box.fill(PROMPTS[i % len(PROMPTS)])
@@ -183,7 +195,7 @@ async def generate_once(page, i: int) -> tuple[float | None, str | None]:
     return await timed_click(page, "Generate")
 
 
-async def fill_once(page, i: int) -> tuple[float | None, str | None]:
+async def fill_once(page, i: int) -> dict:
     await open_page(page, "Fill the blanks")
     box = page.locator("[data-testid='stTextInput']", has_text="Phrase").first.locator("input")
     await box.fill(PHRASES[i % len(PHRASES)])
@@ -199,14 +211,14 @@ async def load_loop(page, url: str, stop: asyncio.Event, records: list[dict], se
     while not stop.is_set():
         for kind, once in (("generate", generate_once), ("fill", fill_once)):
             try:
-                latency, error = await once(page, i)
+                record = await once(page, i)
             except PlaywrightTimeout:  # a step before the click timed out (navigation, typing)
-                latency, error = None, "timeout"
+                record = {"first_s": None, "latency_s": None, "error": "timeout"}
             except PlaywrightError as err:  # e.g. the page crashed
-                latency, error = None, f"browser: {err.message.splitlines()[0]}"
-            records.append({"session": n, "kind": kind, "latency_s": latency, "error": error, "t": time.time()})
+                record = {"first_s": None, "latency_s": None, "error": f"browser: {err.message.splitlines()[0]}"}
+            records.append({"session": n, "kind": kind, **record})
             served[n] += 1
-            if error:
+            if record["error"]:
                 with contextlib.suppress(PlaywrightError):  # if this fails too, the next request records it
                     await page.goto(url)
                     await page.wait_for_selector(IDLE)

@@ -22,17 +22,20 @@ def test_percentile_interpolates_like_numpy():
 
 
 def test_summarize_counts_requests_errors_and_the_slowdown():
-    records = [{"kind": "generate", "latency_s": x, "error": None} for x in (0.2, 0.4, 0.6, 0.8, 1.0)]
-    records += [{"kind": "fill", "latency_s": 0.5, "error": None},
-                {"kind": "fill", "latency_s": None, "error": "timeout"},
-                {"kind": "fill", "latency_s": None, "error": "exception"},
-                {"kind": "fill", "latency_s": None, "error": "timeout"}]
+    records = [{"kind": "generate", "first_s": x / 4, "latency_s": x, "error": None} for x in (0.2, 0.4, 0.6, 0.8, 1.0)]
+    failed = {"first_s": None, "latency_s": None}
+    records += [{"kind": "fill", "first_s": 0.5, "latency_s": 0.5, "error": None},
+                {"kind": "fill", **failed, "error": "timeout"},
+                {"kind": "fill", **failed, "error": "exception"},
+                {"kind": "fill", **failed, "error": "timeout"}]
     alone = {"tokens_per_s": 20_000.0, "wall_s": 10.0, "steps": 500}
     busy = {"tokens_per_s": 15_000.0, "wall_s": 16.0, "steps": 500}
     r = load.summarize(records, alone, busy)
 
     g, f = r["requests"]["generate"], r["requests"]["fill"]
-    assert g == {"served": 5, "errors": 0, "errors_by_type": {}, "p50_s": 0.6, "p95_s": 0.96, "max_s": 1.0}
+    assert list(r["requests"]) == ["generate", "fill"]  # in the order first asked for
+    assert g == {"served": 5, "errors": 0, "errors_by_type": {}, "p50_s": 0.6, "p95_s": 0.96, "max_s": 1.0,
+                 "first_p50_s": 0.15, "first_p95_s": 0.24}
     assert f["served"] == 1 and f["errors"] == 3 and f["errors_by_type"] == {"timeout": 2, "exception": 1}
     assert f["p50_s"] == f["p95_s"] == 0.5
     assert r["errors"] == 3
@@ -46,7 +49,7 @@ def test_summarize_counts_requests_errors_and_the_slowdown():
 
 
 def test_summarize_without_requests_or_training():
-    r = load.summarize([{"kind": "generate", "latency_s": None, "error": "timeout"}], None, None)
+    r = load.summarize([{"kind": "generate", "first_s": None, "latency_s": None, "error": "timeout"}], None, None)
     assert r["requests"]["generate"]["served"] == 0 and r["requests"]["generate"]["p50_s"] is None
     assert r["errors"] == 1 and r["training"]["slowdown_pct"] is None
     assert "generate" in load.format_table(r)
