@@ -4,7 +4,7 @@ import streamlit as st
 
 from cutellm import CuteLLMError, charts, inspection
 from ui import state
-from ui.notices import warn_unknown_words
+from ui.notices import note_beyond_context, warn_unknown_words
 from ui.timeline import timeline_model
 from ui.tokens_view import tokens_tab
 
@@ -22,6 +22,7 @@ st.text_input("Text to look at", key="ex_text",
               help=f"The model reads at most its last {cfg.block_size} tokens.")
 text = st.session_state.ex_text
 warn_unknown_words(tokenizer, text)
+note_beyond_context(tokenizer.encode(text), cfg.block_size)
 model = timeline_model(active, text)  # the model at the chosen step of its run (or the active model itself)
 
 

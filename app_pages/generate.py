@@ -1,39 +1,51 @@
-"""Generate: continue a prompt with the active model, greedy or sampled, and see each word's probability."""
+"""Generate: continue a prompt with the active model, streamed token by token, or step by step through sampling."""
 
-import pandas as pd
 import streamlit as st
 
-from cutellm import stream_generate
-from ui import state
-from ui.notices import warn_unknown_words
-from ui.text import generated_html
+from cutellm import CuteLLMError
+from cutellm.inference import SamplingSettings, encode_prompt
+from ui import sampling_lab, state, streaming
+from ui.notices import note_beyond_context, warn_unknown_words
 
 MAX_TOKENS_UI = 200
 
 state.keep({"gen_prompt": "once upon a time", "gen_mode": "Sampled", "gen_max_tokens": 30,
-            "gen_temperature": 0.8, "gen_top_k": 40, "gen_top_p": 0.95, "gen_seed": 1, "gen_result": None})
+            "gen_temperature": 0.8, "gen_top_k": 40, "gen_top_p": 0.95, "gen_seed": 1, "gen_result": None,
+            "gen_view": "Generate"})
 
 st.title("Generate")
 st.caption("The model reads your prompt and predicts one token at a time; each new token is added to the text and "
            "the model predicts again.")
 active = state.active_model()
 tokenizer = active.tokenizer
+block = active.model.config.block_size
 
+st.radio("Mode", ["Generate", sampling_lab.STEP_VIEW], key="gen_view", horizontal=True,
+         on_change=sampling_lab.keep_grown_text, args=("gen_view", "gen_prompt"),
+         help="Generate writes many tokens at once. Step by step shows how each sampling setting reshapes the "
+              "model's next-token probabilities, and lets you add one token at a time or branch on another one.")
+stepping = st.session_state.gen_view == sampling_lab.STEP_VIEW
 st.text_area("Prompt", key="gen_prompt", height=90,
-             help="Text for the model to continue. It only reads the last "
-                  f"{active.model.config.block_size} tokens.")
-warn_unknown_words(tokenizer, st.session_state.gen_prompt)
+             help=f"Text for the model to continue. It only reads the last {block} tokens.")
+prompt = st.session_state.gen_prompt
+warn_unknown_words(tokenizer, prompt)
+try:
+    note_beyond_context(encode_prompt(tokenizer, prompt), block, "Your prompt")
+except CuteLLMError:
+    pass  # an unusable prompt is reported where it is used
 
 left, right = st.columns([1, 2])
 with left:
     st.radio("Decoding", ["Greedy", "Sampled"], key="gen_mode", horizontal=True,
              help="Greedy always takes the most likely token (same output every time). Sampled draws tokens at "
                   "random according to their probabilities.")
-    state.clamp("gen_max_tokens", 1, MAX_TOKENS_UI, "New tokens")
-    st.slider("New tokens", 1, MAX_TOKENS_UI, key="gen_max_tokens",
-              help=f"How many tokens to generate (at most {MAX_TOKENS_UI} at a time).")
+    if not stepping:
+        state.clamp("gen_max_tokens", 1, MAX_TOKENS_UI, "New tokens")
+        st.slider("New tokens", 1, MAX_TOKENS_UI, key="gen_max_tokens",
+                  help=f"How many tokens to generate (at most {MAX_TOKENS_UI} at a time).")
+sampled = st.session_state.gen_mode == "Sampled"
 with right:
-    if st.session_state.gen_mode == "Sampled":
+    if sampled:
         a, b = st.columns(2)
         top_k_max = min(200, tokenizer.vocab_size)
         state.clamp("gen_temperature", 0.05, 2.0, "Temperature")
@@ -51,33 +63,19 @@ with right:
     else:
         st.caption("Greedy decoding needs no other settings: it always picks the most likely next token.")
 
-def run_generation() -> dict:
-    sampled = st.session_state.gen_mode == "Sampled"
-    prompt = st.session_state.gen_prompt
-    tokens = list(stream_generate(
-        active.model, tokenizer, prompt, int(st.session_state.gen_max_tokens),
-        temperature=float(st.session_state.gen_temperature) if sampled else 0.0,
-        top_k=int(st.session_state.gen_top_k) if sampled else None,
-        top_p=float(st.session_state.gen_top_p) if sampled and st.session_state.gen_top_p < 1 else None,
-        seed=int(st.session_state.gen_seed) if sampled else None))
-    return {"prompt": prompt, "tokens": tokens}
+s = st.session_state
+settings = SamplingSettings(float(s.gen_temperature), int(s.gen_top_k),
+                            float(s.gen_top_p) if s.gen_top_p < 1 else None) if sampled else SamplingSettings()
+seed = int(s.gen_seed) if sampled else None
 
-
-if st.button("Generate", type="primary", icon=":material/play_arrow:"):
-    state.compute_result("gen_result", active, run_generation)
-
-result = state.kept_result("gen_result", active)
-if result:
-    tokens = result["tokens"]
-    st.html(generated_html(tokenizer, result["prompt"], [t.token_id for t in tokens]))
-    st.caption("Grey: your prompt (as the model reads it) · highlighted: generated.")
-    table = pd.DataFrame({
-        "#": range(1, len(tokens) + 1),
-        "token": [t.text for t in tokens],
-        "probability": [t.prob for t in tokens],
-        "top alternatives": ["  ".join(f"{w} {p:.0%}" for w, p in t.alternatives) for t in tokens],
-    })
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.3f",
-                                                       help="The model's probability for the chosen token"),
-        "top alternatives": st.column_config.TextColumn(help="The model's 5 most likely tokens at that step")})
+if stepping:
+    sampling_lab.step_panel(active, prompt, settings, seed or 0)
+else:
+    clicked = st.button("Generate", type="primary", icon=":material/play_arrow:")
+    slot = st.empty()
+    if clicked:
+        state.compute_result("gen_result", active, lambda: streaming.stream_into(
+            slot, active, prompt, settings, seed, int(s.gen_max_tokens)))
+    result = state.kept_result("gen_result", active)
+    if result:
+        streaming.show_result(slot, active, result)

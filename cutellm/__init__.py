@@ -14,7 +14,8 @@ from .data import load_corpus, prepare_dataset
 from .devices import resolve_device
 from .errors import (CheckpointError, ConfigError, CorpusError, CuteLLMError, GenerationError, PromptError,
                      TrainingBusyError, TrainingDivergedError)
-from .inference import generate, generate_ids, next_token_distribution, sample_generate, stream_generate
+from .inference import (SamplingSteps, generate, generate_ids, next_token_distribution, next_token_logits,
+                        sample_generate, sampling_steps, stream_from_ids, stream_generate)
 from .model import CuteLLM, KVCache
 from .runs import prepare_run
 from .settings import Settings, load_settings, setup_logging
@@ -25,9 +26,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CharTokenizer", "CheckpointError", "Completion", "ConfigError", "CorpusError", "CuteLLM", "CuteLLMError",
-    "GenerationError", "KVCache", "ModelConfig", "PromptError", "Settings", "SimpleWordTokenizer", "StepMetrics",
+    "GenerationError", "KVCache", "ModelConfig", "PromptError", "SamplingSteps", "Settings", "SimpleWordTokenizer", "StepMetrics",
     "TrainConfig", "TrainResult", "TrainingBusyError", "TrainingDivergedError", "build_tokenizer", "complete_phrase", "generate",
-    "generate_ids", "load_checkpoint", "load_corpus", "load_settings", "next_token_distribution",
+    "generate_ids", "load_checkpoint", "load_corpus", "load_settings", "next_token_distribution", "next_token_logits",
     "prepare_dataset", "prepare_finetuning", "prepare_run", "prepare_training", "read_metadata", "resolve_device",
-    "sample_generate", "save_checkpoint", "setup_logging", "stream_generate", "tokenizer_from_dict", "train",
+    "sample_generate", "sampling_steps", "save_checkpoint", "setup_logging", "stream_from_ids", "stream_generate", "tokenizer_from_dict", "train",
 ]

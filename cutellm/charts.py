@@ -8,6 +8,7 @@ Every builder takes the data object `inspection` returns and gives back a `plotl
     embedding_figure(embedding_pca(model, tokenizer, n_components=2 or 3, highlight="cat"))
     attention_figure(attention_maps(model, tokenizer, text), layer=None, head=None)
     logit_lens_figure(logit_lens(model, tokenizer, text))
+    sampling_figure(sampling_steps(logits, temperature, top_k, top_p), tokenizer.token, drawn=token_id)
     loss_figure(result.history)            # training and validation loss (the Train page's results)
     live_loss_chart(history, baselines)    # the same as a Vega-Lite spec + rows: the live chart, updated in place
     runs_figure([Run(name, meta, model_config), ...])   # several runs' loss curves overlaid
@@ -31,6 +32,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from .curve import Baselines
+from .inference import SamplingSteps
 from .inspection import Architecture, AttentionMaps, LogitLens, PredictionHeatmap
 from .runs import Run
 from .training import StepMetrics
@@ -486,6 +488,92 @@ def logit_lens_figure(lens: LogitLens) -> go.Figure:
     fig = _style(fig, "Logit lens: the prediction after each layer (bold = the word that actually comes next)",
                  170 + 60 * n_layers)
     fig.update_layout(margin=dict(l=90, r=30, t=80, b=80))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampling stages (the Generate page's step-by-step mode)
+
+# What each stage of `inference.sampling_steps` does, for the learner ("what am I looking at").
+STAGE_VIEWS = {
+    "model": View(
+        "The model",
+        "The model's own probability for every token that could come next (its softmax). Nothing is chosen yet: "
+        "the stages to the right reshape these numbers, then one token is drawn from the last of them."),
+    "temperature": View(
+        "Temperature",
+        "Divides the model's scores before the softmax. Below 1 the likely tokens get even likelier: safe, but the "
+        "text gets dull and can loop (temperature 0 always takes the top token). Above 1 the distribution flattens "
+        "and rare tokens get a real chance: more surprising, and more often nonsense."),
+    "top-k": View(
+        "Top-k",
+        "Keeps only the k most likely tokens and shares their probability out again so it adds up to 1. It cuts the "
+        "long tail of unlikely tokens, but always keeps exactly k, whether the model is sure or unsure."),
+    "top-p": View(
+        "Top-p",
+        "Keeps the fewest tokens whose probabilities add up to p, then renormalises. It adapts to how sure the "
+        "model is: when one token has most of the mass only it survives; when the model hesitates, many do."),
+}
+
+
+def _stage_title(name: str, steps: SamplingSteps) -> str:
+    s = steps.settings
+    if name == "model":
+        return "the model"
+    if name == "temperature":
+        return "temperature 0 (greedy)" if s.temperature == 0 else f"temperature {s.temperature:g}"
+    if name == "top-k":
+        return "top-k off" if s.top_k is None else f"top-k {s.top_k}"
+    return "top-p off" if s.top_p is None or s.top_p >= 1 else f"top-p {s.top_p:g}"
+
+
+def sampling_figure(steps: SamplingSteps, token_text, drawn: int | None = None, picked: int | None = None,
+                    top_n: int = 20) -> go.Figure:
+    """The next-token distribution at each sampling stage, side by side: bars for the model's `top_n` most likely
+    tokens (the same rows in every panel), a token a stage removes greyed at the probability it had just before,
+    the `drawn` token in the accent colour and a `picked` one (the learner's branch) in the secondary colour.
+    `token_text(id)` gives a token's readable form. A drawn or picked token outside the top rows gets a row of its
+    own, labelled with its rank."""
+    ranking = [int(i) for i in steps.ranking]
+    rows = ranking[:top_n]
+    for extra in (drawn, picked):
+        if extra is not None and extra not in rows:
+            rows.append(int(extra))
+    rank = {t: ranking.index(t) + 1 for t in rows}
+    ticks = [label(token_text(t)) if rank[t] == k + 1 else f"{label(token_text(t))} (#{rank[t]})"
+             for k, t in enumerate(rows)]
+    fig = make_subplots(rows=1, cols=len(steps.stages), shared_yaxes=True, horizontal_spacing=0.03,
+                        subplot_titles=[_stage_title(st.name, steps) for st in steps.stages])
+    previous = None
+    for col, stage in enumerate(steps.stages, start=1):
+        xs, colours, texts, hover = [], [], [], []
+        for t in rows:
+            p = float(stage.probs[t])
+            if stage.kept[t]:
+                colour = (PALETTE["accent"] if t == drawn else PALETTE["secondary"] if t == picked
+                          else PALETTE["primary"])
+                xs.append(p), colours.append(colour), texts.append(f"{p:.2f}")
+                hover.append(f"<b>{label(token_text(t))}</b><br>probability {p:.3f} · rank {rank[t]}"
+                             + ("<br>drawn" if t == drawn else "") + ("<br>your pick" if t == picked else ""))
+            elif previous is not None and previous.kept[t]:  # removed by this very stage
+                before = float(previous.probs[t])
+                xs.append(before), colours.append(PALETTE["muted"]), texts.append("cut")
+                hover.append(f"<b>{label(token_text(t))}</b><br>removed by {stage.name} (had {before:.3f})")
+            else:  # removed earlier (or can never be generated)
+                xs.append(0.0), colours.append(PALETTE["muted"]), texts.append("")
+                hover.append(f"<b>{label(token_text(t))}</b><br>removed earlier")
+        fig.add_trace(go.Bar(x=xs, y=list(range(len(rows))), orientation="h", marker_color=colours,
+                             hovertext=hover, hoverinfo="text", text=texts, textposition="outside",
+                             cliponaxis=False, showlegend=False, customdata=rows), row=1, col=col)
+        fig.update_xaxes(range=[0, max(max(xs), 1e-9) * 1.35], showticklabels=False, showgrid=False, row=1, col=col)
+        previous = stage
+    fig.update_yaxes(tickvals=list(range(len(rows))), ticktext=ticks, autorange="reversed")
+    fig.update_annotations(font_size=13)
+    title = ("The next token at each stage   <span style='font-size:12px'>"
+             f"{_swatch(PALETTE['accent'], 'drawn')}   {_swatch(PALETTE['secondary'], 'your pick')}   "
+             f"{_swatch(PALETTE['primary'], 'still in the running')}   {_swatch(PALETTE['muted'], 'removed')}</span>")
+    fig = _style(fig, title, 150 + 22 * len(rows))
+    fig.update_layout(margin=dict(l=110, r=30, t=90, b=20), bargap=0.25)
     return fig
 
 

@@ -1,5 +1,10 @@
 """Text generation: greedy, sampled (temperature, top-k, top-p, seed), streamed token by token, with a KV cache.
 
+Sampling reshapes the model's next-token distribution in stages (temperature, then top-k, then top-p) before one
+token is drawn; `sampling_steps` returns every stage as data and generation draws from its last stage. Greedy
+(temperature 0) is a plain argmax. Generation continues any token sequence (`stream_from_ids`), so a learner can
+branch on a token the model did not pick.
+
 The model reads at most `block_size` tokens. A prompt longer than that is cropped to its last `block_size` tokens.
 When generation fills the window, the oldest quarter is dropped and the rest is read again (one forward pass), so
 the KV cache keeps working for long outputs. With or without the cache the same rule applies, which is why cached and
@@ -10,8 +15,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from .errors import GenerationError, PromptError
@@ -89,6 +95,30 @@ def encode_context(model: CuteLLM, tokenizer: Tokenizer, text: str) -> list[int]
     return crop_to_context(encode_prompt(tokenizer, text), model.config.block_size)
 
 
+def tokens_beyond_context(ids: Sequence[int], block_size: int) -> int:
+    """How many of the first tokens a model with this context never reads (0 when the text fits)."""
+    return max(0, len(ids) - block_size)
+
+
+@dataclass(frozen=True)
+class Repetition:
+    tokens: tuple[int, ...]   # the repeating unit, e.g. (not,) or (the, cat)
+    repeats: int              # how many times it ends the text in a row
+
+
+def repeating_tail(ids: Sequence[int], max_period: int = 8) -> Repetition | None:
+    """The unit the text ends by repeating ("not not not", "the cat the cat the cat"), or None. A unit of one to
+    three tokens must come three times in a row, a longer one twice: natural text rarely does either."""
+    ids = list(ids)
+    for period in range(1, min(max_period, len(ids)) + 1):
+        unit, repeats = ids[-period:], 1
+        while len(ids) >= (repeats + 1) * period and ids[-(repeats + 1) * period:-repeats * period] == unit:
+            repeats += 1
+        if repeats >= (3 if period <= 3 else 2):
+            return Repetition(tokens=tuple(unit), repeats=repeats)
+    return None
+
+
 class _Context:
     """The tokens the model currently sees, and (optionally) a KV cache of them."""
 
@@ -139,21 +169,153 @@ def _banned_ids(tokenizer_special: set[int], unk_id: int) -> list[int]:
 
 
 def pick_token(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator | None) -> int:
-    """Choose the next token from a row of logits (banned tokens already at -inf)."""
+    """Choose the next token from a row of logits (banned tokens already at -inf): the argmax when greedy (no
+    softmax, no sort: the per-token cost of greedy generation), else a draw from `final_distribution`, the last stage
+    `sampling_steps` shows."""
     if settings.temperature == 0:
         return int(torch.argmax(logits))
-    logits = logits / settings.temperature
-    if settings.top_k is not None and settings.top_k < logits.numel():
-        kth = torch.topk(logits, settings.top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
+    return sample_index(final_distribution(logits, settings), generator)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampling stages: how temperature, top-k and top-p reshape the model's distribution before one token is drawn.
+# `final_distribution` (what generation draws from) and `sampling_steps` (the picture) share these helpers, so the
+# picture is exactly what sampling does.
+
+STAGE_NAMES = ("model", "temperature", "top-k", "top-p")
+
+
+@dataclass(frozen=True)
+class SamplingStage:
+    name: str                 # one of STAGE_NAMES
+    probs: np.ndarray         # next-token probabilities after this stage (0 for every token not kept); sums to 1
+    kept: np.ndarray          # bool per token: still in the running after this stage
+    removed: tuple[int, ...]  # token ids this stage removed (kept by the stage before), best first
+
+
+@dataclass(frozen=True)
+class SamplingSteps:
+    """The next-token distribution at each stage of sampling, from the model's own softmax to the one drawn from."""
+
+    stages: tuple[SamplingStage, ...]   # model, temperature, top-k, top-p (a stage that is off removes nothing)
+    settings: SamplingSettings
+    ranking: np.ndarray                 # token ids by the model's probability, best first (ties: lower id first)
+
+    @property
+    def final(self) -> SamplingStage:
+        return self.stages[-1]
+
+    def stage(self, name: str) -> SamplingStage:
+        return self.stages[STAGE_NAMES.index(name)]
+
+    def draw(self, generator: torch.Generator | None) -> int:
+        """The token generation would pick here with this generator: the argmax when greedy, else a draw from the
+        last stage (the same random numbers as generation's draw)."""
+        if self.settings.temperature == 0:
+            return int(np.argmax(self.final.probs))
+        return sample_index(torch.from_numpy(self.final.probs), generator)
+
+
+def _finite_ids(z: torch.Tensor) -> torch.Tensor:
+    return torch.nonzero(torch.isfinite(z)).flatten()
+
+
+def _ranked(z: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """`ids` ordered by score, best first; equal scores: lower id first (a stable sort of ids in id order)."""
+    ids = ids.sort().values
+    return ids[torch.sort(z[ids], descending=True, stable=True).indices]
+
+
+def _top_k_ids(z: torch.Tensor, k: int) -> torch.Tensor:
+    """Exactly the k best tokens (fewer only when fewer than k can be generated at all). A tie across the cut is
+    broken by the lower token id, so top-k never keeps more than k. torch.topk, not a full sort."""
+    vals, idx = torch.topk(z, min(k + 1, z.numel()))
+    if k < z.numel() and vals[k] == vals[k - 1]:
+        above = torch.nonzero(z > vals[k - 1]).flatten()
+        tied = torch.nonzero(z == vals[k - 1]).flatten()[: k - above.numel()]
+        idx = torch.cat([above, tied])
+    else:
+        idx = idx[:k]
+    return idx[torch.isfinite(z[idx])]
+
+
+def _top_p_ids(z: torch.Tensor, ranked: torch.Tensor, p: float) -> torch.Tensor:
+    """The smallest best-first prefix of `ranked` whose probability (renormalised over `ranked`) reaches p; always at
+    least the best token."""
+    probs = torch.softmax(z[ranked], dim=-1)
+    return ranked[(probs.cumsum(0) - probs) < p]
+
+
+def _renormalised(z: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros_like(z)
+    out[ids] = torch.softmax(z[ids], dim=-1)
+    return out
+
+
+def _filtered_ids(z: torch.Tensor, settings: SamplingSettings) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(ids top-k keeps, ids top-p keeps after it); None for a filter that is off. Top-p sorts only what top-k kept."""
+    k_ids = None
+    if settings.top_k is not None and settings.top_k < z.numel():
+        k_ids = _top_k_ids(z, settings.top_k)
+    p_ids = None
     if settings.top_p is not None and settings.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        # Keep the smallest prefix whose mass reaches top_p (always at least the best token).
-        drop = (sorted_probs.cumsum(0) - sorted_probs) >= settings.top_p
-        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-    return sample_index(probs, generator)
+        p_ids = _top_p_ids(z, _ranked(z, k_ids if k_ids is not None else _finite_ids(z)), settings.top_p)
+    return k_ids, p_ids
+
+
+def _one_hot(logits: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(logits).index_fill_(0, torch.argmax(logits).view(1), 1.0)
+
+
+def final_distribution(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+    """The distribution a token is drawn from: the last stage of `sampling_steps`, without the stages before it."""
+    if settings.temperature == 0:
+        return _one_hot(logits)
+    z = logits / settings.temperature
+    k_ids, p_ids = _filtered_ids(z, settings)
+    ids = p_ids if p_ids is not None else k_ids
+    return torch.softmax(z, dim=-1) if ids is None else _renormalised(z, ids)
+
+
+def sampling_steps(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                   top_p: float | None = None) -> SamplingSteps:
+    """The next-token distribution at each stage: the model's softmax, after temperature, after top-k, after top-p
+    (each renormalised over the tokens it keeps), with the tokens each stage removed.
+
+    `logits` is one row (tokens that may never be generated at -inf, as `next_token_logits` gives them). Temperature
+    0 is greedy: only the most likely token is kept, so top-k and top-p have nothing left to remove.
+    """
+    logits = logits.detach().float().cpu()
+    if logits.dim() != 1:
+        raise GenerationError(f"sampling_steps reads one row of logits, got shape {tuple(logits.shape)}")
+    settings = SamplingSettings(temperature, top_k, top_p)
+    settings.check(logits.numel())
+    finite = torch.isfinite(logits)
+    if not bool(finite.any()):
+        raise GenerationError("every token is banned: there is nothing to sample")
+    model = torch.softmax(logits, dim=-1)
+    if settings.temperature == 0:
+        after_t = _one_hot(logits)
+        after_k = after_p = after_t
+        kept_t = kept_k = kept_p = after_t > 0
+    else:
+        z = logits / settings.temperature
+        k_ids, p_ids = _filtered_ids(z, settings)
+        after_t, kept_t = torch.softmax(z, dim=-1), finite
+        after_k, kept_k = (after_t, kept_t) if k_ids is None else (_renormalised(z, k_ids), _mask(z, k_ids))
+        after_p, kept_p = (after_k, kept_k) if p_ids is None else (_renormalised(z, p_ids), _mask(z, p_ids))
+    ranking = np.argsort(-logits.numpy(), kind="stable")
+    stages, before = [], finite
+    for name, probs, kept in zip(STAGE_NAMES, (model, after_t, after_k, after_p), (finite, kept_t, kept_k, kept_p)):
+        gone = (before & ~kept).numpy()
+        stages.append(SamplingStage(name=name, probs=probs.numpy(), kept=kept.numpy(),
+                                    removed=tuple(int(i) for i in ranking if gone[i])))
+        before = kept
+    return SamplingSteps(stages=tuple(stages), settings=settings, ranking=ranking)
+
+
+def _mask(z: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(z, dtype=torch.bool).index_fill_(0, ids, True)
 
 
 def sample_index(probs: torch.Tensor, generator: torch.Generator | None) -> int:
@@ -194,9 +356,40 @@ def generate_ids(model: CuteLLM, ids: list[int], max_new_tokens: int, *, tempera
     settings = SamplingSettings(temperature, top_k, top_p)
     settings.check(model.config.vocab_size)
     check_max_new_tokens(max_new_tokens)
+    ids = _check_ids(ids, model.config.vocab_size)
+    return [t for t, _ in _steps(model, ids, max_new_tokens, settings, banned or [], seed, use_cache)]
+
+
+def _check_ids(ids: Sequence[int], vocab_size: int) -> list[int]:
+    ids = [int(i) for i in ids]
     if not ids:
         raise PromptError("generation needs at least one prompt token")
-    return [t for t, _ in _steps(model, ids, max_new_tokens, settings, banned or [], seed, use_cache)]
+    if not all(0 <= i < vocab_size for i in ids):
+        raise PromptError(f"token ids must be between 0 and {vocab_size - 1}")
+    return ids
+
+
+def stream_from_ids(model: CuteLLM, tokenizer: Tokenizer, ids: Sequence[int], max_new_tokens: int = 20, *,
+                    temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+                    seed: int | None = None, use_cache: bool = True, alternatives: int = 5
+                    ) -> Iterator[GeneratedToken]:
+    """Continue any token sequence (a prompt plus tokens a learner chose: a branch), one GeneratedToken at a time."""
+    settings = SamplingSettings(temperature, top_k, top_p)
+    settings.check(tokenizer.vocab_size)
+    check_max_new_tokens(max_new_tokens)
+    ids = _check_ids(ids, tokenizer.vocab_size)
+    banned = _banned_ids(tokenizer.special_ids, tokenizer.unk_id)
+    for token, raw in _steps(model, ids, max_new_tokens, settings, banned, seed, use_cache):
+        yield describe_token(tokenizer, raw, token, alternatives)
+
+
+def describe_token(tokenizer: Tokenizer, logits: torch.Tensor, token_id: int, alternatives: int = 5
+                   ) -> GeneratedToken:
+    """A chosen token with its probability under `logits` (softmax, temperature 1) and the most likely tokens."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    top = torch.topk(probs, min(alternatives, probs.numel()))
+    return GeneratedToken(token_id=token_id, text=tokenizer.token(token_id), prob=float(probs[token_id]),
+                          alternatives=[(tokenizer.token(int(i)), float(p)) for p, i in zip(top.values, top.indices)])
 
 
 def stream_generate(model: CuteLLM, tokenizer: Tokenizer, prompt: str, max_new_tokens: int = 20, *,
@@ -204,17 +397,11 @@ def stream_generate(model: CuteLLM, tokenizer: Tokenizer, prompt: str, max_new_t
                     seed: int | None = None, use_cache: bool = True, alternatives: int = 5
                     ) -> Iterator[GeneratedToken]:
     """Yield generated tokens one at a time, each with its probability and the model's top alternatives."""
-    settings = SamplingSettings(temperature, top_k, top_p)
-    settings.check(tokenizer.vocab_size)
+    SamplingSettings(temperature, top_k, top_p).check(tokenizer.vocab_size)
     check_max_new_tokens(max_new_tokens)
-    ids = encode_prompt(tokenizer, prompt)
-    banned = _banned_ids(tokenizer.special_ids, tokenizer.unk_id)
-    for token, raw in _steps(model, ids, max_new_tokens, settings, banned, seed, use_cache):
-        probs = torch.softmax(raw, dim=-1)
-        top = torch.topk(probs, min(alternatives, probs.numel()))
-        yield GeneratedToken(token_id=token, text=tokenizer.token(token), prob=float(probs[token]),
-                             alternatives=[(tokenizer.token(int(i)), float(p))
-                                           for p, i in zip(top.values, top.indices)])
+    yield from stream_from_ids(model, tokenizer, encode_prompt(tokenizer, prompt), max_new_tokens,
+                               temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, use_cache=use_cache,
+                               alternatives=alternatives)
 
 
 def sample_generate(model: CuteLLM, tokenizer: Tokenizer, prompt: str, max_new_tokens: int = 20, *,
@@ -231,6 +418,15 @@ def generate(model: CuteLLM, tokenizer: Tokenizer, prompt: str, max_new_tokens: 
              use_cache: bool = True) -> str:
     """Prompt + greedy continuation (always the most likely next token) as text. Deterministic."""
     return sample_generate(model, tokenizer, prompt, max_new_tokens, temperature=0.0, use_cache=use_cache)
+
+
+def next_token_logits(model: CuteLLM, tokenizer: Tokenizer, ids: Sequence[int]) -> torch.Tensor:
+    """The logits generation reads for the token after `ids` (their last `block_size`), as a CPU float row with the
+    tokens that are never generated at -inf. Keep it to redraw `sampling_steps` for new settings without the model."""
+    ids = _check_ids(ids, tokenizer.vocab_size)
+    with evaluating(model):
+        raw = _Context(model, ids, use_cache=False).next_logits().float().cpu()
+    return raw.clone().index_fill(0, torch.tensor(_banned_ids(tokenizer.special_ids, tokenizer.unk_id)), float("-inf"))
 
 
 def next_token_distribution(model: CuteLLM, tokenizer: Tokenizer, prompt: str, top_k: int = 10

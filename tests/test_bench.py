@@ -17,7 +17,8 @@ from cutellm import ModelConfig
 from cutellm import bench
 from cutellm.__main__ import main
 from cutellm.inference import sample_index
-from cutellm.training import train
+from cutellm.training import prepare_training, train
+from tests.conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 
 SMALL_MODEL = ModelConfig(vocab_size=68, d_model=32, n_heads=2, n_layers=1, block_size=16, dropout=0.0)
 
@@ -146,3 +147,29 @@ def test_sample_index_draws_exactly_what_torch_multinomial_draws():
         ours, theirs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
         for _ in range(25):
             assert sample_index(probs, ours) == int(torch.multinomial(probs, 1, generator=theirs))
+
+
+def test_time_to_quality_reads_each_runs_figures_and_compares_medians(tmp_path):
+    import subprocess
+    import sys
+
+    from bench import time_to_quality as ttq
+    from cutellm import save_checkpoint
+    from tests.conftest import ROOT
+
+    # the figures it reads after each training are in every checkpoint's metadata
+    model, tokenizer, dataset = prepare_training(TINY_TEXT, TINY_MODEL, replace(TINY_TRAIN, max_steps=20))
+    result = train(model, dataset, replace(TINY_TRAIN, max_steps=20))
+    path = tmp_path / "m.pth"
+    save_checkpoint(path, model, tokenizer, result.summary())
+    out = subprocess.run([sys.executable, "-c", ttq.READ_META, str(path)], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    figures = json.loads(out.stdout)
+    assert figures["steps"] == 20 and 0 < figures["final_val_loss"] < 10 and figures["wall_time_s"] > 0
+
+    runs = {"baseline": [{"wall_s": 90.0, "final_val_loss": 3.114}, {"wall_s": 100.0, "final_val_loss": 3.116}],
+            "current": [{"wall_s": 40.0, "final_val_loss": 3.10}, {"wall_s": 38.0, "final_val_loss": 3.098}]}
+    s = ttq.summarise(runs)
+    assert s["median"]["baseline"]["wall_s"] == 95.0 and s["median"]["current"]["wall_s"] == 39.0
+    assert s["wall_ratio"] == pytest.approx(39 / 95, abs=1e-3)
+    assert s["val_loss_change"] == pytest.approx(3.099 - 3.115, abs=1e-4)

@@ -228,3 +228,32 @@ def test_views_have_titles_and_explanations():
     assert set(charts.VIEWS) == {"architecture", "logits", "heatmap", "embeddings", "attention", "logit_lens"}
     for view in charts.VIEWS.values():
         assert view.title and view.explanation.count(".") >= 2
+
+
+def test_sampling_figure_greys_removed_tokens_and_marks_the_drawn_one(mt):
+    from cutellm.inference import sampling_steps
+    _, tok = mt
+    logits = torch.linspace(3, -3, tok.vocab_size)
+    logits[list(tok.special_ids)] = float("-inf")
+    steps = sampling_steps(logits, 0.8, top_k=5, top_p=0.7)
+    kept = [int(i) for i in np.flatnonzero(steps.final.kept)]
+    fig = charts.sampling_figure(steps, tok.token, drawn=kept[-1], picked=kept[0], top_n=8)
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert len(bars) == 4 and [len(b.x) for b in bars] == [8] * 4
+    rows = list(bars[0].customdata)
+    assert rows == [int(i) for i in steps.ranking[:8]]
+    top_k, top_p = bars[2], bars[3]
+    # Top-k removes ranks 6..8: greyed at the probability they had after temperature, labelled "cut".
+    assert list(top_k.text[5:]) == ["cut"] * 3 and set(top_k.marker.color[5:]) == {charts.PALETTE["muted"]}
+    assert top_k.x[5] == pytest.approx(float(steps.stage("temperature").probs[rows[5]]))
+    assert top_p.marker.color[rows.index(kept[-1])] == charts.PALETTE["accent"]
+    assert top_p.marker.color[rows.index(kept[0])] == charts.PALETTE["secondary"]
+    assert sum(top_p.x[rows.index(t)] for t in kept) == pytest.approx(1.0, abs=1e-5)
+    assert [a.text for a in fig.layout.annotations][:4] == ["the model", "temperature 0.8", "top-k 5", "top-p 0.7"]
+    # A drawn token beyond the top rows gets its own row, labelled with its rank; token text is escaped.
+    far = int(steps.ranking[10])
+    fig = charts.sampling_figure(sampling_steps(logits, 1.0), tok.token, drawn=far, top_n=3)
+    assert list(fig.data[0].customdata) == [*map(int, steps.ranking[:3]), far]
+    assert fig.layout.yaxis.ticktext[-1].endswith("(#11)")
+    evil = tok.token_to_id[EVIL]
+    assert_escaped(charts.sampling_figure(sampling_steps(logits, 1.0), tok.token, drawn=evil, top_n=3))

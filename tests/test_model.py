@@ -121,3 +121,18 @@ def test_gpt2_style_init():
     model = make(ModelConfig(vocab_size=50, d_model=256, n_heads=4, n_layers=8, block_size=8))
     assert model.tok_emb.weight.std().item() == pytest.approx(0.02, rel=0.1)
     assert model.blocks[0].attn.proj.weight.std().item() == pytest.approx(0.02 / 4, rel=0.1)
+
+
+def test_dropout_zeroes_a_fraction_p_and_keeps_the_mean():
+    from cutellm.model import Dropout
+
+    drop = Dropout(0.25)
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    y = drop(x)
+    assert abs((y == 0).float().mean().item() - 0.25) < 0.005
+    assert torch.all((y == 0) | torch.isclose(y, torch.full_like(y, 1 / 0.75)))
+    assert abs(y.mean().item() - 1.0) < 0.01
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)                      # seeded: the same mask again
+    assert drop.eval()(x) is x and Dropout(0.0)(x) is x  # nothing to do: the input itself

@@ -7,7 +7,11 @@ and generated words must appear exactly as typed, so they go through one of thes
 from __future__ import annotations
 
 import html
+import os
 import re
+from typing import Sequence
+
+from cutellm.inference import GeneratedToken
 
 
 def code_span(text: str) -> str:
@@ -44,6 +48,44 @@ def generated_html(tokenizer, prompt: str, new_ids: list[int]) -> str:
     return highlighted([(prompt_part, "prompt"), (new_part, "new")])
 
 
+def token_pieces(tokenizer, prompt: str, new_ids: Sequence[int]) -> tuple[str, list[str]]:
+    """The prompt as the model reads it, and the text each new token adds; joined they are exactly
+    `continue_text(prompt, new_ids)`. A token that rewrites the end of the text so far (a byte-level token completing
+    a character the one before began) takes those characters over."""
+    head, pieces = tokenizer.continue_text(prompt, []), []
+    for k in range(1, len(new_ids) + 1):
+        full = tokenizer.continue_text(prompt, list(new_ids[:k]))
+        shown = head + "".join(pieces)
+        excess = len(shown) - len(os.path.commonprefix([shown, full]))
+        for i in range(len(pieces) - 1, -1, -1):
+            if not excess:
+                break
+            cut = min(excess, len(pieces[i]))
+            pieces[i], excess = pieces[i][:len(pieces[i]) - cut], excess - cut
+        head = head[:len(head) - excess]
+        pieces.append(full[len(head) + sum(map(len, pieces)):])
+    return head, pieces
+
+
+def _tint(prob: float) -> str:
+    """One of five tint classes (p0 faint .. p4 strong) for a token's probability."""
+    return f"p{sum(prob >= t for t in (0.1, 0.25, 0.5, 0.8))}"
+
+
+def _hover(token: GeneratedToken) -> str:
+    alternatives = ", ".join(f"{w} {p:.0%}" for w, p in token.alternatives)
+    return html.escape(f"{token.text}: probability {token.prob:.1%}\ntop alternatives: {alternatives}", quote=True)
+
+
+def tinted_html(tokenizer, prompt: str, tokens: Sequence[GeneratedToken]) -> str:
+    """The prompt (greyed) then each generated token tinted by the model's probability for it; hovering a token shows
+    that probability and the top alternatives. For `st.html`."""
+    head, pieces = token_pieces(tokenizer, prompt, [t.token_id for t in tokens])
+    spans = "".join(f'<span class="tok {_tint(t.prob)}" title="{_hover(t)}">{html_text(piece)}</span>'
+                    for t, piece in zip(tokens, pieces) if piece)
+    return f'<div class="cute-text"><span class="prompt">{html_text(head)}</span><span class="new tinted">{spans}</span></div>'
+
+
 TEXT_STYLES = """
 <style>
 .cute-text { font-size: 1.15rem; line-height: 1.8; padding: 0.75rem 1rem; border-radius: 0.5rem;
@@ -52,5 +94,12 @@ TEXT_STYLES = """
 .cute-text .new { background: rgba(99, 102, 241, 0.18); border-radius: 0.25rem; padding: 0 0.15rem;
                   font-weight: 600; }
 .cute-text .unk { text-decoration: underline wavy #f59e0b; }
+.cute-text .new.tinted { background: none; padding: 0; }
+.cute-text .tok { border-radius: 0.25rem; padding: 0 0.05rem; cursor: help; }
+.cute-text .tok.p0 { background: rgba(99, 102, 241, 0.06); }
+.cute-text .tok.p1 { background: rgba(99, 102, 241, 0.14); }
+.cute-text .tok.p2 { background: rgba(99, 102, 241, 0.24); }
+.cute-text .tok.p3 { background: rgba(99, 102, 241, 0.36); }
+.cute-text .tok.p4 { background: rgba(99, 102, 241, 0.50); }
 </style>
 """

@@ -117,3 +117,48 @@ def upload_corpus(page, path) -> None:
     pick_radio(page, "Upload")
     # The corpus uploader (the sidebar has one for models).
     page.locator(".st-key-tr_upload [data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
+
+
+def set_prompt(page, text: str) -> None:
+    """On the Generate page: type `text` as the prompt and wait for the rerun."""
+    box = page.locator("[data-testid='stTextArea'] textarea").first
+    box.fill(text)
+    box.press("Control+Enter")
+    wait_rerun(page)
+
+
+def generated_text(page) -> str:
+    """The generated part of the text shown (empty when there is none yet)."""
+    new = page.locator(".cute-text .new")
+    return new.first.inner_text() if new.count() else ""
+
+
+def chart_text(page, index: int = 0) -> str:
+    """All the text a Plotly chart draws (tick labels, bar labels, titles): it changes when the chart redraws."""
+    return page.locator("[data-testid='stPlotlyChart']").nth(index).evaluate("el => el.textContent")
+
+
+def lengths_while_running(page, selector: str, timeout: float = 30.0) -> list[int]:
+    """The text lengths of `selector` seen while the script runs, polled until it is idle again."""
+    import time
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        state, length = page.evaluate(
+            """sel => [document.querySelector("[data-testid='stApp']").getAttribute('data-test-script-state'),
+                       (document.querySelector(sel) || {innerText: ''}).innerText.length]""", selector)
+        if state != "running":
+            if seen:
+                break
+        else:
+            seen.append(length)
+        time.sleep(0.03)
+    return seen
+
+
+def wait_chart_redrawn(page, before: str, index: int = 0, timeout: float = 30_000) -> str:
+    """Wait until chart `index` draws something other than `before` (its old `chart_text`); its new text."""
+    page.wait_for_function(
+        """([i, before]) => { const el = document.querySelectorAll("[data-testid='stPlotlyChart']")[i];
+                              return el && el.querySelector('.barlayer') && el.textContent !== before; }""",
+        arg=[index, before], timeout=timeout)
+    return chart_text(page, index)
