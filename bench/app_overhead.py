@@ -91,7 +91,7 @@ def through_app(corpus: Path, steps: int) -> dict:
                     raise RuntimeError("the app's training did not finish")
                 time.sleep(5)
             page.locator("[data-testid='stPopover'] button", has_text="Save").first.click()
-            name = page.locator("[data-testid='stTextInput']", has_text="Name").first.locator("input")
+            name = page.locator(".st-key-tr_save_name input")  # not the sidebar's "New name"
             name.fill("app-overhead")
             name.press("Enter")
             page.wait_for_selector(idle)

@@ -248,7 +248,7 @@ async def train_once(page, steps: int, run_name: str, save_as: str, models: Path
         await asyncio.sleep(2)
     await page.wait_for_selector(IDLE)
     await page.locator("[data-testid='stPopover'] button", has_text="Save").first.click()
-    name = page.locator("[data-testid='stTextInput']", has_text="Name").first.locator("input")
+    name = page.locator(".st-key-tr_save_name input")  # not the sidebar's "New name"
     await name.fill(save_as)
     await name.press("Enter")
     await wait_rerun(page)

@@ -22,7 +22,7 @@ def test_every_page_renders(app, name):
 def test_sidebar_shows_the_shipped_model(app):
     assert app.sidebar.selectbox[0].value.endswith("cute_llm.pth")
     captions = " ".join(c.value for c in app.sidebar.caption)
-    assert "524,416" in captions and "training_data.txt" in captions and "3.114" in captions
+    assert "524,416" in captions and "training_data.txt" in captions and "3.104" in captions
 
 
 # Explore tab -> the start of the "what am I looking at" note the tab shows (charts.VIEWS for the figures).
