@@ -67,7 +67,7 @@ def token_pieces(tokenizer, prompt: str, new_ids: Sequence[int]) -> tuple[str, l
     return head, pieces
 
 
-def _tint(prob: float) -> str:
+def tint_class(prob: float) -> str:
     """One of five tint classes (p0 faint .. p4 strong) for a token's probability."""
     return f"p{sum(prob >= t for t in (0.1, 0.25, 0.5, 0.8))}"
 
@@ -81,7 +81,7 @@ def tinted_html(tokenizer, prompt: str, tokens: Sequence[GeneratedToken]) -> str
     """The prompt (greyed) then each generated token tinted by the model's probability for it; hovering a token shows
     that probability and the top alternatives. For `st.html`."""
     head, pieces = token_pieces(tokenizer, prompt, [t.token_id for t in tokens])
-    spans = "".join(f'<span class="tok {_tint(t.prob)}" title="{_hover(t)}">{html_text(piece)}</span>'
+    spans = "".join(f'<span class="tok {tint_class(t.prob)}" title="{_hover(t)}">{html_text(piece)}</span>'
                     for t, piece in zip(tokens, pieces) if piece)
     return f'<div class="cute-text"><span class="prompt">{html_text(head)}</span><span class="new tinted">{spans}</span></div>'
 

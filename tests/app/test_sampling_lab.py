@@ -7,7 +7,7 @@ import pytest
 from cutellm.inference import describe_token, next_token_logits, sampling_steps
 from cutellm.tokenizer import BPETokenizer
 
-from ui.text import tinted_html, token_pieces
+from ui.text import tint_class, tinted_html, token_pieces
 
 from .conftest import no_exception, open_page
 
@@ -120,8 +120,10 @@ def test_generate_streams_into_one_text_and_shows_the_table(app):
     no_exception(app)
     html = [h.proto.body for h in app.get("html") if h.proto.body.startswith('<div class="cute-text"')]
     assert len(html) == 1, "the streamed text and the final text share one slot"
-    assert 'class="tok p4" title="mat: probability' in html[0]
-    assert len(app.dataframe) == 1 and len(app.dataframe[0].value) == 5
+    table = app.dataframe[0].value
+    assert len(app.dataframe) == 1 and len(table) == 5 and table["token"][0] == "mat"
+    # each token tinted by its probability (the shipped model gives "mat" about 0.66: the 0.5-0.8 tint)
+    assert f'class="tok {tint_class(float(table["probability"][0]))}" title="mat: probability' in html[0]
 
 
 @pytest.mark.parametrize("text", ["héllo wörld ☃", "the cat"])
