@@ -18,8 +18,10 @@ TINY_TEXT = " ".join(
      "a cow eats green grass.", "the sun is hot and the sky is blue."] * 40)
 
 TINY_MODEL = ModelConfig(vocab_size=64, d_model=48, n_heads=4, n_layers=2, block_size=16, dropout=0.0)
+# Its own recipe, not the defaults (tuned for the shipped model's 57k tokens): the tests' expectations of this
+# model should not move when the default recipe does.
 TINY_TRAIN = TrainConfig(max_steps=300, batch_size=16, learning_rate=1e-2, warmup_steps=20, eval_interval=100,
-                         seed=0)
+                         weight_decay=0.1, eval_batches=20, seed=0)
 
 
 @pytest.fixture(autouse=True)

@@ -108,22 +108,23 @@ def test_generate_shows_user_text_literally(app):
     assert "`<`" in warning and "`script`" in warning  # unknown pieces shown as code, not markup
 
 
-def test_fill_the_blanks(app):
+def fill(app, phrase: str):
+    """Fill the blanks of `phrase` on its page; the page's completion."""
     open_page(app, "fill_blanks")
-    app.text_input(key="fill_phrase").set_value("the ___ sat on the mat").run()
+    app.text_input(key="fill_phrase").set_value(phrase).run()
     button(app, "Fill the blanks").click().run()
     no_exception(app)
-    completion = app.session_state["fill_result"]["completion"]
+    return app.session_state["fill_result"]["completion"]
+
+
+def test_fill_the_blanks(app):
+    completion = fill(app, "the ___ sat on the mat")
     assert completion.blanks[0].best.word == "cat"
     assert len(app.dataframe) == 1
 
 
 def test_several_blanks_show_the_best_sentences(app):
-    open_page(app, "fill_blanks")
-    app.text_input(key="fill_phrase").set_value("the ___ ___ on the mat").run()
-    button(app, "Fill the blanks").click().run()
-    no_exception(app)
-    completion = app.session_state["fill_result"]["completion"]
+    completion = fill(app, "the ___ ___ on the mat")
     assert completion.filled_text == "the cat sat on the mat"
     sentences, *blanks = [d.value for d in app.dataframe]
     assert list(sentences["sentence"])[0] == "the cat sat on the mat" and len(sentences) == 3
