@@ -31,6 +31,7 @@ from .training import StepMetrics, TrainResult, train
 log = logging.getLogger(__name__)
 
 RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
+PAUSE_WAIT_S = 5.0   # how long pause() waits for a step under way to finish
 _SERVER_LOCK = threading.Lock()
 
 
@@ -90,6 +91,7 @@ class TrainingJob:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pause = threading.Event()
+        self._holding = threading.Event()     # set by the worker once it is actually waiting between two steps
         self._paused_s = 0.0                  # time spent paused, finished pauses
         self._paused_since: float | None = None
         self._sample_spec = samples
@@ -123,12 +125,17 @@ class TrainingJob:
         self._stop_reason = self._stop_reason or reason
         self._stop.set()
 
-    def pause(self) -> None:
-        """Hold the run before its next step; `resume()` continues it exactly where it was."""
+    def pause(self, wait_s: float = PAUSE_WAIT_S) -> None:
+        """Hold the run before its next step; `resume()` continues it exactly where it was. Returns once the worker
+        holds (a step already under way finishes first), or after `wait_s`: then no step count shown after a pause
+        moves on."""
         with self._lock:
-            if self._status == RUNNING and not self._pause.is_set():
-                self._paused_since = time.monotonic()
-                self._pause.set()
+            if self._status != RUNNING or self._pause.is_set():
+                return
+            self._paused_since = time.monotonic()
+            self._holding.clear()
+            self._pause.set()
+        self._holding.wait(wait_s)
 
     def resume(self) -> None:
         with self._lock:
@@ -191,6 +198,8 @@ class TrainingJob:
 
     def _watch(self) -> None:
         """Stop a run nobody can see any more (after every step, and while paused)."""
+        if self._pause.is_set():
+            self._holding.set()
         with self._lock:
             idle = time.monotonic() - self._last_seen
         if self._owner is not None and self._owner() is None:
@@ -219,6 +228,7 @@ class TrainingJob:
                     self._paused_s += self._finished - self._paused_since
                     self._paused_since = None
                 self._pause.clear()
+            self._holding.set()   # a pause() waiting for this run need not wait any longer
             _SERVER_LOCK.release()
             log.info("training job %s ended: %s%s", self.name, status, f" ({error})" if error else "")
 
