@@ -397,8 +397,6 @@ def stream_generate(model: CuteLLM, tokenizer: Tokenizer, prompt: str, max_new_t
                     seed: int | None = None, use_cache: bool = True, alternatives: int = 5
                     ) -> Iterator[GeneratedToken]:
     """Yield generated tokens one at a time, each with its probability and the model's top alternatives."""
-    SamplingSettings(temperature, top_k, top_p).check(tokenizer.vocab_size)
-    check_max_new_tokens(max_new_tokens)
     yield from stream_from_ids(model, tokenizer, encode_prompt(tokenizer, prompt), max_new_tokens,
                                temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, use_cache=use_cache,
                                alternatives=alternatives)
@@ -426,7 +424,7 @@ def next_token_logits(model: CuteLLM, tokenizer: Tokenizer, ids: Sequence[int]) 
     ids = _check_ids(ids, tokenizer.vocab_size)
     with evaluating(model):
         raw = _Context(model, ids, use_cache=False).next_logits().float().cpu()
-    return raw.clone().index_fill(0, torch.tensor(_banned_ids(tokenizer.special_ids, tokenizer.unk_id)), float("-inf"))
+    return raw.index_fill(0, torch.tensor(_banned_ids(tokenizer.special_ids, tokenizer.unk_id)), float("-inf"))
 
 
 def next_token_distribution(model: CuteLLM, tokenizer: Tokenizer, prompt: str, top_k: int = 10

@@ -28,7 +28,7 @@ from .config import ModelConfig
 class Dropout(nn.Dropout):
     """nn.Dropout (zero each value with probability p, scale the rest by 1/(1-p)), with its mask drawn as one uniform
     number per value compared with p: on the CPU torch's own bernoulli draw costs ~1.5x as much, forward and
-    backward together, and dropout runs five times a step (bench/README.md, "Training throughput")."""
+    backward together, and dropout runs five times a step (bench/README.md, "Speed, round two")."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:

@@ -11,6 +11,8 @@ from cutellm.charts import architecture_figure
 from cutellm.estimates import RunPreview, StepTimer, run_preview
 from cutellm.jobs import training_in_progress
 
+from .text import duration
+
 MEASURE_POLL_S = 1.0   # how often the panel looks for the background measurement while it runs
 
 
@@ -29,15 +31,6 @@ def _fmt_bytes(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
-def fmt_duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{max(1, seconds)}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-
-
 def _time_text(preview: RunPreview, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[str, str, bool]:
     """(metric value, caption, still measuring)."""
     if training_in_progress():
@@ -52,7 +45,7 @@ def _time_text(preview: RunPreview, model_cfg: ModelConfig, train_cfg: TrainConf
             return "–", f"Could not time a step of this model here: {error}", False
         return "measuring…", "Training a few real steps of this model in the background to time them.", True
     total = preview.seconds(step_s, train_cfg.eval_batches)
-    return (fmt_duration(total),
+    return (duration(max(1.0, total)),
             f"Measured here: {step_s * 1000:,.1f} ms per step × {preview.steps:,} steps, plus the evaluations.",
             False)
 

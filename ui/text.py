@@ -103,3 +103,15 @@ TEXT_STYLES = """
 .cute-text .tok.p4 { background: rgba(99, 102, 241, 0.50); }
 </style>
 """
+
+
+def duration(seconds: float | None) -> str:
+    """A time for people: "42s", "3m 05s", "1h 02m"; "–" when unknown."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"

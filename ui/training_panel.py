@@ -14,16 +14,10 @@ from cutellm.model_files import save_path
 
 from . import state
 from .run_reading import live_samples, reading
+from .text import duration
 
 LIVE_REFRESH_S = 2.0
 LIVE_CHART_POINTS = 300
-
-
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def live_panel(job: TrainingJob) -> None:
@@ -37,7 +31,7 @@ def live_panel(job: TrainingJob) -> None:
     def panel() -> None:
         snap = job.snapshot()
         last = snap.latest
-        where = ("paused" if snap.paused else f"about {_fmt_time(snap.eta_s)} left") if snap.running else ""
+        where = ("paused" if snap.paused else f"about {duration(snap.eta_s)} left") if snap.running else ""
         st.progress(snap.progress, text=f"{job.name}: step {last.step if last else 0:,} of {snap.total_steps:,}"
                                         + (f" · {where}" if where else ""))
         if snap.running:
@@ -49,7 +43,7 @@ def live_panel(job: TrainingJob) -> None:
         c[3].metric("Val perplexity", f"{perplexity(snap.last_val_loss):,.1f}" if snap.last_val_loss is not None
                     else "–", help="e^loss: as unsure as choosing among this many equally likely tokens.")
         c[4].metric("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–")
-        c[5].metric("Elapsed", _fmt_time(snap.elapsed_s), help="Training time; pauses are not counted.")
+        c[5].metric("Elapsed", duration(snap.elapsed_s), help="Training time; pauses are not counted.")
         spec, rows = live_loss_chart(snap.history, job.baselines, max_points=LIVE_CHART_POINTS)
         st.vega_lite_chart(rows, spec, width="stretch")
         reading(snap, job.baselines)
@@ -83,7 +77,7 @@ def results(job: TrainingJob) -> None:
         st.info(f"Stopped after {job.result.steps:,} of {job.result.total_steps:,} steps "
                 f"({job.stop_reason}); the weights trained so far are kept.", icon=":material/stop_circle:")
     else:
-        st.success(f"Finished {job.result.steps:,} steps in {_fmt_time(job.result.wall_time_s)} on "
+        st.success(f"Finished {job.result.steps:,} steps in {duration(job.result.wall_time_s)} on "
                    f"{job.result.device} ({job.result.precision}).", icon=":material/check_circle:")
     if not job.usable:
         return
