@@ -142,16 +142,11 @@ class _Context:
         self.pending = list(self.window)
 
     def next_logits(self) -> torch.Tensor:
-        device = self.model.device
-        if self.cache is None:
-            x = torch.tensor([self.window], dtype=torch.long, device=device)
-            logits, _ = self.model(x)
-        elif len(self.pending) == 1 and self.cache.length > 0:
-            logits = self.model.decode_step(self.pending.pop(), self.cache)[None, None]
-        else:
-            x = torch.tensor([self.pending], dtype=torch.long, device=device)
-            logits, _ = self.model(x, cache=self.cache)
-            self.pending = []
+        if self.cache is not None and len(self.pending) == 1 and self.cache.length > 0:
+            return self.model.decode_step(self.pending.pop(), self.cache)   # the common case: one new token
+        ids = self.window if self.cache is None else self.pending
+        logits, _ = self.model(torch.tensor([ids], dtype=torch.long, device=self.model.device), cache=self.cache)
+        self.pending = []
         return logits[0, -1]
 
     def append(self, token_id: int) -> None:

@@ -193,26 +193,28 @@ class CuteLLM(nn.Module):
         addition with them (addmv) and the cache hands out ready-made views of its buffer.
         `tests/test_model.py` checks it against forward().
         """
-        cache.ensure_room(1)
-        c, pos = self.config, cache.length
-        C, H, hd = c.d_model, c.n_heads, c.head_dim
-        weights, head = getattr(self, "_decode_layout", None) or self._decode_weights()
-        x = torch.add(self.tok_emb.weight[token], self.pos_emb.weight[pos])
-        unused = head[0, 0]  # baddbmm's `input`, ignored with beta=0: any 0-d tensor, not a new one per layer
-        for layer, w in enumerate(weights):
-            slot, keys_t, values = cache.token_views(layer)
-            qkv = torch.mv(w.qkv, F.layer_norm(x, (C,), w.ln1)).view(3, H, 1, hd)
-            slot.copy_(qkv[1:])   # this token's key and value, into the cache
+        C, hd = self.config.d_model, self.config.head_dim
+        w = getattr(self, "_decode_layout", None) or self._decode_weights()
+        pos = cache.length
+        views = cache.next_token_views()   # ValueError when the cache is full
+        x = torch.add(w.tok_emb[token], w.pos_emb[pos])
+        unused = w.head[0, 0]  # baddbmm's `input`, ignored with beta=0: any 0-d tensor, not a new one per layer
+        for b, (qkv, q, keys_t, values) in zip(w.blocks, views):
+            # The product lands in the cache: this token's key and value are stored by the same call.
+            torch.mv(b.qkv, torch.layer_norm(x, (C,), b.ln1), out=qkv)
             # The one query attends to every stored key (no mask needed). Written out: for a single query SDPA's
             # general CPU path costs several times these calls; baddbmm scales the scores in the same call.
-            scores = torch.baddbmm(unused, qkv[0], keys_t, beta=0, alpha=hd ** -0.5)
-            x.addmv_(w.proj, torch.bmm(torch.softmax(scores, dim=-1), values).view(C))
-            x.addmv_(w.fc_proj, F.gelu(torch.mv(w.fc, F.layer_norm(x, (C,), w.ln2))))
-        return torch.mv(head, F.layer_norm(x, (C,), self.ln_f.weight))
+            scores = torch.baddbmm(unused, q, keys_t, beta=0, alpha=hd ** -0.5)
+            x.addmv_(b.proj, torch.bmm(torch.softmax(scores, dim=-1), values).view(C))
+            h = torch.mv(b.fc, torch.layer_norm(x, (C,), b.ln2))
+            # GELU of a transposed view, read back in the same order: for a contiguous float vector torch hands
+            # GELU to oneDNN, whose per-call setup costs more than these 512 values (bench/README.md, round three).
+            x.addmv_(b.fc_proj, F.gelu(h.view(-1, 2).t()).t().reshape(-1))
+        return torch.mv(w.head, torch.layer_norm(x, (C,), w.ln_f))
 
-    def _decode_weights(self) -> tuple[list[BlockWeights], torch.Tensor]:
-        """Every block's weights and the LM head, laid out for matrix-vector products, made again whenever a
-        parameter has changed (training steps, load_state_dict and .to() all do; the key sees each).
+    def _decode_weights(self) -> DecodeWeights:
+        """Every block's weights, the embeddings and the LM head, laid out for matrix-vector products, made again
+        whenever a parameter has changed (training steps, load_state_dict and .to() all do; the key sees each).
 
         Why copies: reaching a parameter through nn.Module attributes costs more than a product of this size, and
         an (out, in) weight stored transposed and read as its column-major view takes BLAS's faster matrix-vector
@@ -223,8 +225,10 @@ class CuteLLM(nn.Module):
         if getattr(self, "_decode_key", None) != key:
             with torch.no_grad():
                 laid_out = [p.detach().clone() if p.dim() == 1 else p.detach().t().contiguous().t() for p in params]
-            *blocks, head = laid_out
-            self._decode_cache = ([BlockWeights(*blocks[i:i + 6]) for i in range(0, len(blocks), 6)], head)
+            *blocks, head, _, ln_f = laid_out
+            self._decode_cache = DecodeWeights(   # the embeddings are read by row: as they are
+                blocks=[BlockWeights(*blocks[i:i + 6]) for i in range(0, len(blocks), 6)],
+                tok_emb=self.tok_emb.weight.detach(), pos_emb=self.pos_emb.weight.detach(), ln_f=ln_f, head=head)
             self._decode_key = key
         return self._decode_cache
 
@@ -232,7 +236,7 @@ class CuteLLM(nn.Module):
         if getattr(self, "_decode_param_list", None) is None:
             self._decode_param_list = [t for b in self.blocks for t in (
                 b.ln1.weight, b.attn.qkv.weight, b.attn.proj.weight, b.ln2.weight, b.mlp.fc.weight,
-                b.mlp.proj.weight)] + [self.tok_emb.weight]
+                b.mlp.proj.weight)] + [self.tok_emb.weight, self.pos_emb.weight, self.ln_f.weight]
         return self._decode_param_list
 
     @torch.no_grad()
@@ -262,16 +266,29 @@ class BlockWeights(NamedTuple):
     fc_proj: torch.Tensor
 
 
+class DecodeWeights(NamedTuple):
+    """What decode_step reads: per-block weights, the embeddings, the final LayerNorm and the LM head."""
+
+    blocks: list[BlockWeights]
+    tok_emb: torch.Tensor
+    pos_emb: torch.Tensor
+    ln_f: torch.Tensor
+    head: torch.Tensor
+
+
 class KVCache:
     """Keys and values of the tokens read so far, for every layer, in one buffer of shape
-    (layers, 2, batch, heads, block_size, head_dim) allocated once and filled up to `length`.
+    (layers, batch, block_size, 3, heads, head_dim) allocated once and filled up to `length`.
 
+    Per token the buffer holds query, key and value side by side, in the order the attention's qkv product makes
+    them, so decode_step's product writes a token's key and value straight into the cache (the query slot is its
+    scratch space; the batched forward path stores keys and values only).
     Every layer appends the same new tokens; the cache is `length` tokens long once the last layer has stored them.
     """
 
     def __init__(self, config: ModelConfig, batch_size: int, like: torch.Tensor):
         self.block_size, self.n_layers = config.block_size, config.n_layers
-        self.kv = like.new_zeros((config.n_layers, 2, batch_size, config.n_heads, config.block_size,
+        self.kv = like.new_zeros((config.n_layers, batch_size, config.block_size, 3, config.n_heads,
                                   config.head_dim))
         self.length = 0
         self._views: list[list[tuple[torch.Tensor, ...]]] | None = None   # decode_step's, made on first use
@@ -289,22 +306,24 @@ class KVCache:
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store `layer`'s keys/values (batch, heads, new tokens, head_dim) after the stored ones; return all of
-        that layer's keys and values so far."""
+        that layer's keys and values so far, as (batch, heads, tokens, head_dim) views of the buffer."""
         start, end = self._grow(layer, k.size(2))
         kv = self.kv[layer]
-        kv[0, :, :, start:end] = k
-        kv[1, :, :, start:end] = v
-        return kv[0, :, :, :end], kv[1, :, :, :end]
+        kv[:, start:end, 1] = k.transpose(1, 2)
+        kv[:, start:end, 2] = v.transpose(1, 2)
+        return kv[:, :end, 1].transpose(1, 2), kv[:, :end, 2].transpose(1, 2)
 
-    def token_views(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For decode_step, one new token of sequence 0: (the slot its key and value go in, of shape
-        (2, heads, 1, head_dim); every key so far, transposed to (heads, head_dim, tokens); every value so far), as
-        views of the buffer made once per cache."""
+    def next_token_views(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """For decode_step, one new token of sequence 0, which this call counts as stored. Per layer: (its query,
+        key and value slots as one vector of 3 x d_model; the query as (heads, 1, head_dim); every key so far as
+        (heads, head_dim, tokens); every value so far as (heads, tokens, head_dim)), as views of the buffer made
+        once per cache."""
+        self.ensure_room(1)
         if self._views is None:
-            self._views = [[(kv[:, :, p:p + 1], kv[0, :, :p + 1].transpose(1, 2), kv[1, :, :p + 1])
-                            for p in range(self.block_size)] for kv in self.kv[:, :, 0]]
-        views = self._views[layer][self.length]
-        self._grow(layer, 1)
+            self._views = [[(kv[p].view(-1), kv[p, 0].unsqueeze(1), kv[:p + 1, 1].permute(1, 2, 0),
+                             kv[:p + 1, 2].transpose(0, 1)) for kv in self.kv[:, 0]] for p in range(self.block_size)]
+        views = self._views[self.length]
+        self.length += 1
         return views
 
     def clear(self) -> None:
@@ -317,9 +336,9 @@ class KVCache:
         copy = KVCache.__new__(KVCache)
         copy.block_size, copy.n_layers, copy.length, copy._views = self.block_size, self.n_layers, self.length, None
         shape = list(self.kv.shape)
-        shape[2] = batch_size
+        shape[1] = batch_size
         copy.kv = self.kv.new_zeros(shape)
-        copy.kv[:, :, :, :, :self.length] = self.kv[:, :, :1, :, :self.length]
+        copy.kv[:, :, :self.length] = self.kv[:, :1, :self.length]
         return copy
 
 
