@@ -30,9 +30,12 @@ def _fewer_threads():
     torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def tiny():
-    """(model, tokenizer, dataset, result) for a small model that has learned TINY_TEXT."""
+    """(model, tokenizer, dataset, result) for a small model that has learned TINY_TEXT.
+
+    Made before the first test runs (autouse): its initialisation draws from torch's global RNG, which a background
+    training job left by an app test would draw from or reseed at the same time, giving the suite another model."""
     model, tokenizer, dataset = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
     result = train(model, dataset, TINY_TRAIN)
     return model, tokenizer, dataset, result
