@@ -223,12 +223,14 @@ class CuteLLM(nn.Module):
         params = self._decode_params()
         key = tuple((p.data_ptr(), p._version) for p in params)
         if getattr(self, "_decode_key", None) != key:
+            pos_emb = self.pos_emb.weight   # in the key, but read by row: used as it is, like tok_emb
             with torch.no_grad():
-                laid_out = [p.detach().clone() if p.dim() == 1 else p.detach().t().contiguous().t() for p in params]
-            *blocks, head, _, ln_f = laid_out
-            self._decode_cache = DecodeWeights(   # the embeddings are read by row: as they are
+                laid_out = [p.detach().clone() if p.dim() == 1 else p.detach().t().contiguous().t() for p in params
+                            if p is not pos_emb]
+            *blocks, head, ln_f = laid_out
+            self._decode_cache = DecodeWeights(
                 blocks=[BlockWeights(*blocks[i:i + 6]) for i in range(0, len(blocks), 6)],
-                tok_emb=self.tok_emb.weight.detach(), pos_emb=self.pos_emb.weight.detach(), ln_f=ln_f, head=head)
+                tok_emb=self.tok_emb.weight.detach(), pos_emb=pos_emb.detach(), ln_f=ln_f, head=head)
             self._decode_key = key
         return self._decode_cache
 
