@@ -285,7 +285,8 @@ class KVCache:
     Per token the buffer holds query, key and value side by side, in the order the attention's qkv product makes
     them, so decode_step's product writes a token's key and value straight into the cache (the query slot is its
     scratch space; the batched forward path stores keys and values only).
-    Every layer appends the same new tokens; the cache is `length` tokens long once the last layer has stored them.
+    Through `append` (the batched path) every layer stores the same new tokens, and they count once the last layer
+    has stored them; `next_token_views` counts its one token at once, for all layers.
     """
 
     def __init__(self, config: ModelConfig, batch_size: int, like: torch.Tensor):
