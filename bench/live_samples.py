@@ -1,13 +1,12 @@
 """What do the Train page's live samples cost? The same run with and without them, alternating.
 
-    taskset -c 1 env OMP_NUM_THREADS=1 python bench/live_samples.py [--steps 2000] [--repeats 3]
+    taskset -c 1 env OMP_NUM_THREADS=1 python bench/live_samples.py [--steps N] [--repeats 3]
 
 Trains the CLI's default model and recipe (data/training_data.txt, word tokens, 2 layers x 4 heads, width 128,
-context 20, batch 8) for `--steps` steps as a TrainingJob, as the app does, once without and once with a SampleSpec
-(a 12-token greedy continuation and one filled blank at each of the ~40 evaluations), `--repeats` times, alternating so
-that drifts of the machine hit both alike. Prints each run's wall time, the medians, the slowdown, and the time the
-samples themselves took (LiveSample.seconds) as a share of the run. Fewer steps than a full run (6,250) means the same
-~40 samples over less training, so the share measured here is an upper bound.
+context 20, batch 32, 6 epochs: 1,068 steps; or `--steps` steps) as a TrainingJob, as the app does, once without and
+once with a SampleSpec (a 12-token greedy continuation and one filled blank at each of the ~40 evaluations),
+`--repeats` times, alternating so that drifts of the machine hit both alike. Prints each run's wall time, the
+medians, the slowdown, and the time the samples themselves took (LiveSample.seconds) as a share of the run.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from cutellm.samples import SampleSpec  # noqa: E402
 
 def one_run(text: str, steps: int, samples: bool) -> tuple[float, float, int]:
     """(wall seconds of training, seconds spent on samples, samples taken)."""
-    run = prepare_run(text, "training_data.txt", ModelConfig(), replace(TrainConfig(), max_steps=steps))
+    run = prepare_run(text, "training_data.txt", ModelConfig(), replace(TrainConfig(), max_steps=steps or None))
     job = TrainingJob(run, samples=SampleSpec() if samples else None).start()
     job.join()
     snap = job.snapshot()
@@ -38,7 +37,7 @@ def one_run(text: str, steps: int, samples: bool) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=0, help="0: the whole default run")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     text = load_corpus(ROOT / "data" / "training_data.txt")

@@ -236,7 +236,7 @@ def _batched_log_probs(model: CuteLLM, rows: list[list[int]], starts: list[int],
             x = torch.zeros((len(chunk), width), dtype=torch.long)   # <pad> after the end: a causal model ignores it
             for r, row in enumerate(chunk):
                 x[r, :len(row) - shared] = torch.tensor(row[shared:])
-            logits, _ = model(x.to(device), cache=cache.repeat(len(chunk)))
+            logits, _ = model(x.to(device), cache=cache.repeat(len(chunk), room=width))
             logp = torch.log_softmax(logits.float(), dim=-1).cpu()    # (rows, width, vocab)
             token_lp = torch.empty((len(chunk), width))
             token_lp[:, 0] = first.cpu()[x[:, 0]]

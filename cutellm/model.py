@@ -294,7 +294,7 @@ class KVCache:
         self.kv = like.new_zeros((config.n_layers, batch_size, config.block_size, 3, config.n_heads,
                                   config.head_dim))
         self.length = 0
-        self._views: list[list[tuple[torch.Tensor, ...]]] | None = None   # decode_step's, made on first use
+        self._views: list[list[tuple[torch.Tensor, ...]] | None] | None = None   # decode_step's, per position
 
     def ensure_room(self, new: int) -> None:
         if self.length + new > self.block_size:
@@ -323,9 +323,12 @@ class KVCache:
         once per cache."""
         self.ensure_room(1)
         if self._views is None:
-            self._views = [[(kv[p].view(-1), kv[p, 0].unsqueeze(1), kv[:p + 1, 1].permute(1, 2, 0),
-                             kv[:p + 1, 2].transpose(0, 1)) for kv in self.kv[:, 0]] for p in range(self.block_size)]
-        views = self._views[self.length]
+            self._views = [None] * self.block_size   # made on first use: a short generation needs only a few
+        p = self.length
+        views = self._views[p]
+        if views is None:
+            views = self._views[p] = [(kv[p].view(-1), kv[p, 0].unsqueeze(1), kv[:p + 1, 1].permute(1, 2, 0),
+                                       kv[:p + 1, 2].transpose(0, 1)) for kv in self.kv[:, 0]]
         self.length += 1
         return views
 
@@ -333,13 +336,19 @@ class KVCache:
         """Forget every stored token (the buffer is reused)."""
         self.length = 0
 
-    def repeat(self, batch_size: int) -> "KVCache":
+    def repeat(self, batch_size: int, room: int | None = None) -> "KVCache":
         """A cache of `batch_size` sequences that all start with this cache's first sequence (e.g. one sentence's
-        shared beginning, read once, then continued in many ways)."""
+        shared beginning, read once, then continued in many ways), with room for `room` more tokens each (default:
+        up to the block size). Only the room asked for is allocated: for a thousand continuations of a few tokens,
+        a block-sized buffer would be mostly zeros written for nothing."""
+        capacity = self.block_size if room is None else self.length + room
+        if capacity > self.block_size:
+            raise ValueError(f"room for {room} more tokens after {self.length} exceeds the block size "
+                             f"({self.block_size})")
         copy = KVCache.__new__(KVCache)
-        copy.block_size, copy.n_layers, copy.length, copy._views = self.block_size, self.n_layers, self.length, None
+        copy.block_size, copy.n_layers, copy.length, copy._views = capacity, self.n_layers, self.length, None
         shape = list(self.kv.shape)
-        shape[1] = batch_size
+        shape[1], shape[2] = batch_size, capacity
         copy.kv = self.kv.new_zeros(shape)
         copy.kv[:, :, :self.length] = self.kv[:, :1, :self.length]
         return copy

@@ -4,8 +4,8 @@ At every evaluation the training job (in its worker thread) continues a fixed pr
 fills one fixed blank. Greedy decoding and blank scoring draw no random numbers and run in eval mode, so taking
 samples changes nothing about the training itself; the blank tries only the corpus's most frequent words, which keeps
 the cost of a sample to tens of milliseconds. On top of that a sample is skipped while the samples so far have cost
-more than `budget` (5%) of the training time: a tiny model that evaluates every few hundred milliseconds gets fewer
-samples, never a slower run (see README, "The Train page as a lab", for the measured cost).
+more than `budget` (2%) of the training time: a tiny model that evaluates every few hundred milliseconds gets fewer
+samples, and no run is more than ~2% slower for them (see README, "The Train page as a lab", for the measured cost).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ DEFAULT_PROMPT = "the cat sat on the"
 DEFAULT_BLANK = "the ___ sat on the mat"
 SAMPLE_TOKENS = 12          # tokens of each continuation
 SAMPLE_CANDIDATES = 100     # words tried in the blank: the corpus's most frequent
-SAMPLE_BUDGET = 0.05        # the most that samples may cost, as a share of the training time
+SAMPLE_BUDGET = 0.02        # the most that samples may cost, as a share of the training time
 
 
 @dataclass(frozen=True)

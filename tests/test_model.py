@@ -55,6 +55,23 @@ def test_kv_cache_matches_full_recomputation():
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-4)
 
 
+def test_repeated_cache_continues_each_row_like_a_full_pass():
+    """A shared beginning read once, then copied for several continuations (how blanks are scored), with only the
+    room the continuations need."""
+    model = make()
+    shared, rest = torch.randint(0, 50, (1, 4)), torch.randint(0, 50, (3, 5))
+    cache = model.new_cache()
+    model(shared, cache=cache)
+    copy = cache.repeat(3, room=5)
+    out, _ = model(rest, cache=copy)
+    full, _ = model(torch.cat([shared.expand(3, -1), rest], dim=1))
+    torch.testing.assert_close(out, full[:, 4:], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="full"):
+        model(rest[:, :1], cache=copy)
+    with pytest.raises(ValueError, match="block size"):
+        cache.repeat(3, room=9)
+
+
 def test_decode_step_matches_forward():
     """The flat one-token path used by generation computes exactly what forward() computes."""
     model = make()

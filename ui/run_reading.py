@@ -59,6 +59,7 @@ def live_samples(snap: JobSnapshot) -> None:
         return
     st.markdown("**Live samples** · at each evaluation, newest first: the prompt's greedy continuation · the blank "
                 "filled")
+    # One element for the whole list: the panel redraws every element at each refresh, and a run collects ~40.
     with st.container(height=min(300, 40 + 34 * len(snap.samples)), border=True, key="live_samples"):
-        for s in reversed(snap.samples):
-            st.markdown(f"step {s.step:,}: {code_span(s.continuation)} · {code_span(s.filled)}")
+        st.markdown("\n\n".join(f"step {s.step:,}: {code_span(s.continuation)} · {code_span(s.filled)}"
+                                  for s in reversed(snap.samples)))

@@ -110,7 +110,7 @@ def test_live_samples_and_pause_resume_on_the_train_page(app):
         time.sleep(0.5)
         app.run()
         assert job.snapshot().latest.step == held and any("paused" in p.proto.text for p in app.get("progress"))
-        lines = [m.value for m in app.markdown if m.value.startswith("step ")]
+        lines = [line for m in app.markdown if m.value.startswith("step ") for line in m.value.split("\n\n")]
         assert len(lines) >= 2 and all("the dog ran to the" in line for line in lines)
         steps = [int(line.split(":")[0].split()[1].replace(",", "")) for line in lines]
         assert steps == sorted(steps, reverse=True)   # newest first

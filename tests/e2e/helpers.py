@@ -86,7 +86,8 @@ def step_count(page) -> int:
 
 def live_samples(page) -> list[str]:
     """The live samples listed under the chart, newest first ("step 200: ...")."""
-    return [t.strip() for t in page.locator(".st-key-live_samples [data-testid='stMarkdown']").all_inner_texts()]
+    return [line.strip() for text in page.locator(".st-key-live_samples [data-testid='stMarkdown']").all_inner_texts()
+            for line in text.splitlines() if line.strip()]
 
 
 def start_tiny_run(page, steps: int) -> None:

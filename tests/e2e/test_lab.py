@@ -44,6 +44,19 @@ def test_train_watch_samples_pause_resume_finish(page):
     assert all("the cat sat on the" in s for s in samples)
     assert page.evaluate(f"document.querySelector(\"{LIVE_CHART}\").dataset.probe") == "kept", \
         "the live chart was mounted anew"
+    # The panel's elements never fade as stale during its own refreshes: watched at every frame for longer than a
+    # refresh interval, none gets an opacity transition.
+    styles = page.evaluate("""() => new Promise(done => {
+        const seen = new Set(), end = performance.now() + 3000;
+        const look = () => {
+            for (const e of document.querySelectorAll('.st-key-live_panel .stElementContainer')) {
+                const s = getComputedStyle(e); seen.add(s.transitionDuration + ' ' + s.opacity);
+            }
+            performance.now() < end ? requestAnimationFrame(look) : done([...seen]);
+        };
+        look();
+    })""")
+    assert styles and set(styles) == {"0s 1"}, styles
     shot(page, "lab-samples")
 
     button(page, "Pause").click()
