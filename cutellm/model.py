@@ -319,11 +319,11 @@ class KVCache:
     def next_token_views(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """For decode_step, one new token of sequence 0, which this call counts as stored. Per layer: (its query,
         key and value slots as one vector of 3 x d_model; the query as (heads, 1, head_dim); every key so far as
-        (heads, head_dim, tokens); every value so far as (heads, tokens, head_dim)), as views of the buffer made
-        once per cache."""
+        (heads, head_dim, tokens); every value so far as (heads, tokens, head_dim)), as views of the buffer, made
+        once per position of a cache, when it is first reached."""
         self.ensure_room(1)
         if self._views is None:
-            self._views = [None] * self.block_size   # made on first use: a short generation needs only a few
+            self._views = [None] * self.block_size   # a short generation reaches only a few positions
         p = self.length
         views = self._views[p]
         if views is None:
