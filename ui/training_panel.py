@@ -18,12 +18,14 @@ from .text import duration
 
 LIVE_REFRESH_S = 2.0
 LIVE_CHART_POINTS = 300
-# While any script runs, Streamlit marks the elements it may replace as stale and gives each an opacity transition.
-# A refresh of the live panel ends long before the fade would show, but the browser still starts one compositor
-# animation per element at every refresh (a Chromium trace: 423 animations in 20 s of training, 40 with this rule).
-# The panel redraws itself every few seconds, so it never needs to look stale.
+# The panel redraws itself every 2 s, so nothing in it needs to animate, and CSS animations cost the browser more
+# than the redraw itself (an empty app with only the panel, in Chromium, CPU per 20 s; bench/README.md, "Speed, round
+# five"): while any script runs, Streamlit marks the elements it may replace as stale and gives each an opacity
+# transition (423 compositor animations in 20 s of training), and the progress bar animates its width at every
+# update (0.8 s of CPU per 20 s for the bar alone, 0.3 s without).
 LIVE_PANEL_STYLE = """<style>
-.st-key-live_panel .stElementContainer { opacity: 1 !important; transition: none !important; }
+.st-key-live_panel .stElementContainer { opacity: 1 !important; }
+.st-key-live_panel, .st-key-live_panel * { transition: none !important; animation: none !important; }
 </style>"""
 
 
