@@ -3,6 +3,8 @@ then its results (use, download, save)."""
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
 from cutellm import CuteLLMError
@@ -19,14 +21,37 @@ from .text import duration
 LIVE_REFRESH_S = 2.0
 LIVE_CHART_POINTS = 300
 # The panel redraws itself every 2 s, so nothing in it needs to animate, and CSS animations cost the browser more
-# than the redraw itself (an empty app with only the panel, in Chromium, CPU per 20 s; bench/README.md, "Speed, round
-# five"): while any script runs, Streamlit marks the elements it may replace as stale and gives each an opacity
-# transition (423 compositor animations in 20 s of training), and the progress bar animates its width at every
-# update (0.8 s of CPU per 20 s for the bar alone, 0.3 s without).
+# than the redraw itself (bench/README.md, "Speed, round five"): while any script runs, Streamlit marks the elements
+# it may replace as stale and gives each an opacity transition (423 compositor animations in 20 s of training), and
+# its progress bar animates at every update. The progress bar and the six figures are one HTML element, not seven
+# Streamlit elements: st.progress and st.metric cost the browser ~3x the CPU of the same figures as plain HTML at
+# each refresh (React and emotion styles for each).
 LIVE_PANEL_STYLE = """<style>
 .st-key-live_panel .stElementContainer { opacity: 1 !important; }
 .st-key-live_panel, .st-key-live_panel * { transition: none !important; animation: none !important; }
+.live-stats .bar { height: 0.5rem; border-radius: 0.25rem; background: rgba(128, 128, 128, 0.2);
+                   margin: 0.3rem 0 1rem; overflow: hidden; }
+.live-stats .bar > div { height: 100%; background: PRIMARY; }
+.live-stats .cells { display: grid; grid-template-columns: repeat(6, minmax(0, 1fr)); gap: 1rem; }
+@media (max-width: 640px) { .live-stats .cells { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
+.live-stat .label { font-size: 0.875rem; }
+.live-stat .label[title] { text-decoration: underline dotted; cursor: help; }
+.live-stat .value { font-size: 2.25rem; line-height: 1.3; white-space: nowrap; }
 </style>"""
+
+
+def stats_html(heading: str, progress: float, stats: list[tuple[str, str, str | None]]) -> str:
+    """The live panel's progress bar under `heading`, then one cell per (label, value, tooltip or None)."""
+    def cell(label: str, value: str, tip: str | None) -> str:
+        title = f' title="{html.escape(tip)}"' if tip else ""
+        return (f'<div class="live-stat" data-label="{html.escape(label)}"><div class="label"{title}>'
+                f'{html.escape(label)}</div><div class="value">{html.escape(value)}</div></div>')
+
+    cells = "".join(cell(*stat) for stat in stats)
+    return (f'<div class="live-stats"><div class="heading">{html.escape(heading)}</div>'
+            f'<div class="bar" role="progressbar" aria-valuenow="{100 * progress:.0f}" aria-valuemin="0" '
+            f'aria-valuemax="100"><div style="width: {100 * progress:.1f}%"></div></div>'
+            f'<div class="cells">{cells}</div></div>')
 
 
 def live_panel(job: TrainingJob) -> None:
@@ -45,18 +70,19 @@ def live_panel(job: TrainingJob) -> None:
         snap = job.snapshot()
         last = snap.latest
         where = ("paused" if snap.paused else f"about {duration(snap.eta_s)} left") if snap.running else ""
-        st.progress(snap.progress, text=f"{job.name}: step {last.step if last else 0:,} of {snap.total_steps:,}"
-                                        + (f" · {where}" if where else ""))
+        heading = (f"{job.name}: step {last.step if last else 0:,} of {snap.total_steps:,}"
+                   + (f" · {where}" if where else ""))
         if snap.running:
             controls(snap.paused)
-        c = st.columns(6)
-        c[0].metric("Step", f"{last.step:,}" if last else "0")
-        c[1].metric("Train loss", f"{last.train_loss:.3f}" if last else "–")
-        c[2].metric("Val loss", f"{snap.last_val_loss:.3f}" if snap.last_val_loss is not None else "–")
-        c[3].metric("Val perplexity", f"{perplexity(snap.last_val_loss):,.1f}" if snap.last_val_loss is not None
-                    else "–", help="e^loss: as unsure as choosing among this many equally likely tokens.")
-        c[4].metric("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–")
-        c[5].metric("Elapsed", duration(snap.elapsed_s), help="Training time; pauses are not counted.")
+        val = snap.last_val_loss
+        st.html(stats_html(heading, snap.progress, [
+            ("Step", f"{last.step:,}" if last else "0", None),
+            ("Train loss", f"{last.train_loss:.3f}" if last else "–", None),
+            ("Val loss", f"{val:.3f}" if val is not None else "–", None),
+            ("Val perplexity", f"{perplexity(val):,.1f}" if val is not None else "–",
+             "e^loss: as unsure as choosing among this many equally likely tokens."),
+            ("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–", None),
+            ("Elapsed", duration(snap.elapsed_s), "Training time; pauses are not counted.")]))
         spec, rows = live_loss_chart(snap.history, job.baselines, max_points=LIVE_CHART_POINTS)
         st.vega_lite_chart(rows, spec, width="stretch")
         reading(snap, job.baselines)
@@ -76,7 +102,7 @@ def live_panel(job: TrainingJob) -> None:
         b.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",
                  help="Ends the run at the next step and keeps the weights trained so far.")
 
-    st.html(LIVE_PANEL_STYLE)
+    st.html(LIVE_PANEL_STYLE.replace("PRIMARY", st.get_option("theme.primaryColor") or "#ff4b4b"))
     panel()
 
 

@@ -109,7 +109,7 @@ def test_live_samples_and_pause_resume_on_the_train_page(app):
         held = job.snapshot().latest.step
         time.sleep(0.5)
         app.run()
-        assert job.snapshot().latest.step == held and any("paused" in p.proto.text for p in app.get("progress"))
+        assert job.snapshot().latest.step == held and any("paused" in h.proto.body for h in app.get("html"))
         lines = [line for m in app.markdown if m.value.startswith("step ") for line in m.value.split("\n\n")]
         assert len(lines) >= 2 and all("the dog ran to the" in line for line in lines)
         steps = [int(line.split(":")[0].split()[1].replace(",", "")) for line in lines]

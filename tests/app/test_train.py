@@ -129,6 +129,9 @@ def test_hardware_settings_reach_the_training_job(app, monkeypatch):
     assert (config.device, config.precision, config.grad_accum_steps, config.compile) == ("cpu", "bf16", 2, False)
     assert job.result.precision == "bf16" and job.result.global_batch_size == 2 * config.batch_size
     assert job.result.steps == 12
+    stats = next(h.proto.body for h in app.get("html") if h.proto.body.startswith('<div class="live-stats"'))
+    assert '<div class="live-stat" data-label="Step"><div class="label">Step</div><div class="value">12</div>' in stats
+    assert 'aria-valuenow="100"' in stats
     assert any("on cpu (bf16)" in s.value for s in app.success)
     # The hardware choice is not part of a preset, and survives a change of preset.
     app.selectbox(key="tr_preset").set_value("default").run()

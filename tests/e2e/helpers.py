@@ -79,9 +79,14 @@ def pick_radio(page, option: str) -> None:
     wait_rerun(page)
 
 
+def live_stat(page, label: str) -> str:
+    """A figure of the Train page's live panel ("Step", "Train loss", ...)."""
+    return page.locator(f".live-stat[data-label='{label}'] .value").first.inner_text()
+
+
 def step_count(page) -> int:
     """The live panel's step counter."""
-    return int(metric(page, "Step").replace(",", ""))
+    return int(live_stat(page, "Step").replace(",", ""))
 
 
 def live_samples(page) -> list[str]:

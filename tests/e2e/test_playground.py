@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from .helpers import (LIVE_CHART, assert_no_exception, button, expect, generate_text, metric, open_page, shot,
-                      start_tiny_run, wait_idle)
+from .helpers import (LIVE_CHART, assert_no_exception, button, expect, generate_text, live_stat, open_page, shot,
+                      start_tiny_run, step_count, wait_idle)
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def test_train_live_then_stop_generate_and_fill(page):
     seen = []
     deadline = time.time() + 60
     while len(set(seen)) < 3 and time.time() < deadline:
-        text = metric(page, "Step")
+        text = live_stat(page, "Step")
         if text and text != "0":
             seen.append(text)
         time.sleep(0.7)
@@ -47,14 +47,13 @@ def test_train_live_then_stop_generate_and_fill(page):
     page.wait_for_selector(".cute-text .new")
     assert_no_exception(page, "fill-while-training")
     open_page(page, "Train")
-    before = int(metric(page, "Step").replace(",", ""))
-    expect(page.locator("[data-testid='stMetric']", has_text="Step").first.locator(
-        "[data-testid='stMetricValue']")).not_to_have_text(f"{before:,}", timeout=15_000)
+    before = step_count(page)
+    expect(page.locator(".live-stat[data-label='Step'] .value")).not_to_have_text(f"{before:,}", timeout=15_000)
 
     button(page, "Stop").click()
     page.wait_for_selector("text=the weights trained so far are kept", timeout=30_000)
     wait_idle(page)
-    steps_done = int(metric(page, "Step").replace(",", ""))
+    steps_done = step_count(page)
     assert 0 < steps_done < 20000
     button(page, "Use this model").click()
     expect(button(page, "This model is active")).to_be_visible()
