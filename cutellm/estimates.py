@@ -8,6 +8,7 @@ same shape on this machine, in a background thread, and remembers the result per
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -133,6 +134,16 @@ class StepTimer:
         self._wanted: tuple | None = None
         self._args: tuple | None = None
         self._thread: threading.Thread | None = None
+        atexit.register(self.close)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Measure nothing more and wait for the measurement under way: a daemon thread still inside torch when the
+        interpreter exits aborts the process ("terminate called without an active exception", exit status 134)."""
+        with self._lock:
+            self._wanted = self._args = None
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s)
 
     def seconds(self, model_config: ModelConfig, train_config: TrainConfig, micro_batch: int) -> float | None:
         key = timing_key(model_config, train_config, micro_batch)

@@ -15,6 +15,7 @@ stops the job once Streamlit drops the session), or when nobody has looked at it
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -33,6 +34,20 @@ log = logging.getLogger(__name__)
 RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
 PAUSE_WAIT_S = 5.0   # how long pause() waits for a step under way to finish
 _SERVER_LOCK = threading.Lock()
+
+
+_RUNNING_JOBS: "weakref.WeakSet[TrainingJob]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_jobs(timeout_s: float = 30.0) -> None:
+    """At exit, stop every job and wait for its step under way: a daemon thread still inside torch when the
+    interpreter exits aborts the process ("terminate called without an active exception", exit status 134)."""
+    jobs = list(_RUNNING_JOBS)
+    for job in jobs:
+        job.stop("the server is shutting down")
+    for job in jobs:
+        job.join(timeout_s)
 
 
 def training_in_progress() -> bool:
@@ -116,6 +131,7 @@ class TrainingJob:
         self._thread = threading.Thread(target=self._run, name=f"cutellm-train-{self.name}", daemon=True)
         try:
             self._thread.start()
+            _RUNNING_JOBS.add(self)
         except BaseException:
             _SERVER_LOCK.release()
             raise

@@ -103,3 +103,34 @@ def test_divergence_is_reported_and_the_model_stays_usable():
     snap = job.snapshot()
     assert snap.status == "diverged" and "loss became NaN" in snap.error
     assert job.usable and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+EXIT_WHILE_WORKING = """
+import time
+from dataclasses import replace
+from cutellm import ModelConfig, TrainConfig
+from cutellm.estimates import StepTimer
+from cutellm.jobs import TrainingJob
+from cutellm.runs import prepare_run
+
+text = " ".join(["the cat sat on the mat.", "the dog ran to the park."] * 100)
+model = ModelConfig(vocab_size=64, d_model=48, n_heads=4, n_layers=2, block_size=16, dropout=0.0)
+job = TrainingJob(prepare_run(text, "tiny", model, TrainConfig(max_steps=100_000, batch_size=16))).start()
+timer = StepTimer()
+timer.seconds(replace(model, d_model=256, n_layers=4), TrainConfig(batch_size=64), 64)
+while job.snapshot().latest is None or not timer.busy():
+    time.sleep(0.01)
+print("exiting while both threads compute", flush=True)
+"""
+
+
+def test_the_process_exits_cleanly_while_a_job_trains_and_a_step_is_timed():
+    # Both threads are daemons: without the exit hooks that stop and join them, the interpreter exits under a thread
+    # still inside torch, and the process aborts (status 134).
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", EXIT_WHILE_WORKING], capture_output=True, text=True, timeout=120)
+    assert "exiting while both threads compute" in done.stdout
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr
