@@ -9,6 +9,11 @@ app in headless Chromium (upload, settings, Train, the Train page left open so i
 Both use the app's recipe details (windows overlapping by half, a validation every 50 steps, 8 weight snapshots), so
 the only difference is the job runner and the page. Prints both medians (TrainResult.median_tokens_per_s: per-step
 throughput, first 10 steps left out) and the slowdown. Needs Chromium and playwright (requirements-dev.txt).
+
+This host's speed alone moves a run's wall time by up to 25% (the same direct run: 17,000-22,500 tokens/s within
+minutes, no steal time), so the script also reports what does not move with it: the CPU time that the page costs
+while the app trains, read from /proc (Linux) over the training: Chromium's processes, and the server's threads other
+than the training's two busiest, each as a share of the machine. Writes every figure to bench/app_overhead.json.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +55,85 @@ def direct(corpus: Path, steps: int) -> dict:
     out = subprocess.run([sys.executable, "-c", DIRECT, str(corpus), str(steps)], cwd=ROOT, capture_output=True,
                          text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _ticks(stat_path: Path) -> int | None:
+    """utime + stime of a /proc/.../stat file, in clock ticks; None once the process or thread is gone."""
+    try:
+        fields = stat_path.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every process below `pid` (children, their children, ...), pid -> command name."""
+    parent, name = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            head, rest = text.rsplit(")", 1)
+            parent[int(entry.name)], name[int(entry.name)] = int(rest.split()[1]), head.split("(", 1)[1]
+    found, frontier = {}, [pid]
+    while frontier:
+        below = [p for p, up in parent.items() if up in frontier and p not in found]
+        found.update({p: name[p] for p in below})
+        frontier = below
+    return found
+
+
+def thread_ticks(pid: int) -> dict[int, int]:
+    """CPU ticks of each thread of a process so far."""
+    ticks = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        value = _ticks(task / "stat")
+        if value is not None:
+            ticks[int(task.name)] = value
+    return ticks
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    at: float
+    server_ticks: int               # the whole server process, threads that have ended included
+    thread_ticks: dict[int, int]    # its threads alive now
+    browser_ticks: dict[int, int]
+
+
+class CpuWatch:
+    """CPU time of the browser and of the server between two samples taken while the app trains."""
+
+    def __init__(self, server_pid: int, browser_pids: list[int]):
+        self.server_pid, self.browser_pids = server_pid, browser_pids
+
+    def sample(self) -> CpuSample:
+        return CpuSample(time.monotonic(), _ticks(Path(f"/proc/{self.server_pid}/stat")) or 0,
+                         thread_ticks(self.server_pid),
+                         {p: t for p in self.browser_pids if (t := _ticks(Path(f"/proc/{p}/stat"))) is not None})
+
+    @staticmethod
+    def between(first: CpuSample, last: CpuSample) -> dict:
+        """The page's cost from `first` to `last`. The training threads are the two busiest threads alive at both
+        samples; everything else the server did (its script runs end with their threads) is counted as the page's."""
+        tick = os.sysconf("SC_CLK_TCK")
+        kept = sorted((t - first.thread_ticks[tid] for tid, t in last.thread_ticks.items()
+                       if tid in first.thread_ticks), reverse=True)
+        browser = sum(t - first.browser_ticks.get(p, 0) for p, t in last.browser_ticks.items())
+        return cpu_summary(last.at - first.at, browser / tick, sum(kept[:2]) / tick,
+                           (last.server_ticks - first.server_ticks) / tick, os.cpu_count())
+
+
+def cpu_summary(seconds: float, browser_s: float, training_s: float, server_s: float, cpus: int) -> dict:
+    """The page's CPU cost over `seconds` of training: the browser's, and the server's besides its training threads
+    (`training_s` of its `server_s`), per 20 s and as a share of all `cpus`."""
+    other, machine = server_s - training_s, seconds * cpus
+    return {"seconds": seconds, "cpus": cpus, "browser_cpu_s": browser_s, "server_training_cpu_s": training_s,
+            "server_other_cpu_s": other, "browser_s_per_20s": 20 * browser_s / seconds,
+            "server_other_s_per_20s": 20 * other / seconds, "browser_share": browser_s / machine,
+            "server_other_share": other / machine, "page_share": (browser_s + other) / machine}
 
 
 def through_app(corpus: Path, steps: int) -> dict:
@@ -83,6 +168,13 @@ def through_app(corpus: Path, steps: int) -> dict:
                 box.press("Enter")
                 page.wait_for_selector(idle)
             page.locator("[data-testid='stButton'] button", has_text="Train").first.click()
+            page.wait_for_function("() => { const v = document.querySelector(\".live-stat[data-label='Step'] "
+                                   ".value\"); return v !== null && v.textContent !== '0'; }")
+            ours = descendants(os.getpid())
+            server = next(p for p in ours if "streamlit" in Path(f"/proc/{p}/cmdline").read_text(errors="replace"))
+            watch = CpuWatch(server, [p for p, name in ours.items() if "chrom" in name])
+            first = last = watch.sample()
+            step = page.locator(".live-stat[data-label='Step'] .value").first
             # Wait the way a person does: look every few seconds. Playwright's expect() would search the page's text
             # every second, and that work in the browser (~2% of a core) is not the app's.
             finished, deadline = page.get_by_text(f"Finished {steps:,} steps"), time.monotonic() + 3600
@@ -90,6 +182,11 @@ def through_app(corpus: Path, steps: int) -> dict:
                 if page.get_by_text("Training failed").count() or time.monotonic() > deadline:
                     raise RuntimeError("the app's training did not finish")
                 time.sleep(5)
+                # The window ends well before the last step, so that the training threads are surely alive at both
+                # of its ends (the page shows the step of up to 2 s ago).
+                if int(step.inner_text().replace(",", "") or 0) < 0.9 * steps:
+                    last = watch.sample()
+            cpu = CpuWatch.between(first, last) if last is not first else None   # a run too short to watch
             page.locator("[data-testid='stPopover'] button", has_text="Save").first.click()
             name = page.locator(".st-key-tr_save_name input")  # not the sidebar's "New name"
             name.fill("app-overhead")
@@ -100,7 +197,7 @@ def through_app(corpus: Path, steps: int) -> dict:
             browser.close()
     _, _, meta = load_checkpoint(models / "app-overhead.pth", with_meta=True)
     return {"median_tokens_per_s": meta["tokens_per_s"], "wall_s": meta["wall_time_s"],
-            "steps": len(meta["loss_curve"])}
+            "steps": len(meta["loss_curve"]), "cpu": cpu}
 
 
 def main() -> None:
@@ -110,6 +207,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=1, help="alternate the two runs N times; medians are compared")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "app_overhead.json")
     args = parser.parse_args()
     load = os.getloadavg()
     runs = [(direct(args.corpus, args.steps), through_app(args.corpus, args.steps)) for _ in range(args.repeat)]
@@ -122,6 +220,18 @@ def main() -> None:
     wall = b["wall_s"] / a["wall_s"] - 1
     print(f"slower in the app{' (medians of %d)' % len(runs) if len(runs) > 1 else ''}: {100 * per_step:+.1f}% per "
           f"step (median), {100 * wall:+.1f}% wall time (load average before: {load[0]:.2f})")
+    watched = [app["cpu"] for _, app in runs if app["cpu"]]
+    cpu = {k: statistics.median(c[k] for c in watched) for k in watched[0]} if watched else None
+    if cpu:
+        print(f"the page's CPU while the app trained (medians): browser {cpu['browser_s_per_20s']:.2f} s per 20 s "
+              f"({100 * cpu['browser_share']:.1f}% of {cpu['cpus']:.0f} CPUs), server besides training "
+              f"{cpu['server_other_s_per_20s']:.2f} s per 20 s ({100 * cpu['server_other_share']:.1f}%): "
+              f"{100 * cpu['page_share']:.1f}% of the machine")
+    report = {"steps": args.steps, "load_average_before": load[0],
+              "runs": [{"direct": one, "app": other} for one, other in runs],
+              "slower_per_step": per_step, "slower_wall": wall, "page_cpu": cpu}
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

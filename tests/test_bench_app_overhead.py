@@ -1,0 +1,56 @@
+"""bench/app_overhead.py's CPU accounting (the browser part is not run here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("bench_app_overhead",
+                                              Path(__file__).resolve().parents[1] / "bench" / "app_overhead.py")
+overhead = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = overhead   # its dataclasses look their module up
+spec.loader.exec_module(overhead)
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def test_the_page_is_charged_for_everything_but_the_two_busiest_live_threads():
+    first = overhead.CpuSample(at=100.0, server_ticks=10 * TICK, thread_ticks={1: 2 * TICK, 2: 3 * TICK, 3: 0},
+                               browser_ticks={50: TICK, 51: 0})
+    # 20 s later: threads 1 and 2 trained for 19 s each, thread 3 did 0.5 s; two script-run threads came and went
+    # (0.3 s, only in the process total); a new browser process (52) appeared.
+    last = overhead.CpuSample(at=120.0, server_ticks=(10 + 19 + 19 + 0.5 + 0.3) * TICK,
+                              thread_ticks={1: 21 * TICK, 2: 22 * TICK, 3: 0.5 * TICK},
+                              browser_ticks={50: 2 * TICK, 51: 0.5 * TICK, 52: 0.1 * TICK})
+    cpu = overhead.CpuWatch.between(first, last)
+    assert cpu["seconds"] == 20.0 and cpu["cpus"] == os.cpu_count()
+    assert cpu["server_training_cpu_s"] == pytest.approx(38.0)
+    assert cpu["server_other_cpu_s"] == pytest.approx(0.8)
+    assert cpu["browser_cpu_s"] == pytest.approx(1.6) and cpu["browser_s_per_20s"] == pytest.approx(1.6)
+    assert cpu["page_share"] == pytest.approx(2.4 / (20 * os.cpu_count()))
+    assert cpu["page_share"] == pytest.approx(cpu["browser_share"] + cpu["server_other_share"])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_busy_child_is_found_and_its_cpu_time_read():
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
+                              "while time.process_time() - t < 0.5: pass\nprint('done', flush=True)\ntime.sleep(30)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "done"
+        found = overhead.descendants(os.getpid())
+        assert child.pid in found and found[child.pid].startswith("python")
+        seconds = overhead.CpuWatch(child.pid, [child.pid]).sample().browser_ticks[child.pid] / TICK
+        assert 0.45 <= seconds < 5
+        assert set(overhead.thread_ticks(child.pid)) == {child.pid}   # one thread: the main one
+    finally:
+        child.kill()
+        child.wait()
+    time.sleep(0.1)
+    assert child.pid not in overhead.descendants(os.getpid())
