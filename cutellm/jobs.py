@@ -10,7 +10,8 @@ evaluation step, in its own thread, and lists them in the snapshot.
 
 A job ends when its steps are done, when `stop()` is called (it keeps the weights trained so far), when its owner
 object is garbage-collected (the app passes an object living in the browser session's state, so closing the tab
-stops the job once Streamlit drops the session), or when nobody has looked at it for `idle_timeout_s`.
+stops the job once Streamlit drops the session), when nobody has looked at it for `idle_timeout_s`, or when the
+process exits (an exit hook stops it and waits for the step under way).
 """
 
 from __future__ import annotations
