@@ -12,8 +12,8 @@ throughput, first 10 steps left out) and the slowdown. Needs Chromium and playwr
 
 This host's speed alone moves a run's wall time by up to 25% (the same direct run: 17,000-22,500 tokens/s within
 minutes, no steal time), so the script also reports what does not move with it: the CPU time that the page costs
-while the app trains, read from /proc (Linux) over the training: Chromium's processes, and the server's threads other
-than the training's two busiest, each as a share of the machine. Writes every figure to bench/app_overhead.json.
+while the app trains, read from /proc (Linux) over the training: Chromium's processes, and the server's CPU besides
+its training threads, each as a share of the machine. Writes every figure to bench/app_overhead.json.
 """
 
 from __future__ import annotations
@@ -116,14 +116,15 @@ class CpuWatch:
 
     @staticmethod
     def between(first: CpuSample, last: CpuSample) -> dict:
-        """The page's cost from `first` to `last`. The training threads are the two busiest threads alive at both
-        samples; everything else the server did (its script runs end with their threads) is counted as the page's."""
-        tick = os.sysconf("SC_CLK_TCK")
-        kept = sorted((t - first.thread_ticks[tid] for tid, t in last.thread_ticks.items()
-                       if tid in first.thread_ticks), reverse=True)
+        """The page's cost from `first` to `last`. The training threads (the training thread and its OpenMP workers,
+        however many cores) are those alive at both samples and busy for more than half of the time between them;
+        everything else the server did (its script runs end with their threads) is counted as the page's."""
+        tick, seconds = os.sysconf("SC_CLK_TCK"), last.at - first.at
+        alive = (t - first.thread_ticks[tid] for tid, t in last.thread_ticks.items() if tid in first.thread_ticks)
+        training = sum(t for t in alive if t / tick > seconds / 2)
         browser = sum(t - first.browser_ticks.get(p, 0) for p, t in last.browser_ticks.items())
-        return cpu_summary(last.at - first.at, browser / tick, sum(kept[:2]) / tick,
-                           (last.server_ticks - first.server_ticks) / tick, os.cpu_count())
+        return cpu_summary(seconds, browser / tick, training / tick, (last.server_ticks - first.server_ticks) / tick,
+                           os.cpu_count())
 
 
 def cpu_summary(seconds: float, browser_s: float, training_s: float, server_s: float, cpus: int) -> dict:

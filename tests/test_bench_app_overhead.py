@@ -20,7 +20,7 @@ spec.loader.exec_module(overhead)
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def test_the_page_is_charged_for_everything_but_the_two_busiest_live_threads():
+def test_the_page_is_charged_for_everything_but_the_busy_training_threads():
     first = overhead.CpuSample(at=100.0, server_ticks=10 * TICK, thread_ticks={1: 2 * TICK, 2: 3 * TICK, 3: 0},
                                browser_ticks={50: TICK, 51: 0})
     # 20 s later: threads 1 and 2 trained for 19 s each, thread 3 did 0.5 s; two script-run threads came and went
