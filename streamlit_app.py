@@ -1,27 +1,36 @@
 """CuteGPT playground: `streamlit run streamlit_app.py`.
 
 Entry point: page config, session defaults, navigation over app_pages/, and the shared sidebar.
+
+`streamlit run` first imports this file as a module and finds `app` below, an ASGI app that serves Streamlit plus
+one route of our own (the Train page's live view, `ui/live_view.py`); then Streamlit runs it as the script of each
+session, as `__main__`.
 """
 
 import streamlit as st
 
-from ui import state
-from ui.sidebar import render_sidebar
-from ui.text import TEXT_STYLES
+if __name__ == "__main__":
+    from ui import state
+    from ui.sidebar import render_sidebar
+    from ui.text import TEXT_STYLES
 
-st.set_page_config(page_title="CuteGPT", page_icon=":material/neurology:", layout="wide")
-state.init_session()
+    st.set_page_config(page_title="CuteGPT", page_icon=":material/neurology:", layout="wide")
+    state.init_session()
 
-pages = [
-    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("app_pages/runs.py", title="Runs", icon=":material/stacked_line_chart:"),
-    st.Page("app_pages/generate.py", title="Generate", icon=":material/edit_note:"),
-    st.Page("app_pages/fill_blanks.py", title="Fill the blanks", icon=":material/format_underlined:"),
-    st.Page("app_pages/explore.py", title="Explore", icon=":material/biotech:"),
-]
-page = st.navigation(pages)
-st.html(TEXT_STYLES)
-state.collect_finished_job()
-render_sidebar()
-page.run()
+    pages = [
+        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("app_pages/runs.py", title="Runs", icon=":material/stacked_line_chart:"),
+        st.Page("app_pages/generate.py", title="Generate", icon=":material/edit_note:"),
+        st.Page("app_pages/fill_blanks.py", title="Fill the blanks", icon=":material/format_underlined:"),
+        st.Page("app_pages/explore.py", title="Explore", icon=":material/biotech:"),
+    ]
+    page = st.navigation(pages)
+    st.html(TEXT_STYLES)
+    state.collect_finished_job()
+    render_sidebar()
+    page.run()
+else:
+    from ui.live_view import live_route
+
+    app = st.App(__file__, routes=[live_route(st.get_option("server.baseUrlPath"))])

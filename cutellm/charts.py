@@ -10,7 +10,6 @@ Every builder takes the data object `inspection` returns and gives back a `plotl
     logit_lens_figure(logit_lens(model, tokenizer, text))
     sampling_figure(sampling_steps(logits, temperature, top_k, top_p), tokenizer.token, drawn=token_id)
     loss_figure(result.history)            # training and validation loss (the Train page's results)
-    live_loss_chart(history, baselines)    # the same as a Vega-Lite spec + rows: the live chart, updated in place
     runs_figure([Run(name, meta, model_config), ...])   # several runs' loss curves overlaid
 
 Plotly renders a subset of HTML in hover labels, tick labels and titles, so every piece of corpus or user text goes
@@ -31,7 +30,6 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from .curve import Baselines
 from .inference import SamplingSteps
 from .inspection import Architecture, AttentionMaps, LogitLens, PredictionHeatmap
 from .runs import Run
@@ -612,63 +610,6 @@ def loss_figure(history: Sequence[StepMetrics], max_points: int = 2000, title: s
                       margin=dict(l=60, r=20, t=50 if title else 20, b=45),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     return fig
-
-
-LIVE_SERIES = {   # series -> colour, in legend order
-    "train (each batch)": PALETTE["muted"], "train (smoothed)": PALETTE["primary"], "validation": PALETTE["accent"],
-    "uniform guess (ln V)": "#636E72", "unigram (word frequencies)": PALETTE["secondary"],
-}
-
-
-def live_loss_chart(history: Sequence[StepMetrics], baselines: Baselines | None = None, max_points: int = 300
-                    ) -> tuple[dict, pd.DataFrame]:
-    """The live loss chart as a Vega-Lite spec and its rows (step, loss, series).
-
-    Streamlit mounts a new Plotly chart whenever its figure changes, which costs a training run wall time at every
-    refresh; a display-only Vega-Lite chart whose spec stays the same is updated in place with the new rows. So the
-    spec depends on nothing but its constants, and everything that changes (the curve, the two reference losses,
-    drawn as dashed rules) is in the rows. Training points are thinned to `max_points`, the moving average reading
-    every step, as in `loss_figure`.
-    """
-    stride = max(1, math.ceil(len(history) / max_points))
-    rows: list[tuple[int | None, float, str]] = []
-    avg = None
-    for i, m in enumerate(history):
-        avg = m.train_loss if avg is None else 0.95 * avg + 0.05 * m.train_loss
-        if i % stride == 0 or i == len(history) - 1:
-            rows += [(m.step, m.train_loss, "train (each batch)"), (m.step, avg, "train (smoothed)")]
-    rows += [(m.step, m.val_loss, "validation") for m in history if m.val_loss is not None]
-    if baselines is not None:
-        rows += [(None, baselines.uniform, "uniform guess (ln V)"),
-                 (None, baselines.unigram, "unigram (word frequencies)")]
-    frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
-    colour = {"field": "series", "type": "nominal", "title": None,
-              "scale": {"domain": list(LIVE_SERIES), "range": list(LIVE_SERIES.values())},
-              "legend": {"orient": "top", "direction": "horizontal", "columns": 3, "labelLimit": 400}}
-    x = {"field": "step", "type": "quantitative", "title": "step"}
-    y = {"field": "loss", "type": "quantitative", "title": "loss (cross-entropy per token)",
-         "scale": {"zero": False}}
-    tooltip = [{"field": "series", "type": "nominal"}, {"field": "step", "type": "quantitative"},
-               {"field": "loss", "type": "quantitative", "format": ".3f"}]
-
-    def only(*names: str) -> dict:
-        return {"filter": {"field": "series", "oneOf": list(names)}}
-
-    spec = {
-        "height": 320,
-        "layer": [
-            {"transform": [only("train (each batch)")], "mark": {"type": "line", "strokeWidth": 1},
-             "encoding": {"x": x, "y": y, "color": colour, "tooltip": tooltip}},
-            {"transform": [only("train (smoothed)")], "mark": {"type": "line", "strokeWidth": 2.5},
-             "encoding": {"x": x, "y": y, "color": colour, "tooltip": tooltip}},
-            {"transform": [only("validation")], "mark": {"type": "line", "point": True, "strokeWidth": 2},
-             "encoding": {"x": x, "y": y, "color": colour, "tooltip": tooltip}},
-            {"transform": [only("uniform guess (ln V)", "unigram (word frequencies)")],
-             "mark": {"type": "rule", "strokeDash": [6, 4], "strokeWidth": 1.5},
-             "encoding": {"y": y, "color": colour, "tooltip": tooltip}},
-        ],
-    }
-    return spec, frame
 
 
 def runs_figure(runs: Sequence[Run], max_points: int = 1000, bits_per_char: bool = False) -> go.Figure:

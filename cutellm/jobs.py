@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import secrets
 import threading
 import time
 import weakref
@@ -38,6 +39,7 @@ _SERVER_LOCK = threading.Lock()
 
 
 _RUNNING_JOBS: "weakref.WeakSet[TrainingJob]" = weakref.WeakSet()
+_JOBS_BY_ID: "weakref.WeakValueDictionary[str, TrainingJob]" = weakref.WeakValueDictionary()
 
 
 @atexit.register
@@ -49,6 +51,11 @@ def _stop_running_jobs(timeout_s: float = 30.0) -> None:
         job.stop("the server is shutting down")
     for job in jobs:
         job.join(timeout_s)
+
+
+def find_job(job_id: str) -> "TrainingJob | None":
+    """The job with this `id`, while anything (a session) still holds it."""
+    return _JOBS_BY_ID.get(job_id)
 
 
 def training_in_progress() -> bool:
@@ -98,6 +105,9 @@ class TrainingJob:
         self.run = run
         self.model, self.tokenizer, self.dataset, self.config = run.model, run.tokenizer, run.dataset, run.config
         self.name = run.name
+        # Unguessable: the page fetches its job's progress by this id (ui/live_view.py), so it is the only key.
+        self.id = secrets.token_urlsafe(16)
+        _JOBS_BY_ID[self.id] = self
         # The curve's reference losses, from the training text's tokens: computed once, before the run.
         self.baselines = Baselines.of(run.dataset.ids[:run.dataset.n_train_tokens], run.model.config.vocab_size)
         self.idle_timeout_s = idle_timeout_s

@@ -101,15 +101,15 @@ def main() -> None:
             save(page, "train_preview", min(420, 900 - max(0, box["y"] - 20)), top=max(0, box["y"] - 20))
             page.evaluate("window.scrollTo(0, 0)")
             click(page, "Train")
-            page.wait_for_selector("[data-testid='stVegaLiteChart']")
-            expect(page.locator(".st-key-live_samples [data-testid='stMarkdown']").nth(5)).to_be_visible(
+            page.wait_for_selector("#live-view svg.live-chart")
+            expect(page.locator("#live-view .live-samples .sample").nth(5)).to_be_visible(
                 timeout=120_000)
             page.locator("h3", has_text="run-1").first.scroll_into_view_if_needed()
             save(page, "train_live", 1000)
             click(page, "Pause")
             expect(page.get_by_text("paused").first).to_be_visible(timeout=15_000)
             page.wait_for_selector(IDLE)
-            page.locator(".st-key-live_samples").first.evaluate("el => el.scrollIntoView({block: 'center'})")
+            page.locator("#live-view .live-samples").first.evaluate("el => el.scrollIntoView({block: 'center'})")
             time.sleep(2.5)
             save(page, "train_samples", 700)
             click(page, "Resume")

@@ -3,107 +3,44 @@ then its results (use, download, save)."""
 
 from __future__ import annotations
 
-import html
-
 import streamlit as st
 
 from cutellm import CuteLLMError
-from cutellm.charts import live_loss_chart
-from cutellm.curve import perplexity
 from cutellm.checkpoint import checkpoint_bytes, save_checkpoint
 from cutellm.jobs import TrainingJob
 from cutellm.model_files import save_path
 
 from . import state
-from .run_reading import live_samples, reading
+from .live_view import DONE_BUTTON_KEY, STYLE, live_url, view_html
 from .text import duration
-
-LIVE_REFRESH_S = 2.0
-LIVE_CHART_POINTS = 300
-# The panel redraws itself every 2 s, so nothing in it needs to animate, and CSS animations cost the browser more
-# than the redraw itself (bench/README.md, "Speed, round five"): while any script runs, Streamlit marks the elements
-# it may replace as stale and gives each an opacity transition (423 compositor animations in 20 s of training), and
-# its progress bar animates at every update. The progress bar and the six figures are one HTML element, not seven
-# Streamlit elements: st.progress and st.metric cost the browser ~3x the CPU of the same figures as plain HTML at
-# each refresh (React and emotion styles for each).
-LIVE_PANEL_STYLE = """<style>
-.st-key-live_panel .stElementContainer { opacity: 1 !important; }
-.st-key-live_panel, .st-key-live_panel * { transition: none !important; animation: none !important; }
-.live-stats .bar { height: 0.5rem; border-radius: 0.25rem; background: rgba(128, 128, 128, 0.2);
-                   margin: 0.3rem 0 1rem; overflow: hidden; }
-.live-stats .bar > div { height: 100%; background: PRIMARY; }
-.live-stats .cells { display: grid; grid-template-columns: repeat(6, minmax(0, 1fr)); gap: 1rem; }
-@media (max-width: 640px) { .live-stats .cells { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
-.live-stat .label { font-size: 0.875rem; }
-.live-stat .label[title] { text-decoration: underline dotted; cursor: help; }
-.live-stat .value { font-size: 2.25rem; line-height: 1.3; white-space: nowrap; }
-</style>"""
-
-
-def stats_html(heading: str, progress: float, stats: list[tuple[str, str, str | None]]) -> str:
-    """The live panel's progress bar under `heading`, then one cell per (label, value, tooltip or None)."""
-    def cell(label: str, value: str, tip: str | None) -> str:
-        title = f' title="{html.escape(tip)}"' if tip else ""
-        return (f'<div class="live-stat" data-label="{html.escape(label)}"><div class="label"{title}>'
-                f'{html.escape(label)}</div><div class="value">{html.escape(value)}</div></div>')
-
-    cells = "".join(cell(*stat) for stat in stats)
-    return (f'<div class="live-stats"><div class="heading">{html.escape(heading)}</div>'
-            f'<div class="bar" role="progressbar" aria-valuenow="{100 * progress:.0f}" aria-valuemin="0" '
-            f'aria-valuemax="100"><div style="width: {100 * progress:.1f}%"></div></div>'
-            f'<div class="cells">{cells}</div></div>')
 
 
 def live_panel(job: TrainingJob) -> None:
-    was_running = job.running
+    """The job's live view (ui/live_view.py: it keeps itself up to date) under Pause / Resume and Stop."""
+    st.html(STYLE.replace("PRIMARY", st.get_option("theme.primaryColor") or "#ff4b4b"))
+    with st.container(key="live_panel"):
+        if job.running:
+            controls(job)
+        st.html(view_html(job, live_url(job, st.get_option("server.baseUrlPath"))),
+                unsafe_allow_javascript=job.running)
+    if job.running:
+        # Clicked by the view's script when the job ends: a plain rerun of the page, which then shows the results.
+        st.button("Show the results", key=DONE_BUTTON_KEY)
 
-    # Every 2 s, at most 300 chart points: each refresh costs the server and the browser ~0.1-0.2 s of CPU that
-    # training, using every core, has to give up (bench/README.md, "Training in the app": on 2 cores +22% wall time
-    # at 1 s, +9% to +13% at 2 s). The chart is Vega-Lite with a constant spec, so a refresh updates it in place
-    # (a Plotly chart would be mounted anew each time: see charts.live_loss_chart).
-    @st.fragment(run_every=LIVE_REFRESH_S if was_running else None)
-    def panel() -> None:
-        with st.container(key="live_panel"):
-            contents()
 
-    def contents() -> None:
-        snap = job.snapshot()
-        last = snap.latest
-        where = ("paused" if snap.paused else f"about {duration(snap.eta_s)} left") if snap.running else ""
-        heading = (f"{job.name}: step {last.step if last else 0:,} of {snap.total_steps:,}"
-                   + (f" · {where}" if where else ""))
-        if snap.running:
-            controls(snap.paused)
-        val = snap.last_val_loss
-        st.html(stats_html(heading, snap.progress, [
-            ("Step", f"{last.step:,}" if last else "0", None),
-            ("Train loss", f"{last.train_loss:.3f}" if last else "–", None),
-            ("Val loss", f"{val:.3f}" if val is not None else "–", None),
-            ("Val perplexity", f"{perplexity(val):,.1f}" if val is not None else "–",
-             "e^loss: as unsure as choosing among this many equally likely tokens."),
-            ("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–", None),
-            ("Elapsed", duration(snap.elapsed_s), "Training time; pauses are not counted.")]))
-        spec, rows = live_loss_chart(snap.history, job.baselines, max_points=LIVE_CHART_POINTS)
-        st.vega_lite_chart(rows, spec, width="stretch")
-        reading(snap, job.baselines)
-        live_samples(snap)
-        if not snap.running and was_running:
-            st.rerun()  # the run just ended: redraw the whole page (results, save, sidebar)
-
-    def controls(paused: bool) -> None:
-        a, b, _ = st.columns([1, 1, 5])
-        if paused:
-            a.button("Resume", icon=":material/play_arrow:", on_click=job.resume, key="resume_training",
-                     type="primary", help="Continues the same run exactly where it was.")
-        else:
-            a.button("Pause", icon=":material/pause:", on_click=job.pause, key="pause_training",
-                     help="Holds the run between two steps; nothing is lost (weights, optimizer, schedule, batch "
-                          "order). Look around, then resume.")
-        b.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",
-                 help="Ends the run at the next step and keeps the weights trained so far.")
-
-    st.html(LIVE_PANEL_STYLE.replace("PRIMARY", st.get_option("theme.primaryColor") or "#ff4b4b"))
-    panel()
+@st.fragment
+def controls(job: TrainingJob) -> None:
+    """A fragment: a click reruns just the buttons, not the page."""
+    a, b, _ = st.columns([1, 1, 5])
+    if job.paused:
+        a.button("Resume", icon=":material/play_arrow:", on_click=job.resume, key="resume_training",
+                 type="primary", help="Continues the same run exactly where it was.")
+    else:
+        a.button("Pause", icon=":material/pause:", on_click=job.pause, key="pause_training",
+                 help="Holds the run between two steps; nothing is lost (weights, optimizer, schedule, batch "
+                      "order). Look around, then resume.")
+    b.button("Stop", icon=":material/stop:", on_click=job.stop, key="stop_training",
+             help="Ends the run at the next step and keeps the weights trained so far.")
 
 
 def results(job: TrainingJob) -> None:

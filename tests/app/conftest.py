@@ -75,3 +75,10 @@ def finish_run(app: AppTest, job, timeout: float = 180):
 def train_tiny_run(app: AppTest, steps: int = 30, **settings):
     """`start_tiny_run`, then `finish_run`."""
     return finish_run(app, start_tiny_run(app, steps, **settings))
+
+
+def live_view(at: AppTest) -> str:
+    """The HTML of the Train page's live view, as the page drew it."""
+    views = [h.proto.body for h in at.get("html") if 'id="live-view"' in h.proto.body]
+    assert len(views) == 1, f"{len(views)} live views on the page"
+    return views[0]

@@ -9,7 +9,7 @@ import pytest
 from cutellm import load_checkpoint
 from cutellm.jobs import training_in_progress
 
-from .conftest import button, finish_run, no_exception, open_page, start_tiny_run
+from .conftest import button, finish_run, live_view, no_exception, open_page, start_tiny_run
 
 
 def test_presets_fill_the_settings(app):
@@ -129,7 +129,7 @@ def test_hardware_settings_reach_the_training_job(app, monkeypatch):
     assert (config.device, config.precision, config.grad_accum_steps, config.compile) == ("cpu", "bf16", 2, False)
     assert job.result.precision == "bf16" and job.result.global_batch_size == 2 * config.batch_size
     assert job.result.steps == 12
-    stats = next(h.proto.body for h in app.get("html") if h.proto.body.startswith('<div class="live-stats"'))
+    stats = live_view(app)
     assert '<div class="live-stat" data-label="Step"><div class="label">Step</div><div class="value">12</div>' in stats
     assert 'aria-valuenow="100"' in stats
     assert any("on cpu (bf16)" in s.value for s in app.success)

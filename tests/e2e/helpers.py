@@ -11,8 +11,9 @@ except ImportError:  # the `browser` fixture then skips (or fails under CI=true)
     expect = None
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-# The Train page's live loss chart (Vega-Lite, updated in place; every other chart is Plotly).
-LIVE_CHART = "[data-testid='stVegaLiteChart']"
+# The Train page's live loss chart: an SVG in the live view, which its own script keeps up to date (every other
+# chart is Plotly).
+LIVE_CHART = "#live-view svg.live-chart"
 
 
 def wait_idle(page, timeout: float = 60_000) -> None:
@@ -91,8 +92,7 @@ def step_count(page) -> int:
 
 def live_samples(page) -> list[str]:
     """The live samples listed under the chart, newest first ("step 200: ...")."""
-    return [line.strip() for text in page.locator(".st-key-live_samples [data-testid='stMarkdown']").all_inner_texts()
-            for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in page.locator("#live-view .live-samples .sample").all_inner_texts()]
 
 
 def start_tiny_run(page, steps: int) -> None:

@@ -1,9 +1,12 @@
-"""The Train page as a lab, in a real browser: the preview, live samples, pause and resume, a chart updated in place."""
+"""The Train page as a lab, in a real browser: the preview, live samples, a live view that updates itself, pause
+and resume."""
 
 from __future__ import annotations
 
 import re
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -35,18 +38,33 @@ def test_train_watch_samples_pause_resume_finish(page):
 
     start_tiny_run(page, 3000)
     page.wait_for_selector(LIVE_CHART)
-    # The live chart is updated in place, not mounted anew at each refresh: a mark set on its element survives.
-    page.evaluate(f"document.querySelector(\"{LIVE_CHART}\").dataset.probe = 'kept'")
     samples = _wait(lambda: (s := live_samples(page)) and len(s) >= 2 and s, 90, "two live samples")
     assert re.match(r"step [\d,]+: ", samples[0]), samples
     steps = [int(re.match(r"step ([\d,]+)", s).group(1).replace(",", "")) for s in samples]
     assert steps == sorted(steps, reverse=True), f"newest first: {samples}"
     assert all("the cat sat on the" in s for s in samples)
-    assert page.evaluate(f"document.querySelector(\"{LIVE_CHART}\").dataset.probe") == "kept", \
-        "the live chart was mounted anew"
-    # Nothing in the panel animates during its own refreshes (no stale fade, no progress-bar transition): watched at
-    # every frame for longer than a refresh interval, no CSS animation or transition runs inside it and its elements
-    # stay fully opaque.
+    # The view keeps itself up to date without a Streamlit rerun: over 5 s the step counter and the chart move,
+    # while no script runs and the view's element stays the one Streamlit drew (a mark set on it survives).
+    page.evaluate("""() => {
+        document.getElementById('live-view').dataset.probe = 'kept';
+        window.scriptRuns = 0;
+        new MutationObserver(() => { if (document.querySelector("[data-testid='stApp']").dataset.testScriptState
+            === 'running') window.scriptRuns++; }).observe(document.querySelector("[data-testid='stApp']"),
+            {attributes: true, attributeFilter: ['data-test-script-state']});
+    }""")
+    before, chart = step_count(page), page.locator(f"{LIVE_CHART} polyline").last.get_attribute("points")
+    time.sleep(5)
+    assert step_count(page) > before, "the step counter did not move"
+    assert page.locator(f"{LIVE_CHART} polyline").last.get_attribute("points") != chart, "the chart did not move"
+    assert page.evaluate("window.scriptRuns") == 0, "a Streamlit script ran while the view updated itself"
+    assert page.evaluate("document.getElementById('live-view').dataset.probe") == "kept", \
+        "the live view was drawn anew"
+    # The server beside Streamlit serves the view's route, and knows nothing of a job no session holds.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{page.app_url}/api/live/no-such-job", timeout=10)
+    assert refused.value.code == 404
+    # Nothing in the panel animates (no stale fade, no progress-bar transition): watched at every frame for longer
+    # than a refresh interval, no CSS animation or transition runs inside it and its elements stay fully opaque.
     seen = page.evaluate("""() => new Promise(done => {
         const seen = new Set(), end = performance.now() + 3000;
         const look = () => {
@@ -64,16 +82,16 @@ def test_train_watch_samples_pause_resume_finish(page):
         };
         look();
     })""")
-    assert page.locator(".st-key-live_panel .stElementContainer").count() > 5
+    assert page.locator(".st-key-live_panel .stElementContainer").count() >= 3   # the buttons and the view
     assert not seen, seen
     shot(page, "lab-samples")
 
     button(page, "Pause").click()
     expect(button(page, "Resume")).to_be_visible(timeout=15_000)
-    # The step under way when Pause was pressed still ends, and the panel shows it at its next refresh (every 2 s).
+    # The step under way when Pause was pressed still ends, and the view shows it at its next refresh (every 2 s).
     time.sleep(2.5)
     held = step_count(page)
-    time.sleep(4.5)   # two refreshes of the live panel
+    time.sleep(4.5)   # two refreshes of the live view
     assert step_count(page) == held, "the step counter moved while paused"
     expect(page.get_by_text("paused").first).to_be_visible()
     assert_no_exception(page, "lab-paused")

@@ -1,0 +1,126 @@
+"""The live loss chart as a small SVG drawing: training loss (each batch and smoothed), validation loss, and the two
+reference losses as dashed lines.
+
+The Train page redraws it every 2 s while a job trains. A chart library in the browser (Plotly, Vega) costs the
+training run CPU at each redraw; one SVG string of ~600 points costs ~1 ms to write here and almost nothing to
+swap into the page (bench/README.md, "Speed, round six"). The colours and the smoothing are those of
+`charts.loss_figure`, the interactive chart of a finished run.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Sequence
+
+from .charts import PALETTE
+from .curve import Baselines
+from .training import StepMetrics
+
+LIVE_SERIES = {   # series -> colour, in legend order
+    "train (each batch)": PALETTE["muted"], "train (smoothed)": PALETTE["primary"], "validation": PALETTE["accent"],
+    "uniform guess (ln V)": "#636E72", "unigram (word frequencies)": PALETTE["secondary"],
+}
+HEIGHT = 340
+LEFT, RIGHT, BOTTOM = 64, 16, 44   # margins around the plot area, in pixels; the legend's rows set the top one
+LEGEND_ROW = 18
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round values (1, 2 or 5 times a power of ten apart) that cover [lo, hi] with about `count` ticks."""
+    if not hi > lo:
+        return [lo]
+    raw = (hi - lo) / max(1, count - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _number(value: float, step: float) -> str:
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
+    return f"{value:,.{decimals}f}"
+
+
+def live_loss_svg(history: Sequence[StepMetrics], baselines: Baselines | None = None, width: int = 900,
+                  max_points: int = 300) -> str:
+    """The chart, `width` pixels wide (it scales to its box). Training points are thinned to `max_points`, the
+    moving average reading every step; each validation point says its step and loss on hover."""
+    width = max(320, min(4000, int(width)))
+
+    stride = max(1, math.ceil(len(history) / max_points))
+    raw, smooth, avg = [], [], None
+    for i, m in enumerate(history):
+        avg = m.train_loss if avg is None else 0.95 * avg + 0.05 * m.train_loss
+        if i % stride == 0 or i == len(history) - 1:
+            raw.append((m.step, m.train_loss))
+            smooth.append((m.step, avg))
+    val = [(m.step, m.val_loss) for m in history if m.val_loss is not None]
+    rules = ([("uniform guess (ln V)", baselines.uniform), ("unigram (word frequencies)", baselines.unigram)]
+             if baselines is not None else [])
+
+    # The legend: one entry per series drawn, in rows across the top.
+    legend, at, row = [], LEFT, 0
+    for name, colour in LIVE_SERIES.items():
+        if name.startswith(("uniform", "unigram")) and name not in dict(rules):
+            continue
+        item_w = 30 + 6.5 * len(name)
+        if at + item_w > width - RIGHT and at > LEFT:
+            at, row = LEFT, row + 1
+        dash = ' stroke-dasharray="6 4"' if name in dict(rules) else ""
+        top_y = 12 + LEGEND_ROW * row
+        legend.append(f'<line x1="{at}" x2="{at + 18}" y1="{top_y}" y2="{top_y}" stroke="{colour}" '
+                      f'stroke-width="2.5"{dash}/><text x="{at + 24}" y="{top_y + 4}" fill="currentColor">'
+                      f'{html.escape(name)}</text>')
+        at += item_w + 8
+    top = 12 + LEGEND_ROW * (row + 1)
+    plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - top - BOTTOM
+
+    losses = [y for _, y in raw + val if math.isfinite(y)] + [y for _, y in rules]
+    lo, hi = (min(losses), max(losses)) if losses else (0.0, 1.0)
+    pad = (hi - lo) * 0.05 or 0.5
+    lo, hi = lo - pad, hi + pad
+    steps = [s for s, _ in raw]
+    x0, x1 = (min(steps), max(steps)) if steps else (0, 1)
+    x1 = max(x1, x0 + 1)
+
+    def x(step: float) -> float:
+        return LEFT + plot_w * (step - x0) / (x1 - x0)
+
+    def y(loss: float) -> float:
+        return top + plot_h * (hi - min(hi, max(lo, loss))) / (hi - lo)
+
+    def line(points: list[tuple[int, float]], colour: str, stroke: float) -> str:
+        shown = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in points if math.isfinite(v))
+        return (f'<polyline points="{shown}" fill="none" stroke="{colour}" stroke-width="{stroke}" '
+                f'stroke-linejoin="round"/>') if shown else ""
+
+    parts = [f'<svg class="live-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {HEIGHT}" '
+             f'width="100%" role="img" aria-label="training and validation loss by step" '
+             f'style="font: 12px sans-serif; overflow: visible">']
+    y_ticks, x_ticks = nice_ticks(lo, hi, 6), nice_ticks(x0, x1, 8)
+    y_step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 1.0
+    for t in y_ticks:
+        parts.append(f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="currentColor" '
+                     f'stroke-opacity="0.12"/><text x="{LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end" '
+                     f'fill="currentColor" fill-opacity="0.7">{_number(t, y_step)}</text>')
+    for t in x_ticks:
+        parts.append(f'<text x="{x(t):.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="currentColor" '
+                     f'fill-opacity="0.7">{t:,.0f}</text>')
+    parts.append(f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{top + plot_h}" y2="{top + plot_h}" '
+                 f'stroke="currentColor" stroke-opacity="0.4"/>'
+                 f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle" fill="currentColor">'
+                 f'step</text><text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" '
+                 f'text-anchor="middle" fill="currentColor">loss (cross-entropy per token)</text>')
+    for name, loss in rules:
+        parts.append(f'<line class="rule" x1="{LEFT}" x2="{width - RIGHT}" y1="{y(loss):.1f}" y2="{y(loss):.1f}" '
+                     f'stroke="{LIVE_SERIES[name]}" stroke-width="1.5" stroke-dasharray="6 4">'
+                     f'<title>{html.escape(name)}: {loss:.3f}</title></line>')
+    parts.append(line(raw, LIVE_SERIES["train (each batch)"], 1))
+    parts.append(line(smooth, LIVE_SERIES["train (smoothed)"], 2.5))
+    parts.append(line(val, LIVE_SERIES["validation"], 2))
+    parts += [f'<circle class="val" cx="{x(s):.1f}" cy="{y(v):.1f}" r="3.5" fill="{LIVE_SERIES["validation"]}">'
+              f'<title>step {s:,}: validation loss {v:.3f}</title></circle>' for s, v in val if math.isfinite(v)]
+    parts += legend
+    parts.append("</svg>")
+    return "".join(parts)
