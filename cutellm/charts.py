@@ -30,6 +30,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from .curve import smoothed_curve
 from .inference import SamplingSteps
 from .inspection import Architecture, AttentionMaps, LogitLens, PredictionHeatmap
 from .runs import Run
@@ -585,15 +586,8 @@ def loss_figure(history: Sequence[StepMetrics], max_points: int = 2000, title: s
     Long runs are thinned to at most `max_points` training points so a live chart stays light in the browser; the
     moving average still reads every step.
     """
-    stride = max(1, math.ceil(len(history) / max_points))
-    steps, raw, smooth = [], [], []
-    avg = None
-    for i, m in enumerate(history):
-        avg = m.train_loss if avg is None else 0.95 * avg + 0.05 * m.train_loss
-        if i % stride == 0 or i == len(history) - 1:
-            steps.append(m.step)
-            raw.append(m.train_loss)
-            smooth.append(avg)
+    curve = smoothed_curve([(m.step, m.train_loss) for m in history], max_points)
+    steps, raw, smooth = [s for s, _, _ in curve], [v for _, v, _ in curve], [a for _, _, a in curve]
     val = [(m.step, m.val_loss) for m in history if m.val_loss is not None]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=steps, y=raw, mode="lines", name="train (each batch)",
@@ -626,13 +620,8 @@ def runs_figure(runs: Sequence[Run], max_points: int = 1000, bits_per_char: bool
         curve = run.curve_in_bits_per_char if bits_per_char else run.curve
         if not curve:
             continue
-        stride = max(1, math.ceil(len(curve) / max_points))
-        avg, xs, ys = None, [], []
-        for j, (step, loss, _) in enumerate(curve):
-            avg = loss if avg is None else 0.95 * avg + 0.05 * loss
-            if j % stride == 0 or j == len(curve) - 1:
-                xs.append(step)
-                ys.append(avg)
+        smooth = smoothed_curve([(step, loss) for step, loss, _ in curve], max_points)
+        xs, ys = [step for step, _, _ in smooth], [avg for _, _, avg in smooth]
         name = label(run.name)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{name} · train", legendgroup=name,
                                  line=dict(color=colour, width=2.2),

@@ -42,6 +42,21 @@ def unigram_loss(ids: torch.Tensor | Sequence[int], vocab_size: int | None = Non
     return float(-(p * p.log()).sum())
 
 
+SMOOTHING = 0.95   # the moving average's weight on its previous value
+
+
+def smoothed_curve(points: Sequence[tuple[int, float]], max_points: int) -> list[tuple[int, float, float]]:
+    """(step, loss, moving average of the loss) thinned to about `max_points`, the last point always kept; the
+    moving average reads every point, so thinning does not change it."""
+    stride = max(1, math.ceil(len(points) / max_points))
+    out, avg = [], None
+    for i, (step, loss) in enumerate(points):
+        avg = loss if avg is None else SMOOTHING * avg + (1 - SMOOTHING) * loss
+        if i % stride == 0 or i == len(points) - 1:
+            out.append((step, loss, avg))
+    return out
+
+
 def perplexity(loss: float) -> float:
     return math.exp(min(loss, 700.0))  # e^700 is near float's limit; a loss that high is a diverged run anyway
 

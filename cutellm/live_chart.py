@@ -3,8 +3,8 @@ reference losses as dashed lines.
 
 The Train page redraws it every 2 s while a job trains. A chart library in the browser (Plotly, Vega) costs the
 training run CPU at each redraw; one SVG string of ~600 points costs ~1 ms to write here and almost nothing to
-swap into the page (bench/README.md, "Speed, round six"). The colours and the smoothing are those of
-`charts.loss_figure`, the interactive chart of a finished run.
+swap into the page (bench/README.md, "Speed, round six"). The colours and the smoothing (`curve.smoothed_curve`) are
+those of `charts.loss_figure`, the interactive chart of a finished run.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 from typing import Sequence
 
 from .charts import PALETTE
-from .curve import Baselines
+from .curve import Baselines, smoothed_curve
 from .training import StepMetrics
 
 LIVE_SERIES = {   # series -> colour, in legend order
@@ -48,22 +48,17 @@ def live_loss_svg(history: Sequence[StepMetrics], baselines: Baselines | None = 
     moving average reading every step; each validation point says its step and loss on hover."""
     width = max(320, min(4000, int(width)))
 
-    stride = max(1, math.ceil(len(history) / max_points))
-    raw, smooth, avg = [], [], None
-    for i, m in enumerate(history):
-        avg = m.train_loss if avg is None else 0.95 * avg + 0.05 * m.train_loss
-        if i % stride == 0 or i == len(history) - 1:
-            raw.append((m.step, m.train_loss))
-            smooth.append((m.step, avg))
+    curve = smoothed_curve([(m.step, m.train_loss) for m in history], max_points)
+    raw, smooth = [(s, v) for s, v, _ in curve], [(s, a) for s, _, a in curve]
     val = [(m.step, m.val_loss) for m in history if m.val_loss is not None]
     rules = ([("uniform guess (ln V)", baselines.uniform), ("unigram (word frequencies)", baselines.unigram)]
              if baselines is not None else [])
 
     # The legend: one entry per series drawn, in rows across the top.
     legend, at, row = [], LEFT, 0
-    for name, colour in LIVE_SERIES.items():
-        if name.startswith(("uniform", "unigram")) and name not in dict(rules):
-            continue
+    drawn = ["train (each batch)", "train (smoothed)", "validation", *(name for name, _ in rules)]
+    for name in drawn:
+        colour = LIVE_SERIES[name]
         item_w = 30 + 6.5 * len(name)
         if at + item_w > width - RIGHT and at > LEFT:
             at, row = LEFT, row + 1

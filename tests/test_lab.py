@@ -251,3 +251,16 @@ def test_shipped_models_cannot_be_renamed_or_deleted(tmp_path, shipped_copy, act
     with pytest.raises(CheckpointError, match="shipped model"):
         action(copy)
     assert copy.exists()
+
+
+def test_the_smoothed_curve_is_thinned_but_its_average_reads_every_point():
+    from cutellm.curve import SMOOTHING, smoothed_curve
+
+    points = [(s, float(s % 2)) for s in range(1, 1001)]   # 1, 0, 1, 0, ...
+    curve = smoothed_curve(points, max_points=100)
+    assert len(curve) == 101 and curve[0] == (1, 1.0, 1.0) and curve[-1][0] == 1000
+    avg = None
+    for _, loss in points:
+        avg = loss if avg is None else SMOOTHING * avg + (1 - SMOOTHING) * loss
+    assert curve[-1][2] == avg
+    assert smoothed_curve([], 10) == []
