@@ -21,6 +21,9 @@ LIVE_SERIES = {   # series -> colour, in legend order
     "train (each batch)": PALETTE["muted"], "train (smoothed)": PALETTE["primary"], "validation": PALETTE["accent"],
     "uniform guess (ln V)": "#636E72", "unigram (word frequencies)": PALETTE["secondary"],
 }
+# The page shows the chart as an image (Streamlit's HTML sanitizer drops inline SVG), where text cannot take the
+# page's colour: a grey that reads on a light and on a dark theme.
+INK = "#808495"
 HEIGHT = 340
 LEFT, RIGHT, BOTTOM = 64, 16, 44   # margins around the plot area, in pixels; the legend's rows set the top one
 LEGEND_ROW = 18
@@ -65,7 +68,7 @@ def live_loss_svg(history: Sequence[StepMetrics], baselines: Baselines | None = 
         dash = ' stroke-dasharray="6 4"' if name in dict(rules) else ""
         top_y = 12 + LEGEND_ROW * row
         legend.append(f'<line x1="{at}" x2="{at + 18}" y1="{top_y}" y2="{top_y}" stroke="{colour}" '
-                      f'stroke-width="2.5"{dash}/><text x="{at + 24}" y="{top_y + 4}" fill="currentColor">'
+                      f'stroke-width="2.5"{dash}/><text x="{at + 24}" y="{top_y + 4}" fill="{INK}">'
                       f'{html.escape(name)}</text>')
         at += item_w + 8
     top = 12 + LEGEND_ROW * (row + 1)
@@ -96,17 +99,17 @@ def live_loss_svg(history: Sequence[StepMetrics], baselines: Baselines | None = 
     y_ticks, x_ticks = nice_ticks(lo, hi, 6), nice_ticks(x0, x1, 8)
     y_step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 1.0
     for t in y_ticks:
-        parts.append(f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="currentColor" '
+        parts.append(f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="{INK}" '
                      f'stroke-opacity="0.12"/><text x="{LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end" '
-                     f'fill="currentColor" fill-opacity="0.7">{_number(t, y_step)}</text>')
+                     f'fill="{INK}" fill-opacity="0.7">{_number(t, y_step)}</text>')
     for t in x_ticks:
-        parts.append(f'<text x="{x(t):.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="currentColor" '
+        parts.append(f'<text x="{x(t):.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="{INK}" '
                      f'fill-opacity="0.7">{t:,.0f}</text>')
     parts.append(f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{top + plot_h}" y2="{top + plot_h}" '
-                 f'stroke="currentColor" stroke-opacity="0.4"/>'
-                 f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle" fill="currentColor">'
+                 f'stroke="{INK}" stroke-opacity="0.4"/>'
+                 f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle" fill="{INK}">'
                  f'step</text><text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" '
-                 f'text-anchor="middle" fill="currentColor">loss (cross-entropy per token)</text>')
+                 f'text-anchor="middle" fill="{INK}">loss (cross-entropy per token)</text>')
     for name, loss in rules:
         parts.append(f'<line class="rule" x1="{LEFT}" x2="{width - RIGHT}" y1="{y(loss):.1f}" y2="{y(loss):.1f}" '
                      f'stroke="{LIVE_SERIES[name]}" stroke-width="1.5" stroke-dasharray="6 4">'

@@ -101,7 +101,7 @@ def main() -> None:
             save(page, "train_preview", min(420, 900 - max(0, box["y"] - 20)), top=max(0, box["y"] - 20))
             page.evaluate("window.scrollTo(0, 0)")
             click(page, "Train")
-            page.wait_for_selector("#live-view svg.live-chart")
+            page.wait_for_selector("#live-view img.live-chart")
             expect(page.locator("#live-view .live-samples .sample").nth(5)).to_be_visible(
                 timeout=120_000)
             page.locator("h3", has_text="run-1").first.scroll_into_view_if_needed()

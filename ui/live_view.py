@@ -10,6 +10,7 @@ ends, the script clicks the panel's hidden button, and that rerun draws the resu
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -124,11 +125,19 @@ def _stats(job: TrainingJob, snap: JobSnapshot) -> str:
         ("Elapsed", duration(snap.elapsed_s), "Training time; pauses are not counted.")])
 
 
+def chart_img(svg: str) -> str:
+    """The chart as an image: Streamlit's HTML sanitizer (DOMPurify, HTML profile) drops inline SVG, so a chart drawn
+    as <svg> would show only once the script had swapped it in, and never in a finished run's view."""
+    return (f'<img class="live-chart" alt="training and validation loss by step" style="width: 100%" '
+            f'src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()}">')
+
+
 def view_parts(job: TrainingJob, width: int = DEFAULT_WIDTH) -> tuple[JobSnapshot, dict[str, str]]:
     """The job's snapshot now, and the view's parts drawn from it (the chart `width` pixels wide)."""
     snap = job.snapshot()
     return snap, {"stats": _stats(job, snap),
-                  "chart": live_loss_svg(snap.history, job.baselines, width=width, max_points=LIVE_CHART_POINTS),
+                  "chart": chart_img(live_loss_svg(snap.history, job.baselines, width=width,
+                                                   max_points=LIVE_CHART_POINTS)),
                   "reading": reading_html(snap, job.baselines),
                   "samples": samples_html(snap)}
 
