@@ -222,7 +222,7 @@ def _load() -> list[float] | None:
 
 def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, device: str = "auto",
                   precision: str = "auto", compile: bool = False,
-                  threads: int | None = None, gen_tokens: int | None = None, gen_repeats: int = 3,
+                  threads: int | None = None, gen_tokens: int | None = None, gen_repeats: int = 7,
                   model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
                   matmul_size: int | None = None, on_step: Callable[[StepMetrics], None] | None = None,
                   trainer: Trainer | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -83,6 +83,11 @@ class ModelConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
+    @property
+    def mlp_width(self) -> int:
+        """Width of each block's MLP hidden layer (GPT-2's 4 x d_model)."""
+        return 4 * self.d_model
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

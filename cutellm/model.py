@@ -91,8 +91,8 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.fc = nn.Linear(config.d_model, 4 * config.d_model, bias=False)
-        self.proj = nn.Linear(4 * config.d_model, config.d_model, bias=False)
+        self.fc = nn.Linear(config.d_model, config.mlp_width, bias=False)
+        self.proj = nn.Linear(config.mlp_width, config.d_model, bias=False)
         self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,26 +190,28 @@ class CuteLLM(nn.Module):
 
         The same maths as forward() on one position, written flat with one functional call per step: for a single
         token, Python dispatch costs more than the arithmetic, so the matrix-vector products take the residual
-        addition with them (addmv) and the cache hands out ready-made views of its buffer.
+        addition with them (addmv), and the cache hands out ready-made views of its buffer and of its per-layer
+        scratch space, which the attention's output and the MLP's hidden vector are written into.
         `tests/test_model.py` checks it against forward().
         """
-        C, hd = self.config.d_model, self.config.head_dim
+        C = self.config.d_model
         w = getattr(self, "_decode_layout", None) or self._decode_weights()
         pos = cache.length
         views = cache.next_token_views()   # ValueError when the cache is full
         x = torch.add(w.tok_emb[token], w.pos_emb[pos])
-        unused = w.head[0, 0]  # baddbmm's `input`, ignored with beta=0: any 0-d tensor, not a new one per layer
-        for b, (qkv, q, keys_t, values) in zip(w.blocks, views):
-            # The product lands in the cache: this token's key and value are stored by the same call.
+        for b, (qkv, q, keys_t, values, y_heads, y, h, h_pairs) in zip(w.blocks, views):
+            # The product lands in the cache: this token's key and value are stored by the same call (and its
+            # query comes out already scaled by 1/sqrt(head_dim): decode_step's copy of the weights is).
             torch.mv(b.qkv, torch.layer_norm(x, (C,), b.ln1), out=qkv)
             # The one query attends to every stored key (no mask needed). Written out: for a single query SDPA's
-            # general CPU path costs several times these calls; baddbmm scales the scores in the same call.
-            scores = torch.baddbmm(unused, q, keys_t, beta=0, alpha=hd ** -0.5)
-            x.addmv_(b.proj, torch.bmm(torch.softmax(scores, dim=-1), values).view(C))
-            h = torch.mv(b.fc, torch.layer_norm(x, (C,), b.ln2))
-            # GELU of a transposed view, read back in the same order: for a contiguous float vector torch hands
-            # GELU to oneDNN, whose per-call setup costs more than these 512 values (bench/README.md, round three).
-            x.addmv_(b.fc_proj, F.gelu(h.view(-1, 2).t()).t().reshape(-1))
+            # general CPU path costs several times these calls.
+            torch.bmm(torch.softmax(torch.bmm(q, keys_t), dim=-1), values, out=y_heads)
+            x.addmv_(b.proj, y)
+            torch.mv(b.fc, torch.layer_norm(x, (C,), b.ln2), out=h)
+            # GELU in place, through a transposed view of h: for a contiguous float vector torch hands GELU to
+            # oneDNN, whose per-call setup costs more than these 512 values (bench/README.md, round three).
+            torch._C._nn.gelu_(h_pairs)
+            x.addmv_(b.fc_proj, h)
         return torch.mv(w.head, torch.layer_norm(x, (C,), w.ln_f))
 
     def _decode_weights(self) -> DecodeWeights:
@@ -228,6 +230,8 @@ class CuteLLM(nn.Module):
                 laid_out = [p.detach().clone() if p.dim() == 1 else p.detach().t().contiguous().t() for p in params
                             if p is not pos_emb]
             *blocks, head, ln_f = laid_out
+            for qkv in blocks[1::6]:   # the query rows take the attention's 1/sqrt(head_dim): one op fewer a layer
+                qkv[:self.config.d_model].mul_(self.config.head_dim ** -0.5)
             self._decode_cache = DecodeWeights(
                 blocks=[BlockWeights(*blocks[i:i + 6]) for i in range(0, len(blocks), 6)],
                 tok_emb=self.tok_emb.weight.detach(), pos_emb=pos_emb.detach(), ln_f=ln_f, head=head)
@@ -290,11 +294,12 @@ class KVCache:
     """
 
     def __init__(self, config: ModelConfig, batch_size: int, like: torch.Tensor):
-        self.block_size, self.n_layers = config.block_size, config.n_layers
+        self.block_size, self.n_layers, self.mlp_width = config.block_size, config.n_layers, config.mlp_width
         self.kv = like.new_zeros((config.n_layers, batch_size, config.block_size, 3, config.n_heads,
                                   config.head_dim))
         self.length = 0
         self._views: list[list[tuple[torch.Tensor, ...]] | None] | None = None   # decode_step's, per position
+        self._scratch: list[tuple[torch.Tensor, ...]] | None = None              # decode_step's, per layer
 
     def ensure_room(self, new: int) -> None:
         if self.length + new > self.block_size:
@@ -316,21 +321,34 @@ class KVCache:
         kv[:, start:end, 2] = v.transpose(1, 2)
         return kv[:, :end, 1].transpose(1, 2), kv[:, :end, 2].transpose(1, 2)
 
-    def next_token_views(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def next_token_views(self) -> list[tuple[torch.Tensor, ...]]:
         """For decode_step, one new token of sequence 0, which this call counts as stored. Per layer: (its query,
         key and value slots as one vector of 3 x d_model; the query as (heads, 1, head_dim); every key so far as
         (heads, head_dim, tokens); every value so far as (heads, tokens, head_dim)), as views of the buffer, made
-        once per position of a cache, when it is first reached."""
+        once per position of a cache, when it is first reached; then that layer's scratch space (`_decode_scratch`).
+        """
         self.ensure_room(1)
         if self._views is None:
             self._views = [None] * self.block_size   # a short generation reaches only a few positions
         p = self.length
         views = self._views[p]
         if views is None:
+            if self._scratch is None:
+                self._scratch = [self._decode_scratch() for _ in range(self.n_layers)]
             views = self._views[p] = [(kv[p].view(-1), kv[p, 0].unsqueeze(1), kv[:p + 1, 1].permute(1, 2, 0),
-                                       kv[:p + 1, 2].transpose(0, 1)) for kv in self.kv[:, 0]]
+                                       kv[:p + 1, 2].transpose(0, 1), *scratch)
+                                      for kv, scratch in zip(self.kv[:, 0], self._scratch)]
         self.length += 1
         return views
+
+    def _decode_scratch(self) -> tuple[torch.Tensor, ...]:
+        """One layer's working memory for decode_step, allocated once per cache: the attention's output as
+        (heads, 1, head_dim) and as one vector, and the MLP's hidden vector with a (2, n / 2) transposed view of it
+        (GELU runs in place on the view, so torch's own kernel takes it)."""
+        heads, head_dim = self.kv.shape[-2:]
+        y_heads = self.kv.new_empty((heads, 1, head_dim))
+        h = self.kv.new_empty(self.mlp_width)
+        return y_heads, y_heads.view(-1), h, h.view(-1, 2).t()
 
     def clear(self) -> None:
         """Forget every stored token (the buffer is reused)."""
@@ -346,7 +364,8 @@ class KVCache:
             raise ValueError(f"room for {room} more tokens after {self.length} exceeds the block size "
                              f"({self.block_size})")
         copy = KVCache.__new__(KVCache)
-        copy.block_size, copy.n_layers, copy.length, copy._views = capacity, self.n_layers, self.length, None
+        copy.block_size, copy.n_layers, copy.mlp_width = capacity, self.n_layers, self.mlp_width
+        copy.length, copy._views, copy._scratch = self.length, None, None
         shape = list(self.kv.shape)
         shape[1], shape[2] = batch_size, capacity
         copy.kv = self.kv.new_zeros(shape)
