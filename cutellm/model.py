@@ -230,10 +230,11 @@ class CuteLLM(nn.Module):
                 laid_out = [p.detach().clone() if p.dim() == 1 else p.detach().t().contiguous().t() for p in params
                             if p is not pos_emb]
             *blocks, head, ln_f = laid_out
-            for qkv in blocks[1::6]:   # the query rows take the attention's 1/sqrt(head_dim): one op fewer a layer
-                qkv[:self.config.d_model].mul_(self.config.head_dim ** -0.5)
+            blocks = [BlockWeights(*blocks[i:i + 6]) for i in range(0, len(blocks), 6)]
+            for b in blocks:   # the query rows take the attention's 1/sqrt(head_dim): one op fewer a layer
+                b.qkv[:self.config.d_model].mul_(self.config.head_dim ** -0.5)
             self._decode_cache = DecodeWeights(
-                blocks=[BlockWeights(*blocks[i:i + 6]) for i in range(0, len(blocks), 6)],
+                blocks=blocks,
                 tok_emb=self.tok_emb.weight.detach(), pos_emb=pos_emb.detach(), ln_f=ln_f, head=head)
             self._decode_key = key
         return self._decode_cache
