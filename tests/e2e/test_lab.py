@@ -14,6 +14,7 @@ from .helpers import (LIVE_CHART, assert_no_exception, button, chart_drawn, expe
                       start_tiny_run, step_count, wait_idle)
 
 pytestmark = pytest.mark.e2e
+STEPS = 12_000
 
 
 def _wait(condition, timeout: float, what: str):
@@ -36,7 +37,9 @@ def test_train_watch_samples_pause_resume_finish(page):
         "[data-testid='stMetricValue']")).to_have_text(re.compile(r"^\d+[hms]"), timeout=60_000)
     assert_no_exception(page, "lab-preview")
 
-    start_tiny_run(page, 3000)
+    # Long enough to still be training after the checks below on a fast host (~250 steps/s here: 3,000 steps had
+    # ended before the animation check in one CI run).
+    start_tiny_run(page, STEPS)
     page.wait_for_selector(LIVE_CHART)
     samples = _wait(lambda: (s := live_samples(page)) and len(s) >= 2 and s, 90, "two live samples")
     assert re.match(r"step [\d,]+: ", samples[0]), samples
@@ -82,6 +85,7 @@ def test_train_watch_samples_pause_resume_finish(page):
         };
         look();
     })""")
+    assert step_count(page) < STEPS, "the run ended before the checks: give it more steps"
     assert page.locator(".st-key-live_panel .stElementContainer").count() >= 3   # the buttons and the view
     assert not seen, seen
     shot(page, "lab-samples")
@@ -98,9 +102,9 @@ def test_train_watch_samples_pause_resume_finish(page):
 
     button(page, "Resume").click()
     _wait(lambda: step_count(page) > held, 30, "the step counter to move again after Resume")
-    expect(page.get_by_text("Finished 3,000 steps")).to_be_visible(timeout=240_000)
+    expect(page.get_by_text(f"Finished {STEPS:,} steps")).to_be_visible(timeout=240_000)
     wait_idle(page)
-    assert step_count(page) == 3000
+    assert step_count(page) == STEPS
     assert chart_drawn(page), "the finished run's view has no chart"
     assert len(live_samples(page)) >= 3
     assert_no_exception(page, "lab-finished")
