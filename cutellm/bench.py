@@ -367,6 +367,7 @@ def format_table(r: dict[str, Any]) -> str:
                                                           ref["gen_uncached_tokens_per_s"])),
         ("generation tokens/s, KV cache", num(g["cached_tokens_per_s"], ",.0f"), "-",
          ratio(g["cached_tokens_per_s"], ref["gen_uncached_tokens_per_s"])),
+        ("KV cache speed-up over no cache (this run)", f"{g['cache_speedup']:.2f}x", "-", ""),
         ("cached == uncached output", "yes" if g["identical"] else "NO", "-", ""),
         ("training GFLOP/s (estimated)", f"{c['train_gflops']:.1f}",
          f"{ref['tokens_per_s'] * c['flops_per_token'] / 1e9:.1f}", ""),

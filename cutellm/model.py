@@ -18,11 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+
+LAYER_NORM_EPS = 1e-5   # nn.LayerNorm's default, named because decode_step's own LayerNorm needs it too
 
 
 class Dropout(nn.Dropout):
@@ -102,9 +105,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.ln1 = nn.LayerNorm(config.d_model, bias=False)
+        self.ln1 = nn.LayerNorm(config.d_model, eps=LAYER_NORM_EPS, bias=False)
         self.attn = CausalSelfAttention(config)
-        self.ln2 = nn.LayerNorm(config.d_model, bias=False)
+        self.ln2 = nn.LayerNorm(config.d_model, eps=LAYER_NORM_EPS, bias=False)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
@@ -125,7 +128,7 @@ class CuteLLM(nn.Module):
         self.pos_emb = nn.Embedding(config.block_size, config.d_model)
         self.emb_dropout = Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
-        self.ln_f = nn.LayerNorm(config.d_model, bias=False)
+        self.ln_f = nn.LayerNorm(config.d_model, eps=LAYER_NORM_EPS, bias=False)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         # Weight tying: reading a word and writing a word share one embedding table (fewer parameters, better
         # small-data generalisation).
@@ -181,61 +184,76 @@ class CuteLLM(nn.Module):
         """An empty KV cache for `batch_size` sequences, on the model's device. The cache belongs to the weights
         that fill it, so this is also where decode_step's copy of them is brought up to date (once per cache,
         not once per token: the check reads every parameter's version)."""
-        self._decode_layout = self._decode_weights()
-        return KVCache(self.config, batch_size, self.tok_emb.weight)
+        cache = KVCache(self.config, batch_size, self.tok_emb.weight)
+        self._decode_layout = self._decode_weights() if cache.flat else None
+        return cache
 
     def decode_step(self, token: int, cache: KVCache) -> torch.Tensor:
         """Logits (vocab,) for the next token after feeding one `token` to a cache of one sequence (eval mode,
         inside torch.inference_mode or no_grad).
 
-        The same maths as forward() on one position, written flat with one functional call per step: for a single
-        token, Python dispatch costs more than the arithmetic, so the matrix-vector products take the residual
-        addition with them (addmv), and the cache hands out ready-made views of its buffer and of its per-layer
-        scratch space, which the attention's output and the MLP's hidden vector are written into.
-        `tests/test_model.py` checks it against forward().
+        The same maths as forward() on one position. On the CPU it is written flat, in NumPy, over the cache's own
+        memory: for one token every operation is a matrix-vector product or smaller, so a call's overhead costs
+        more than its arithmetic, and a NumPy call costs about half of a torch one here (bench/README.md, round
+        eight). The cache hands out ready-made views of its buffer and scratch space, so nothing is allocated but
+        the logits. Elsewhere (a GPU, or weights that are not float32) it is forward() on the one token.
+        `tests/test_model.py` checks both paths against forward().
         """
-        C = self.config.d_model
+        if not cache.flat:
+            cache.ensure_room(1)
+            logits, _ = self(torch.tensor([[token]], device=cache.kv.device), cache=cache)
+            return logits[0, -1]
         w = getattr(self, "_decode_layout", None) or self._decode_weights()
         pos = cache.length
         views = cache.next_token_views()   # ValueError when the cache is full
-        x = torch.add(w.tok_emb[token], w.pos_emb[pos])
-        for b, (qkv, q, keys_t, values, y_heads, y, h, h_pairs) in zip(w.blocks, views):
-            # The product lands in the cache: this token's key and value are stored by the same call (and its
-            # query comes out already scaled by 1/sqrt(head_dim): decode_step's copy of the weights is).
-            torch.mv(b.qkv, torch.layer_norm(x, (C,), b.ln1), out=qkv)
-            # The one query attends to every stored key (no mask needed). Written out: for a single query SDPA's
-            # general CPU path costs several times these calls.
-            torch.bmm(torch.softmax(torch.bmm(q, keys_t), dim=-1), values, out=y_heads)
-            x.addmv_(b.proj, y)
-            torch.mv(b.fc, torch.layer_norm(x, (C,), b.ln2), out=h)
-            # GELU in place, through a transposed view of h: for a contiguous float vector torch hands GELU to
-            # oneDNN, whose per-call setup costs more than these 512 values (bench/README.md, round three).
+        x, tmp, norm = cache.vectors()
+        np.add(w.tok_emb[token], w.pos_emb[pos], out=x)
+        for b, (qkv, q, keys_t, values, scores, scores_t, probs, probs_t, y_heads, y, h, h_pairs) in zip(w.blocks,
+                                                                                                         views):
+            # The product lands in the cache: this token's key and value are stored by the same call (its query
+            # comes out already scaled by 1/sqrt(head_dim), and LayerNorm's gain is folded into the weights).
+            np.dot(b.qkv, norm(x), out=qkv)
+            # The one query attends to every stored key (no mask needed): softmax(q K^T) V per head.
+            np.matmul(q, keys_t, out=scores)
+            torch.softmax(scores_t, dim=-1, out=probs_t)
+            np.matmul(probs, values, out=y_heads)
+            x += np.dot(b.proj, y, out=tmp)
+            np.dot(b.fc, norm(x), out=h)
+            # GELU (exact, as forward's) has no NumPy form; torch's runs in place on a transposed view of h, since
+            # for a contiguous float vector torch hands GELU to oneDNN, whose per-call setup costs more than these
+            # values (bench/README.md, round three).
             torch._C._nn.gelu_(h_pairs)
-            x.addmv_(b.fc_proj, h)
-        return torch.mv(w.head, torch.layer_norm(x, (C,), w.ln_f))
+            x += np.dot(b.fc_proj, h, out=tmp)
+        return torch.from_numpy(np.dot(w.head, norm(x)))
 
     def _decode_weights(self) -> DecodeWeights:
-        """Every block's weights, the embeddings and the LM head, laid out for matrix-vector products, made again
+        """Every block's weights, the embeddings and the LM head as NumPy arrays for decode_step, made again
         whenever a parameter has changed (training steps, load_state_dict and .to() all do; the key sees each).
 
         Why copies: reaching a parameter through nn.Module attributes costs more than a product of this size, and
-        an (out, in) weight stored transposed and read as its column-major view takes BLAS's faster matrix-vector
-        kernel (384 x 128: 2.7 instead of 4.1 us in a loop). They are rebuilt from the Parameters, never stale.
+        the copies absorb two operations: each LayerNorm's gain is multiplied into the matrix that reads the
+        normalised vector (W (g * n) = (W diag g) n), and the query rows of the qkv matrix take the attention's
+        1/sqrt(head_dim). Each matrix is stored column-major (BLAS's matrix-vector kernel for that layout is a
+        little faster here). They are rebuilt from the Parameters, never stale.
         """
         params = self._decode_params()
         key = tuple((p.data_ptr(), p._version) for p in params)
         if getattr(self, "_decode_key", None) != key:
-            pos_emb = self.pos_emb.weight   # in the key, but read by row: used as it is, like tok_emb
-            with torch.no_grad():
-                laid_out = [p.detach().clone() if p.dim() == 1 else p.detach().t().contiguous().t() for p in params
-                            if p is not pos_emb]
-            *blocks, head, ln_f = laid_out
-            blocks = [BlockWeights(*blocks[i:i + 6]) for i in range(0, len(blocks), 6)]
-            for b in blocks:   # the query rows take the attention's 1/sqrt(head_dim): one op fewer a layer
-                b.qkv[:self.config.d_model].mul_(self.config.head_dim ** -0.5)
+            def matrix(weight: torch.Tensor, gain: torch.Tensor | None = None) -> np.ndarray:
+                w = weight.detach() if gain is None else weight.detach() * gain.detach()
+                return np.asfortranarray(w.numpy())
+
+            blocks = []
+            for b in self.blocks:
+                qkv = matrix(b.attn.qkv.weight, b.ln1.weight)
+                qkv[:self.config.d_model] *= self.config.head_dim ** -0.5
+                blocks.append(BlockWeights(qkv=qkv, proj=matrix(b.attn.proj.weight),
+                                           fc=matrix(b.mlp.fc.weight, b.ln2.weight),
+                                           fc_proj=matrix(b.mlp.proj.weight)))
+            # The embeddings are read by row, as they are (views of the Parameters).
             self._decode_cache = DecodeWeights(
-                blocks=blocks,
-                tok_emb=self.tok_emb.weight.detach(), pos_emb=pos_emb.detach(), ln_f=ln_f, head=head)
+                blocks=blocks, tok_emb=self.tok_emb.weight.detach().numpy(),
+                pos_emb=self.pos_emb.weight.detach().numpy(), head=matrix(self.lm_head.weight, self.ln_f.weight))
             self._decode_key = key
         return self._decode_cache
 
@@ -263,24 +281,55 @@ class CuteLLM(nn.Module):
 
 
 class BlockWeights(NamedTuple):
-    """One block's weights, by name, for decode_step."""
+    """One block's weights, by name, for decode_step (LayerNorm gains and the query's scale folded in)."""
 
-    ln1: torch.Tensor
-    qkv: torch.Tensor
-    proj: torch.Tensor
-    ln2: torch.Tensor
-    fc: torch.Tensor
-    fc_proj: torch.Tensor
+    qkv: np.ndarray
+    proj: np.ndarray
+    fc: np.ndarray
+    fc_proj: np.ndarray
 
 
 class DecodeWeights(NamedTuple):
-    """What decode_step reads: per-block weights, the embeddings, the final LayerNorm and the LM head."""
+    """What decode_step reads: per-block weights, the embeddings and the LM head (the final LayerNorm's gain folded
+    in)."""
 
     blocks: list[BlockWeights]
-    tok_emb: torch.Tensor
-    pos_emb: torch.Tensor
-    ln_f: torch.Tensor
-    head: torch.Tensor
+    tok_emb: np.ndarray
+    pos_emb: np.ndarray
+    head: np.ndarray
+
+
+class VectorNorm:
+    """LayerNorm without its gain (folded into the next matrix by _decode_weights), for one vector, into a buffer it
+    owns: the mean and the variance as two dot products (np.mean on 128 values costs several times a dot)."""
+
+    def __init__(self, size: int, eps: float):
+        self.out = np.empty(size, dtype=np.float32)
+        self.mean_row = np.full(size, 1.0 / size, dtype=np.float32)
+        self.inv_size, self.eps = 1.0 / size, eps
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        centred = np.subtract(x, x.dot(self.mean_row), out=self.out)
+        centred *= 1.0 / math.sqrt(centred.dot(centred) * self.inv_size + self.eps)
+        return centred
+
+
+class DecodeViews(NamedTuple):
+    """One layer's views for decode_step at one position of a cache: NumPy arrays over the cache's buffer and its
+    scratch space, and torch twins (the same memory) where a torch kernel does the work."""
+
+    qkv: np.ndarray          # this token's query, key and value slots, one vector of 3 x d_model
+    q: np.ndarray            # the query as (heads, 1, head_dim)
+    keys_t: np.ndarray       # every key so far as (heads, head_dim, tokens)
+    values: np.ndarray       # every value so far as (heads, tokens, head_dim)
+    scores: np.ndarray       # (heads, 1, tokens)
+    scores_t: torch.Tensor
+    probs: np.ndarray        # (heads, 1, tokens)
+    probs_t: torch.Tensor
+    y_heads: np.ndarray      # the attention's output as (heads, 1, head_dim) ...
+    y: np.ndarray            # ... and as one vector
+    h: np.ndarray            # the MLP's hidden vector ...
+    h_pairs: torch.Tensor    # ... as a (2, n / 2) transposed view, where GELU runs in place
 
 
 class KVCache:
@@ -296,11 +345,18 @@ class KVCache:
 
     def __init__(self, config: ModelConfig, batch_size: int, like: torch.Tensor):
         self.block_size, self.n_layers, self.mlp_width = config.block_size, config.n_layers, config.mlp_width
+        self.eps = LAYER_NORM_EPS
         self.kv = like.new_zeros((config.n_layers, batch_size, config.block_size, 3, config.n_heads,
                                   config.head_dim))
         self.length = 0
-        self._views: list[list[tuple[torch.Tensor, ...]] | None] | None = None   # decode_step's, per position
-        self._scratch: list[tuple[torch.Tensor, ...]] | None = None              # decode_step's, per layer
+        self._views: list[list[DecodeViews] | None] | None = None   # decode_step's, per position
+        self._scratch: list[tuple[np.ndarray, ...]] | None = None   # decode_step's, per layer
+        self._vectors: tuple[np.ndarray, np.ndarray, VectorNorm] | None = None
+
+    @property
+    def flat(self) -> bool:
+        """Whether decode_step's NumPy path can work on this cache's memory (CPU, float32)."""
+        return self.kv.device.type == "cpu" and self.kv.dtype == torch.float32
 
     def ensure_room(self, new: int) -> None:
         if self.length + new > self.block_size:
@@ -322,12 +378,9 @@ class KVCache:
         kv[:, start:end, 2] = v.transpose(1, 2)
         return kv[:, :end, 1].transpose(1, 2), kv[:, :end, 2].transpose(1, 2)
 
-    def next_token_views(self) -> list[tuple[torch.Tensor, ...]]:
-        """For decode_step, one new token of sequence 0, which this call counts as stored. Per layer: (its query,
-        key and value slots as one vector of 3 x d_model; the query as (heads, 1, head_dim); every key so far as
-        (heads, head_dim, tokens); every value so far as (heads, tokens, head_dim)), as views of the buffer, made
-        once per position of a cache, when it is first reached; then that layer's scratch space (`_decode_scratch`).
-        """
+    def next_token_views(self) -> list[DecodeViews]:
+        """For decode_step, one new token of sequence 0, which this call counts as stored: each layer's views
+        (DecodeViews), made once per position of a cache, when it is first reached."""
         self.ensure_room(1)
         if self._views is None:
             self._views = [None] * self.block_size   # a short generation reaches only a few positions
@@ -336,20 +389,37 @@ class KVCache:
         if views is None:
             if self._scratch is None:
                 self._scratch = [self._decode_scratch() for _ in range(self.n_layers)]
-            views = self._views[p] = [(kv[p].view(-1), kv[p, 0].unsqueeze(1), kv[:p + 1, 1].permute(1, 2, 0),
-                                       kv[:p + 1, 2].transpose(0, 1), *scratch)
-                                      for kv, scratch in zip(self.kv[:, 0], self._scratch)]
+            views = self._views[p] = [self._layer_views(kv, p, *scratch)
+                                      for kv, scratch in zip(self.kv[:, 0].numpy(), self._scratch)]
         self.length += 1
         return views
 
-    def _decode_scratch(self) -> tuple[torch.Tensor, ...]:
-        """One layer's working memory for decode_step, allocated once per cache: the attention's output as
-        (heads, 1, head_dim) and as one vector, and the MLP's hidden vector with a (2, n / 2) transposed view of it
-        (GELU runs in place on the view, so torch's own kernel takes it)."""
+    @staticmethod
+    def _layer_views(kv: np.ndarray, p: int, scores: np.ndarray, probs: np.ndarray, y_heads: np.ndarray,
+                     h: np.ndarray) -> DecodeViews:
+        heads, head_dim = kv.shape[-2:]
+        # The first heads x (p + 1) values of the flat score buffers, so each view is contiguous.
+        s, pr = scores[:heads * (p + 1)].reshape(heads, 1, p + 1), probs[:heads * (p + 1)].reshape(heads, 1, p + 1)
+        return DecodeViews(qkv=kv[p].reshape(-1), q=kv[p, 0].reshape(heads, 1, head_dim),
+                           keys_t=kv[:p + 1, 1].transpose(1, 2, 0), values=kv[:p + 1, 2].transpose(1, 0, 2),
+                           scores=s, scores_t=torch.from_numpy(s), probs=pr, probs_t=torch.from_numpy(pr),
+                           y_heads=y_heads, y=y_heads.reshape(-1), h=h,
+                           h_pairs=torch.from_numpy(h).view(-1, 2).t())
+
+    def _decode_scratch(self) -> tuple[np.ndarray, ...]:
+        """One layer's working memory for decode_step, allocated once per cache: the attention's scores and
+        probabilities (room for every position), its output as (heads, 1, head_dim), the MLP's hidden vector."""
         heads, head_dim = self.kv.shape[-2:]
-        y_heads = self.kv.new_empty((heads, 1, head_dim))
-        h = self.kv.new_empty(self.mlp_width)
-        return y_heads, y_heads.view(-1), h, h.view(-1, 2).t()
+        return (np.zeros(heads * self.block_size, np.float32), np.zeros(heads * self.block_size, np.float32),
+                np.zeros((heads, 1, head_dim), np.float32), np.zeros(self.mlp_width, np.float32))
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray, VectorNorm]:
+        """decode_step's residual stream, a vector of d_model for one product's result, and its LayerNorm."""
+        if self._vectors is None:
+            d_model = self.kv.shape[-2] * self.kv.shape[-1]
+            self._vectors = (np.zeros(d_model, np.float32), np.zeros(d_model, np.float32),
+                             VectorNorm(d_model, self.eps))
+        return self._vectors
 
     def clear(self) -> None:
         """Forget every stored token (the buffer is reused)."""
@@ -365,8 +435,8 @@ class KVCache:
             raise ValueError(f"room for {room} more tokens after {self.length} exceeds the block size "
                              f"({self.block_size})")
         copy = KVCache.__new__(KVCache)
-        copy.block_size, copy.n_layers, copy.mlp_width = capacity, self.n_layers, self.mlp_width
-        copy.length, copy._views, copy._scratch = self.length, None, None
+        copy.block_size, copy.n_layers, copy.mlp_width, copy.eps = capacity, self.n_layers, self.mlp_width, self.eps
+        copy.length, copy._views, copy._scratch, copy._vectors = self.length, None, None, None
         shape = list(self.kv.shape)
         shape[1], shape[2] = batch_size, capacity
         copy.kv = self.kv.new_zeros(shape)

@@ -77,6 +77,7 @@ def check_results(r: dict, steps: int) -> None:
     g = r["generation"]
     assert g["identical"] is True
     assert _positive(g["cached_tokens_per_s"]) and _positive(g["uncached_tokens_per_s"])
+    assert g["cache_speedup"] == pytest.approx(g["cached_tokens_per_s"] / g["uncached_tokens_per_s"], rel=0.01)
     assert g["top_k"] == c["vocab_size"] and g["temperature"] == 0.8
     assert isinstance(g["sample"], str) and len(g["sample"]) == g["new_tokens"]
 
@@ -105,6 +106,7 @@ def test_bench_quick_cli_writes_every_field(corpus, small_bench, tmp_path, capsy
     table = capsys.readouterr().out
     assert "tokens/s" in table and "17,200" in table and "nanoGPT" in table and str(out) in table
     assert "BPE tokenizer on" in table and "blank filling with cute_llm.pth" in table
+    assert f"{results['generation']['cache_speedup']:.2f}x" in table
 
 
 def test_run_benchmark_calls_back_every_step_and_takes_a_trainer(corpus):

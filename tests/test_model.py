@@ -72,17 +72,25 @@ def test_repeated_cache_continues_each_row_like_a_full_pass():
         cache.repeat(3, room=9)
 
 
-def test_decode_step_matches_forward():
-    """The flat one-token path used by generation computes exactly what forward() computes."""
-    model = make()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["numpy-path", "forward-path"])
+def test_decode_step_matches_forward(dtype):
+    """The one-token path used by generation computes what forward() computes: NumPy over the cache's memory for a
+    float32 CPU cache, forward() on one token for any other (here float64, as a GPU cache would)."""
+    model = make().to(dtype)
+    with torch.no_grad():   # LayerNorm gains other than 1, as after training (decode_step folds them in)
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.uniform_(0.5, 1.5)
     idx = torch.randint(0, 50, (1, 12))
     full, _ = model(idx)
     cache = model.new_cache()
+    assert cache.flat == (dtype == torch.float32)
     with torch.inference_mode():
         first, _ = model(idx[:, :3], cache=cache)
         steps = [model.decode_step(int(t), cache) for t in idx[0, 3:]]
     torch.testing.assert_close(first[0], full[0, :3], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(torch.stack(steps), full[0, 3:], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.stack(steps).to(dtype), full[0, 3:], atol=1e-5, rtol=1e-4)
+    assert cache.length == 12
     with pytest.raises(ValueError, match="full"):
         model.decode_step(1, cache)
 
