@@ -201,6 +201,12 @@ def through_app(corpus: Path, steps: int) -> dict:
             "steps": len(meta["loss_curve"]), "cpu": cpu}
 
 
+def pair_ratios(runs: list[tuple[dict, dict]]) -> list[float]:
+    """Each pair's app wall time over its direct one, minus 1. The two runs of a pair are minutes apart, so the
+    host's slow and fast spells (up to 25%, above) touch both alike more often than they touch two medians."""
+    return [app["wall_s"] / one["wall_s"] - 1 for one, app in runs]
+
+
 def main() -> None:
     from cutellm.bench import DEFAULT_CORPUS
 
@@ -219,8 +225,11 @@ def main() -> None:
     b = {k: statistics.median(r[1][k] for r in runs) for k in ("median_tokens_per_s", "wall_s")}
     per_step = a["median_tokens_per_s"] / b["median_tokens_per_s"] - 1
     wall = b["wall_s"] / a["wall_s"] - 1
+    pairs = pair_ratios(runs)
     print(f"slower in the app{' (medians of %d)' % len(runs) if len(runs) > 1 else ''}: {100 * per_step:+.1f}% per "
           f"step (median), {100 * wall:+.1f}% wall time (load average before: {load[0]:.2f})")
+    print(f"wall time, app / direct in each pair: {', '.join(f'{100 * r:+.1f}%' for r in pairs)}; median "
+          f"{100 * statistics.median(pairs):+.1f}%")
     watched = [app["cpu"] for _, app in runs if app["cpu"]]
     cpu = {k: statistics.median(c[k] for c in watched) for k in watched[0]} if watched else None
     if cpu:
@@ -230,7 +239,8 @@ def main() -> None:
               f"{100 * cpu['page_share']:.1f}% of the machine")
     report = {"steps": args.steps, "load_average_before": load[0],
               "runs": [{"direct": one, "app": other} for one, other in runs],
-              "slower_per_step": per_step, "slower_wall": wall, "page_cpu": cpu}
+              "slower_per_step": per_step, "slower_wall": wall, "slower_wall_pairs": pairs,
+              "slower_wall_pair_median": statistics.median(pairs), "page_cpu": cpu}
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
 

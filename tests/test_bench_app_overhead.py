@@ -54,3 +54,9 @@ def test_a_busy_child_is_found_and_its_cpu_time_read():
         child.wait()
     time.sleep(0.1)
     assert child.pid not in overhead.descendants(os.getpid())
+
+
+def test_wall_time_is_also_compared_pair_by_pair():
+    runs = [({"wall_s": 100.0}, {"wall_s": 110.0}), ({"wall_s": 80.0}, {"wall_s": 76.0}),
+            ({"wall_s": 50.0}, {"wall_s": 51.0})]
+    assert overhead.pair_ratios(runs) == pytest.approx([0.10, -0.05, 0.02])
