@@ -3,7 +3,7 @@
 Entry point: page config, session defaults, navigation over app_pages/, and the shared sidebar.
 
 `streamlit run` first imports this file as a module and finds `app` below, an ASGI app that serves Streamlit plus
-one route of our own (the Train page's live view, `ui/live_view.py`); then Streamlit runs it as the script of each
+one route of our own (the Train page's live view, `ui/train/live_view.py`); then Streamlit runs it as the script of each
 session, as `__main__`.
 """
 
@@ -31,6 +31,6 @@ if __name__ == "__main__":
     render_sidebar()
     page.run()
 else:
-    from ui.live_view import live_route
+    from ui.train.live_view import live_route
 
     app = st.App(__file__, routes=[live_route(st.get_option("server.baseUrlPath"))])

@@ -2,11 +2,13 @@
 
 import streamlit as st
 
-from cutellm import CuteLLMError, charts, inspection
+from cutellm import CuteLLMError
+
+from cutellm.views import charts, inspection
 from ui import state
 from ui.notices import note_beyond_context, warn_unknown_words
-from ui.timeline import timeline_model
-from ui.tokens_view import tokens_tab
+from ui.explore.timeline import timeline_model
+from ui.explore.tokens_view import tokens_tab
 
 state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Tokens", "ex_position": "all",
             "ex_emb_dims": "2D", "ex_emb_top": 300, "ex_emb_highlight": inspection.DEFAULT_HIGHLIGHT,

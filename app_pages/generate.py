@@ -4,7 +4,8 @@ import streamlit as st
 
 from cutellm import CuteLLMError
 from cutellm.inference import SamplingSettings, encode_prompt
-from ui import sampling_lab, state, streaming
+from ui import state
+from ui.generate import sampling_lab, streaming
 from ui.notices import note_beyond_context, warn_unknown_words
 
 MAX_TOKENS_UI = 200

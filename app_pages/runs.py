@@ -3,8 +3,8 @@
 import streamlit as st
 
 from cutellm import CheckpointError
-from cutellm.charts import runs_figure
-from cutellm.runs import Run, differing_columns, runs_table
+from cutellm.views.charts import runs_figure
+from cutellm.lab.runs import Run, differing_columns, runs_table
 from ui import state
 
 st.title("Runs")

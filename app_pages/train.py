@@ -11,15 +11,15 @@ from cutellm import ConfigError, CuteLLMError, ModelConfig, TrainConfig, load_se
 from cutellm.config import LIMITS
 from cutellm.devices import PRECISIONS, available_devices, resolve_device, resolve_precision
 from cutellm.errors import TrainingBusyError
-from cutellm.jobs import TrainingJob, training_in_progress
-from cutellm.runs import MAX_INTERACTIVE_STEPS, prepare_run
-from cutellm.samples import DEFAULT_BLANK, DEFAULT_PROMPT, SampleSpec
+from cutellm.lab.jobs import TrainingJob, training_in_progress
+from cutellm.lab.runs import MAX_INTERACTIVE_STEPS, prepare_run
+from cutellm.lab.samples import DEFAULT_BLANK, DEFAULT_PROMPT, SampleSpec
 from cutellm.settings import Settings
 from cutellm.tokenizer import TOKENIZER_KINDS
 from ui import state
-from ui.corpus import choose_corpus, show_stats
-from ui.preview import preview_panel
-from ui.training_panel import live_panel, results
+from ui.train.corpus import choose_corpus, show_stats
+from ui.train.preview import preview_panel
+from ui.train.training_panel import live_panel, results
 
 TOKENIZER_LABELS = {"word": "word", "char": "char", "bpe": "BPE (subwords)"}
 TOKENIZER_HELP = ("**word**: one token per word or punctuation mark, lower-cased; a word outside the vocabulary "

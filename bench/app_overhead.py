@@ -208,7 +208,7 @@ def pair_ratios(runs: list[tuple[dict, dict]]) -> list[float]:
 
 
 def main() -> None:
-    from cutellm.bench import DEFAULT_CORPUS
+    from cutellm.lab.bench import DEFAULT_CORPUS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)

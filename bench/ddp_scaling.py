@@ -3,7 +3,7 @@ for one process and for two processes, at the same global batch and at twice the
 
     python bench/ddp_scaling.py [--corpus ../shared/corpora/tinyshakespeare.txt] [--steps 200] [--repeats 2]
 
-Each layout trains `cutellm.bench`'s configuration (character level, 4 layers x 4 heads, width 128, context 64,
+Each layout trains `cutellm.lab.bench`'s configuration (character level, 4 layers x 4 heads, width 128, context 64,
 nanoGPT's learning-rate schedule, dropout 0, every offset a window) for `--steps` iterations in fresh processes:
 `python -m cutellm`-style single processes, or `torch.distributed.run --standalone --nproc_per_node=2` (gloo). The
 layouts alternate `--repeats` times so a busy neighbour slows them all alike. Printed per layout: the median over
@@ -36,8 +36,8 @@ LAYOUTS = [
 WORKER = """
 import json, sys, torch
 from dataclasses import replace
-from cutellm import distributed
-from cutellm.bench import bench_setup
+from cutellm.fast import distributed
+from cutellm.lab.bench import bench_setup
 from cutellm.data import load_corpus
 corpus, steps, threads, batch, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 with distributed.process_group("cpu") as ctx:

@@ -4,7 +4,7 @@ model's recipe trained by a one-GPU `torchrun`; a summary table to paste into be
     python bench/gpu_run.py --out "$OUT"                              # on a machine with a CUDA GPU
     python bench/gpu_run.py --device cpu --quick --out /tmp/gpu_dry  # the same plumbing, here, in about a minute
 
-The bench reads tiny Shakespeare from `--corpus` (default: cutellm.bench's, next to the repository). A machine that
+The bench reads tiny Shakespeare from `--corpus` (default: cutellm.lab.bench's, next to the repository). A machine that
 receives only the repository's working tree lacks that folder: copy the file to an ignored path first
 (`cp ../shared/corpora/tinyshakespeare.txt bench/corpus.txt`, which .gitignore keeps out of commits) and pass
 `--corpus bench/corpus.txt`.
@@ -110,7 +110,7 @@ def summary_table(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cutellm.bench import DEFAULT_CORPUS
+    from cutellm.lab.bench import DEFAULT_CORPUS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "bench" / "gpu"))

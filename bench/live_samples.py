@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cutellm import ModelConfig, TrainConfig, load_corpus  # noqa: E402  (after the path is set)
-from cutellm.jobs import TrainingJob  # noqa: E402
-from cutellm.runs import prepare_run  # noqa: E402
-from cutellm.samples import SampleSpec  # noqa: E402
+from cutellm.lab.jobs import TrainingJob  # noqa: E402
+from cutellm.lab.runs import prepare_run  # noqa: E402
+from cutellm.lab.samples import SampleSpec  # noqa: E402
 
 
 def one_run(text: str, steps: int, samples: bool) -> tuple[float, float, int]:

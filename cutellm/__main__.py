@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace, settings) -> int:
     """Train and save. Under torchrun every process runs this: all train, the main one (rank 0) logs and saves."""
-    from . import distributed
+    from .fast import distributed
 
     model_over = {k: v for k, v in {"vocab_size": args.vocab_size, "d_model": args.d_model, "n_heads": args.n_heads,
                                     "n_layers": args.n_layers, "block_size": args.block_size,
@@ -176,7 +176,7 @@ def _train_and_save(args: argparse.Namespace, model_config, train_config, tokeni
                     is_main: bool) -> int:
     from .checkpoint import load_checkpoint, load_train_state
     from .data import load_corpus
-    from .runs import BaseModel, prepare_run, resume_run
+    from .lab.runs import BaseModel, prepare_run, resume_run
 
     text = load_corpus(args.corpus)
     out = args.out or args.resume or DEFAULT_MODEL
@@ -296,7 +296,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 def cmd_evaluate_blanks(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .evaluation import evaluate_blanks, format_report, load_blanks_file, write_evaluation
+    from .lab.evaluation import evaluate_blanks, format_report, load_blanks_file, write_evaluation
 
     items = load_blanks_file(args.file)
     model, tokenizer, meta = load_checkpoint(args.model, with_meta=True)
@@ -329,8 +329,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_visualize(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .inspection import DEFAULT_HIGHLIGHT, DEFAULT_TEXT
-    from .visualize import export_html
+    from .views.inspection import DEFAULT_HIGHLIGHT, DEFAULT_TEXT
+    from .views.visualize import export_html
 
     model, tokenizer = load_checkpoint(args.model)
     result = export_html(model, tokenizer, args.out, text=args.text or DEFAULT_TEXT,
@@ -344,7 +344,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import FULL_STEPS, QUICK_STEPS, format_table, run_benchmark, write_results
+    from .lab.bench import FULL_STEPS, QUICK_STEPS, format_table, run_benchmark, write_results
 
     steps = args.steps or (QUICK_STEPS if args.quick else FULL_STEPS)
     results = run_benchmark(args.corpus, steps=steps, device=args.device, precision=args.precision or "auto",
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                 "inspect": cmd_inspect,
                 "visualize": cmd_visualize, "bench": cmd_bench}[args.command](args)
     except CuteLLMError as err:
-        from .distributed import launch_context
+        from .fast.distributed import launch_context
 
         where = launch_context()  # under torchrun, say which process failed
         prefix = f"[rank {where.rank}] " if where is not None and where.enabled else ""

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
-from . import distributed
+from .fast import distributed
 from .config import ModelConfig, TrainConfig
 from .devices import resolve_device, resolve_precision
 from .data import Dataset, bits_per_char, prepare_dataset

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-from cutellm import ModelConfig, TrainConfig, TrainingDivergedError, distributed, prepare_training, train
+from cutellm import ModelConfig, TrainConfig, TrainingDivergedError, prepare_training, train
+
+from cutellm.fast import distributed
 
 TEXT = " ".join(["the cat sat on the mat.", "the dog ran to the park.", "the bird sang in the tree.",
                  "a cow eats green grass.", "the sun is hot and the sky is blue."] * 20)

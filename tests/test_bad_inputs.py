@@ -19,8 +19,8 @@ from cutellm import (CheckpointError, ConfigError, CorpusError, GenerationError,
                      prepare_training, sample_generate, save_checkpoint, stream_generate, tokenizer_from_dict, train)
 from cutellm.checkpoint import checkpoint_payload
 from cutellm.data import decode_corpus_bytes, load_corpus, prepare_dataset
-from cutellm.evaluation import load_blanks_file
-from cutellm.model_files import model_path
+from cutellm.lab.evaluation import load_blanks_file
+from cutellm.lab.model_files import model_path
 from cutellm.tokenizer import SimpleWordTokenizer
 from cutellm.training import evaluate
 

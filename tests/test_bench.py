@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from cutellm import ModelConfig
-from cutellm import bench
+from cutellm.lab import bench
 from cutellm.__main__ import main
 from cutellm.inference import sample_index
 from cutellm.training import prepare_training, train

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cutellm import bench
+from cutellm.lab import bench
 from tests.test_bench import SMALL_MODEL, corpus  # noqa: F401 (a fixture)
 
 spec = importlib.util.spec_from_file_location("gpu_run", Path(__file__).resolve().parents[1] / "bench" / "gpu_run.py")

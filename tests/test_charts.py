@@ -1,4 +1,4 @@
-"""Figure builders (cutellm.charts): the right traces, labels and hover text, and corpus text always escaped."""
+"""Figure builders (cutellm.views.charts): the right traces, labels and hover text, and corpus text always escaped."""
 
 import numpy as np
 import plotly.graph_objects as go
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from cutellm import CuteLLM, ModelConfig, SimpleWordTokenizer
-from cutellm import charts
-from cutellm import inspection as insp
+from cutellm.views import charts
+from cutellm.views import inspection as insp
 from cutellm.tokenizer import SPECIAL_TOKENS
 from cutellm.training import StepMetrics
 

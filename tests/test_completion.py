@@ -10,7 +10,7 @@ import torch
 
 from cutellm import ModelConfig, TrainConfig, complete_phrase, prepare_run, prepare_training, train
 from cutellm.completion import WORD_RE, candidate_words, corpus_words, merge_words
-from cutellm.runs import BaseModel
+from cutellm.lab.runs import BaseModel
 
 TEXT = "the cat sat on the mat. ma said hi. the elephant sat on the rug. an owl flew home. the dog ran to the park. " * 30
 WORDS = corpus_words(TEXT)

@@ -32,7 +32,7 @@ import torch
 import ddp_agreement
 from cutellm import (ConfigError, TrainConfig, TrainingDivergedError, load_checkpoint,
                      prepare_training, train)
-from cutellm import distributed
+from cutellm.fast import distributed
 from cutellm.__main__ import main
 from cutellm.devices import available_devices, resolve_device, resolve_precision
 from cutellm.settings import load_settings

@@ -10,7 +10,7 @@ import re
 
 from cutellm import save_checkpoint
 from cutellm.__main__ import main
-from cutellm.evaluation import load_blanks_file, parse_blanks_file
+from cutellm.lab.evaluation import load_blanks_file, parse_blanks_file
 
 from conftest import CORPUS, ROOT
 

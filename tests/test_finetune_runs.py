@@ -11,9 +11,9 @@ import torch
 from cutellm import (ModelConfig, TrainConfig, generate, load_checkpoint, prepare_finetuning, prepare_training,
                      save_checkpoint, train)
 from cutellm.__main__ import main
-from cutellm.charts import runs_figure
-from cutellm.inspection import embedding_pca
-from cutellm.runs import Run, differing_columns, lineage, runs_table
+from cutellm.views.charts import runs_figure
+from cutellm.views.inspection import embedding_pca
+from cutellm.lab.runs import Run, differing_columns, lineage, runs_table
 from cutellm.training import evaluate, snapshot_steps
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN

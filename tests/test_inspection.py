@@ -1,11 +1,11 @@
-"""The numbers behind the Explore pictures (cutellm.inspection), on small untrained models: fast and exact."""
+"""The numbers behind the Explore pictures (cutellm.views.inspection), on small untrained models: fast and exact."""
 
 import numpy as np
 import pytest
 import torch
 
 from cutellm import ConfigError, CuteLLM, ModelConfig, PromptError, SimpleWordTokenizer
-from cutellm import inspection as insp
+from cutellm.views import inspection as insp
 
 from conftest import TINY_TEXT
 

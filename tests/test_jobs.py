@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from cutellm.errors import TrainingBusyError
-from cutellm.jobs import TrainingJob, training_in_progress
-from cutellm.runs import prepare_run
+from cutellm.lab.jobs import TrainingJob, training_in_progress
+from cutellm.lab.runs import prepare_run
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 
@@ -109,9 +109,9 @@ EXIT_WHILE_WORKING = """
 import time
 from dataclasses import replace
 from cutellm import ModelConfig, TrainConfig
-from cutellm.estimates import StepTimer
-from cutellm.jobs import TrainingJob
-from cutellm.runs import prepare_run
+from cutellm.lab.estimates import StepTimer
+from cutellm.lab.jobs import TrainingJob
+from cutellm.lab.runs import prepare_run
 
 text = " ".join(["the cat sat on the mat.", "the dog ran to the park."] * 100)
 model = ModelConfig(vocab_size=64, d_model=48, n_heads=4, n_layers=2, block_size=16, dropout=0.0)

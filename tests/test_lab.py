@@ -14,11 +14,11 @@ import torch
 from cutellm import CheckpointError, ConfigError, load_checkpoint, prepare_training, train
 from cutellm.__main__ import main
 from cutellm.checkpoint import load_train_state, save_checkpoint
-from cutellm.curve import Baselines, overfitting, perplexity, unigram_loss, uniform_loss
-from cutellm.jobs import TrainingJob
-from cutellm.model_files import SHIPPED_DIR, delete_model, rename_model
-from cutellm.runs import prepare_run
-from cutellm.samples import SampleSpec
+from cutellm.views.curve import Baselines, overfitting, perplexity, unigram_loss, uniform_loss
+from cutellm.lab.jobs import TrainingJob
+from cutellm.lab.model_files import SHIPPED_DIR, delete_model, rename_model
+from cutellm.lab.runs import prepare_run
+from cutellm.lab.samples import SampleSpec
 from cutellm.tokenizer import build_tokenizer
 from cutellm.training import StepMetrics
 
@@ -230,7 +230,7 @@ def test_rename_and_delete_a_saved_model(tmp_path, tiny):
 @pytest.fixture
 def shipped_copy(tmp_path, monkeypatch):
     """The shipped folder as a temporary copy, so a broken guard can only ever damage the copy."""
-    import cutellm.model_files as model_files
+    import cutellm.lab.model_files as model_files
 
     folder = tmp_path / "shipped"
     folder.mkdir()
@@ -254,7 +254,7 @@ def test_shipped_models_cannot_be_renamed_or_deleted(tmp_path, shipped_copy, act
 
 
 def test_the_smoothed_curve_is_thinned_but_its_average_reads_every_point():
-    from cutellm.curve import SMOOTHING, smoothed_curve
+    from cutellm.views.curve import SMOOTHING, smoothed_curve
 
     points = [(s, float(s % 2)) for s in range(1, 1001)]   # 1, 0, 1, 0, ...
     curve = smoothed_curve(points, max_points=100)

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from cutellm.curve import Baselines
-from cutellm.live_chart import LIVE_SERIES, live_loss_svg, nice_ticks
+from cutellm.views.curve import Baselines
+from cutellm.views.live_chart import LIVE_SERIES, live_loss_svg, nice_ticks
 from cutellm.training import StepMetrics
 
 SVG = "{http://www.w3.org/2000/svg}"

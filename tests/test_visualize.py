@@ -1,10 +1,10 @@
-"""The standalone HTML export (cutellm.visualize) and the `visualize` CLI command."""
+"""The standalone HTML export (cutellm.views.visualize) and the `visualize` CLI command."""
 
 import pytest
 import torch
 
 from cutellm import CuteLLM, ModelConfig, SimpleWordTokenizer, save_checkpoint
-from cutellm import charts, visualize
+from cutellm.views import charts, visualize
 from cutellm.__main__ import main
 
 from conftest import TINY_TEXT

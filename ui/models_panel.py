@@ -1,7 +1,7 @@
 """The sidebar's model manager: upload a checkpoint for this session, rename or delete a saved one (asking first).
 
 An upload is loaded with the same safe loader as a file on disk (`weights_only=True`) and lives in this session only.
-Renaming and deleting go through `cutellm.model_files`, which refuses the shipped models.
+Renaming and deleting go through `cutellm.lab.model_files`, which refuses the shipped models.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import streamlit as st
 
 from cutellm import CuteLLMError
 from cutellm.checkpoint import load_checkpoint_bytes
-from cutellm.model_files import SHIPPED_NAMES, delete_model, is_shipped, rename_model
+from cutellm.lab.model_files import SHIPPED_NAMES, delete_model, is_shipped, rename_model
 
 from . import state
 from .text import code_span

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cutellm import resolve_device
-from cutellm.jobs import training_in_progress
+from cutellm.lab.jobs import training_in_progress
 
 from . import state
 from .models_panel import models_panel

@@ -14,9 +14,9 @@ from typing import Any, Callable
 import streamlit as st
 
 from cutellm import CheckpointError, CuteLLM, CuteLLMError, load_checkpoint
-from cutellm.jobs import TrainingJob
-from cutellm.model_files import DEFAULT_MODEL, is_shipped, shipped_models
-from cutellm.runs import BaseModel
+from cutellm.lab.jobs import TrainingJob
+from cutellm.lab.model_files import DEFAULT_MODEL, is_shipped, shipped_models
+from cutellm.lab.runs import BaseModel
 from cutellm.tokenizer import Tokenizer
 from cutellm.training import WeightSnapshot
 

@@ -6,7 +6,7 @@ import re
 import shutil
 
 from cutellm.checkpoint import checkpoint_bytes, save_checkpoint
-from cutellm.model_files import SHIPPED_DIR
+from cutellm.lab.model_files import SHIPPED_DIR
 
 from .conftest import button, live_view, no_exception, open_page
 

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 from starlette.requests import Request
 
-from cutellm.jobs import TrainingJob, find_job
-from cutellm.runs import prepare_run
-from cutellm.samples import SampleSpec
-from ui.live_view import PARTS, ROUTE, live_endpoint, live_route, live_url, view_html
+from cutellm.lab.jobs import TrainingJob, find_job
+from cutellm.lab.runs import prepare_run
+from cutellm.lab.samples import SampleSpec
+from ui.train.live_view import PARTS, ROUTE, live_endpoint, live_route, live_url, view_html
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cutellm.charts import VIEWS
+from cutellm.views.charts import VIEWS
 
 from .conftest import button, no_exception, open_page
 

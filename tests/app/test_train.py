@@ -7,7 +7,7 @@ import time
 import pytest
 
 from cutellm import load_checkpoint
-from cutellm.jobs import training_in_progress
+from cutellm.lab.jobs import training_in_progress
 
 from .conftest import button, finish_run, live_view, no_exception, open_page, start_tiny_run
 

@@ -8,10 +8,10 @@ import html
 import pandas as pd
 import streamlit as st
 
-from cutellm import inspection
+from cutellm.views import inspection
 from cutellm.data import load_corpus
 
-from . import state
+from .. import state
 
 # Soft colours that tell neighbouring tokens apart (token i gets colour i mod len).
 CHIP_COLOURS = ("#E6E1FF", "#D5F5EA", "#FFE8CC", "#DCEBFF", "#FFE1EC", "#EEF2C4")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,11 +30,13 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from ..inference import SamplingSteps
+from ..training import StepMetrics
 from .curve import smoothed_curve
-from .inference import SamplingSteps
 from .inspection import Architecture, AttentionMaps, LogitLens, PredictionHeatmap
-from .runs import Run
-from .training import StepMetrics
+
+if TYPE_CHECKING:  # views sit below the lab: the Run type is only named here, never imported at run time
+    from ..lab.runs import Run
 
 # One palette for every figure.
 PALETTE = {

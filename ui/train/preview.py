@@ -7,11 +7,11 @@ from dataclasses import replace
 import streamlit as st
 
 from cutellm import ConfigError, ModelConfig, TrainConfig
-from cutellm.charts import architecture_figure
-from cutellm.estimates import RunPreview, StepTimer, run_preview
-from cutellm.jobs import training_in_progress
+from cutellm.views.charts import architecture_figure
+from cutellm.lab.estimates import RunPreview, StepTimer, run_preview
+from cutellm.lab.jobs import training_in_progress
 
-from .text import duration
+from ..text import duration
 
 MEASURE_POLL_S = 1.0   # how often the panel looks for the background measurement while it runs
 

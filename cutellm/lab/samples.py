@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from .completion import complete_phrase
-from .errors import CuteLLMError
-from .inference import generate
-from .model import CuteLLM
-from .tokenizer import Tokenizer
+from ..completion import complete_phrase
+from ..errors import CuteLLMError
+from ..inference import generate
+from ..model import CuteLLM
+from ..tokenizer import Tokenizer
 
 DEFAULT_PROMPT = "the cat sat on the"
 DEFAULT_BLANK = "the ___ sat on the mat"

@@ -10,9 +10,9 @@ import streamlit as st
 
 from cutellm.inference import GeneratedToken, SamplingSettings, stream_generate
 
-from .notices import hint_repetition
-from .state import LoadedModel
-from .text import tinted_html
+from ..notices import hint_repetition
+from ..state import LoadedModel
+from ..text import tinted_html
 
 # The shipped model writes a token in about a millisecond: paced, the text visibly grows (at most ~2 s in all).
 PACE_S, MAX_PACED_S = 0.05, 2.0

@@ -11,7 +11,7 @@ from cutellm import CuteLLMError
 from cutellm.data import clean_corpus, corpus_stats, decode_corpus_bytes
 from cutellm.tokenizer import build_tokenizer
 
-from . import state
+from .. import state
 
 DATA_DIR = state.ROOT / "data"
 

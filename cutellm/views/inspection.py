@@ -28,10 +28,10 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .errors import ConfigError, PromptError
-from .inference import encode_context
-from .model import CuteLLM, ModelTrace, evaluating
-from .tokenizer import BPETokenizer, Tokenizer
+from ..errors import ConfigError, PromptError
+from ..inference import encode_context
+from ..model import CuteLLM, ModelTrace, evaluating
+from ..tokenizer import BPETokenizer, Tokenizer
 
 # The example sentence shown by the Explore page, the CLI and `make visualize` (one place for all of them).
 DEFAULT_TEXT = "the cat sat on the mat and the dog ran to the park"
@@ -93,7 +93,7 @@ def bpe_merges(tokenizer: Tokenizer, n: int = 50) -> pd.DataFrame:
 def tokenizer_comparison(text: str, corpus: str, vocab_size: int = 1000) -> pd.DataFrame:
     """Word, char and BPE tokenizers built from `corpus` (`vocab_size` for word and BPE), each cutting `text`: one row
     per tokenizer with its vocabulary, the text's tokens, <unk> rate and characters per token."""
-    from .tokenizer import TOKENIZER_KINDS, build_tokenizer
+    from ..tokenizer import TOKENIZER_KINDS, build_tokenizer
 
     rows = []
     for kind in TOKENIZER_KINDS:

@@ -19,11 +19,13 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from . import charts, inspection
-from .errors import PromptError
-from .inference import encode_context
-from .model import CuteLLM
-from .tokenizer import Tokenizer
+from . import charts
+
+from ..errors import PromptError
+from ..inference import encode_context
+from ..model import CuteLLM
+from ..tokenizer import Tokenizer
+from . import inspection
 
 HTML_NAME = "model_visualizations.html"
 IMAGES_DIR = "images"

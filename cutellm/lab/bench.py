@@ -32,17 +32,17 @@ from typing import Any, Callable
 
 import torch
 
-from . import __version__
-from .config import ModelConfig, TrainConfig
-from .devices import resolve_device, resolve_precision
-from .data import Dataset, load_corpus, make_windows
-from .errors import CorpusError
-from .inference import generate_ids
-from .model import CuteLLM
-from .tokenizer import BPETokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
-from .training import StepMetrics, TrainResult, evaluate, new_model, train
+from .. import __version__
+from ..config import ModelConfig, TrainConfig
+from ..data import Dataset, load_corpus, make_windows
+from ..devices import resolve_device, resolve_precision
+from ..errors import CorpusError
+from ..inference import generate_ids
+from ..model import CuteLLM
+from ..tokenizer import BPETokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
+from ..training import StepMetrics, TrainResult, evaluate, new_model, train
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]   # the repository
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 DEFAULT_OUT = Path("bench") / "results.json"
 
@@ -179,8 +179,8 @@ def bpe_timing(text: str, vocab_size: int = BPE_VOCAB) -> dict[str, Any]:
 def blank_timing(model_path: str | Path = DEFAULT_MODEL, repeats: int = 5) -> dict[str, Any]:
     """Milliseconds to fill one blank and two blanks with the shipped model (median of `repeats`), and how many
     candidate words each blank tried. None when the model file is missing."""
-    from .checkpoint import load_checkpoint
-    from .completion import candidate_words, complete_phrase
+    from ..checkpoint import load_checkpoint
+    from ..completion import candidate_words, complete_phrase
 
     if not Path(model_path).is_file():
         return {"model": str(model_path), "one_blank_ms": None, "two_blanks_ms": None, "candidates": 0}

@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from cutellm.curve import perplexity
-from cutellm.jobs import JobSnapshot, TrainingJob, find_job
-from cutellm.live_chart import live_loss_svg
+from cutellm.views.curve import perplexity
+from cutellm.lab.jobs import JobSnapshot, TrainingJob, find_job
+from cutellm.views.live_chart import live_loss_svg
 
+from ..text import duration
 from .run_reading import reading_html, samples_html
-from .text import duration
 
 LIVE_REFRESH_S = 2.0
 LIVE_CHART_POINTS = 300

@@ -13,9 +13,9 @@ import html
 import math
 from typing import Sequence
 
+from ..training import StepMetrics
 from .charts import PALETTE
 from .curve import Baselines, smoothed_curve
-from .training import StepMetrics
 
 LIVE_SERIES = {   # series -> colour, in legend order
     "train (each batch)": PALETTE["muted"], "train (smoothed)": PALETTE["primary"], "validation": PALETTE["accent"],

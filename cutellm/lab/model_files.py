@@ -13,9 +13,9 @@ import os
 import re
 from pathlib import Path
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"
 SHIPPED_NAMES = ("cute_llm", "cute_bpe")   # word tokens (the default model), subword tokens
 DEFAULT_MODEL = SHIPPED_DIR / "cute_llm.pth"
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from .training import StepMetrics
+from ..training import StepMetrics
 
 RISES_FOR_OVERFITTING = 3   # consecutive rises of the validation loss that make an overfitting notice
 

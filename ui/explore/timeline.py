@@ -7,8 +7,8 @@ import streamlit as st
 from cutellm import CuteLLM, CuteLLMError, generate_ids
 from cutellm.inference import encode_context
 
-from . import state
-from .text import generated_html
+from .. import state
+from ..text import generated_html
 
 
 def timeline_model(active: state.LoadedModel, text: str) -> CuteLLM:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 
-from cutellm.curve import Baselines, overfitting, perplexity
-from cutellm.jobs import JobSnapshot
+from cutellm.views.curve import Baselines, overfitting, perplexity
+from cutellm.lab.jobs import JobSnapshot
 
 BASELINE_HELP = ("Uniform guess: every token equally likely, loss ln V. Unigram: each token as likely as it is "
                  "frequent in your training text, ignoring what came before. Perplexity = e^loss: a perplexity of N "

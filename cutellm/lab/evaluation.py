@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .completion import DEFAULT_BEAM, complete_phrase, count_blanks
-from .errors import CorpusError
-from .model import CuteLLM
-from .tokenizer import Tokenizer
+from ..completion import DEFAULT_BEAM, complete_phrase, count_blanks
+from ..errors import CorpusError
+from ..model import CuteLLM
+from ..tokenizer import Tokenizer
 
 TOP_K = 5
 

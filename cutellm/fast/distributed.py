@@ -22,8 +22,8 @@ from typing import Iterator, Mapping
 import torch
 import torch.distributed as dist
 
-from .devices import resolve_device
-from .errors import ConfigError
+from ..devices import resolve_device
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 import streamlit as st
 import torch
 
-from cutellm import charts
+from cutellm.views import charts
 from cutellm.errors import CuteLLMError
 from cutellm.inference import (GeneratedToken, SamplingSettings, describe_token, encode_prompt, next_token_logits,
                                sampling_steps)
 from cutellm.tokenizer import Tokenizer
 
-from .notices import hint_repetition, note_beyond_context
-from .state import LoadedModel
-from .text import code_span, tinted_html
+from ..notices import hint_repetition, note_beyond_context
+from ..state import LoadedModel
+from ..text import code_span, tinted_html
 
 STEP_VIEW = "Step by step"
 BRANCH_CHOICES = 8    # tokens offered to branch on (the model's most likely ones)

@@ -17,13 +17,13 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from .completion import corpus_words, merge_words
-from .config import ModelConfig, TrainConfig
-from .data import Dataset, bits_per_char, prepare_dataset
-from .errors import ConfigError
-from .model import CuteLLM
-from .tokenizer import Tokenizer
-from .training import TrainResult, batch_plan, prepare_finetuning, prepare_training
+from ..completion import corpus_words, merge_words
+from ..config import ModelConfig, TrainConfig
+from ..data import Dataset, bits_per_char, prepare_dataset
+from ..errors import ConfigError
+from ..model import CuteLLM
+from ..tokenizer import Tokenizer
+from ..training import TrainResult, batch_plan, prepare_finetuning, prepare_training
 
 # The most optimiser steps an interactive run (the app) may take: beyond this a 2-core machine trains for hours.
 MAX_INTERACTIVE_STEPS = 50_000

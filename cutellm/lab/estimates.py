@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .config import ModelConfig, TrainConfig
-from .devices import resolve_device, resolve_precision
-from .inspection import Architecture, architecture_summary
-from .model import CuteLLM
-from .training import BatchPlan, batch_plan, clip_gradients, forward_backward, make_optimizer
+from ..config import ModelConfig, TrainConfig
+from ..devices import resolve_device, resolve_precision
+from ..model import CuteLLM
+from ..training import BatchPlan, batch_plan, clip_gradients, forward_backward, make_optimizer
+from ..views.inspection import Architecture, architecture_summary
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import ConfigError, CuteLLMError, TrainingBusyError, TrainingDivergedError
-from .curve import Baselines
+from ..errors import ConfigError, CuteLLMError, TrainingBusyError, TrainingDivergedError
+from ..training import StepMetrics, TrainResult, train
+from ..views.curve import Baselines
 from .runs import PreparedRun
 from .samples import LiveSample, SampleSpec, take_sample
-from .training import StepMetrics, TrainResult, train
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class TrainingJob:
         self.run = run
         self.model, self.tokenizer, self.dataset, self.config = run.model, run.tokenizer, run.dataset, run.config
         self.name = run.name
-        # Unguessable: the page fetches its job's progress by this id (ui/live_view.py), so it is the only key.
+        # Unguessable: the page fetches its job's progress by this id (ui/train/live_view.py), so it is the only key.
         self.id = secrets.token_urlsafe(16)
         _JOBS_BY_ID[self.id] = self
         # The curve's reference losses, from the training text's tokens: computed once, before the run.

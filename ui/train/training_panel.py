@@ -7,12 +7,12 @@ import streamlit as st
 
 from cutellm import CuteLLMError
 from cutellm.checkpoint import checkpoint_bytes, save_checkpoint
-from cutellm.jobs import TrainingJob
-from cutellm.model_files import save_path
+from cutellm.lab.jobs import TrainingJob
+from cutellm.lab.model_files import save_path
 
-from . import state
+from .. import state
+from ..text import duration
 from .live_view import DONE_BUTTON_KEY, STYLE, live_url, view_html
-from .text import duration
 
 
 def live_panel(job: TrainingJob) -> None:
