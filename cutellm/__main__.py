@@ -12,9 +12,8 @@ from pathlib import Path
 
 from . import __version__
 from .completion import DEFAULT_BEAM
-from .devices import DEVICES, PRECISIONS
-from .settings import load_settings, setup_logging
-from .tokenizer import TOKENIZER_KINDS
+from .options import OPTION, OPTIONS, Option, field_type, options_of
+from .settings import SECTIONS, load_settings, setup_logging
 from .errors import CuteLLMError
 
 log = logging.getLogger("cutellm")
@@ -28,30 +27,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train a CuteLLM. Unset options take their value from .env, then the defaults.")
     p.add_argument("--corpus", default=DEFAULT_CORPUS, help="UTF-8 text file (default: %(default)s)")
     p.add_argument("--out", help=f"checkpoint to write (default: {DEFAULT_MODEL}, or the --resume file)")
-    p.add_argument("--tokenizer", choices=TOKENIZER_KINDS, help="word: one token per word (unknown words become "
-                   "<unk>); char: one per character; bpe: byte-level subwords learned from the corpus, no <unk> "
-                   "(default: MODEL_TOKENIZER from .env, else word)")
-    p.add_argument("--vocab-size", type=int, help="vocabulary size: the most frequent words kept (word), or bytes + "
-                   "merges (bpe, at least 260)")
-    p.add_argument("--d-model", type=int, help="embedding width")
-    p.add_argument("--n-heads", type=int, help="attention heads per layer")
-    p.add_argument("--n-layers", type=int, help="transformer blocks")
-    p.add_argument("--block-size", type=int, help="context length in tokens")
-    p.add_argument("--dropout", type=float, help="dropout probability")
-    p.add_argument("--batch-size", type=int, help="windows per micro-batch in each process (an optimiser step "
-                   "reads batch size x --grad-accum x processes)")
-    p.add_argument("--epochs", type=int, help="passes over the training windows")
-    p.add_argument("--steps", type=int, help="train exactly this many steps (overrides --epochs)")
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--seed", type=int, help="random seed (same seed + corpus -> same model)")
-    p.add_argument("--device", choices=DEVICES, help="where to train (default: auto: a CUDA GPU when there "
-                   "is one, else the CPU)")
-    _add_speed_args(p)
-    p.add_argument("--grad-accum", type=int, metavar="N", help="accumulate the gradients of N micro-batches of "
-                   "--batch-size per optimiser step (effective batch: batch size x N x processes; default 1)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--stride", type=int, help="tokens between window starts (default: half the block size)")
-    p.add_argument("--eval-interval", type=int, help="steps between validation losses")
+    add_option_flags(p)  # --tokenizer, --vocab-size, ... --eval-interval: one per Option with a flag
     p.add_argument("--log-every", type=int, default=100, help="print progress every N steps (default: %(default)s)")
     p.add_argument("--init-from", metavar="PATH", help="fine-tune this checkpoint on --corpus instead of starting "
                    "fresh (keeps its tokenizer and shape; the shape options are then ignored)")
@@ -65,11 +41,29 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "model may look at the words it should predict (shows why causality matters)")
 
 
+def add_option_flags(p: argparse.ArgumentParser, options: tuple[Option, ...] = OPTIONS) -> None:
+    """A flag for every Option that has one. Unset flags stay None, so .env and then the defaults apply."""
+    for o in options:
+        if o.flag is None:
+            continue
+        kind, _ = field_type(SECTIONS[o.section], o.name)
+        if kind is bool:
+            p.add_argument(o.flag, dest=o.name, action="store_true", default=None, help=o.help)
+        elif o.choices:
+            p.add_argument(o.flag, dest=o.name, choices=o.choices, help=o.help)
+        else:
+            p.add_argument(o.flag, dest=o.name, type=kind, help=o.help,
+                           metavar=o.metavar or o.flag.lstrip("-").upper().replace("-", "_"))
+
+
+def option_overrides(args: argparse.Namespace, section: str, options: tuple[Option, ...] = OPTIONS) -> dict:
+    """The flags given for `section`'s fields: field name -> value."""
+    return {o.name: getattr(args, o.name) for o in options_of(section, options)
+            if o.flag is not None and getattr(args, o.name, None) is not None}
+
+
 def _add_speed_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", choices=PRECISIONS, help="auto (default): bf16 autocast on a CUDA GPU that "
-                   "supports it, fp32 elsewhere; bf16: autocast on CUDA or CPU; fp32: never cast")
-    p.add_argument("--compile", action="store_true", default=None, help="compile the model with torch.compile "
-                   "(pays off on GPUs over long runs; not on a small CPU, see bench/README.md)")
+    add_option_flags(p, (OPTION["precision"], OPTION["compile"]))
 
 
 def _add_model_arg(p: argparse.ArgumentParser) -> None:
@@ -149,15 +143,9 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
     """Train and save. Under torchrun every process runs this: all train, the main one (rank 0) logs and saves."""
     from .fast import distributed
 
-    model_over = {k: v for k, v in {"vocab_size": args.vocab_size, "d_model": args.d_model, "n_heads": args.n_heads,
-                                    "n_layers": args.n_layers, "block_size": args.block_size,
-                                    "dropout": args.dropout}.items() if v is not None}
-    train_over = {k: v for k, v in {"batch_size": args.batch_size, "epochs": args.epochs, "max_steps": args.steps,
-                                    "learning_rate": args.lr, "seed": args.seed, "device": args.device,
-                                    "precision": args.precision, "compile": args.compile,
-                                    "grad_accum_steps": args.grad_accum, "num_threads": args.threads,
-                                    "eval_interval": args.eval_interval, "stride": args.stride}.items()
-                  if v is not None}
+    settings = replace(settings, **option_overrides(args, "settings"))  # --tokenizer
+    model_over = option_overrides(args, "model")
+    train_over = option_overrides(args, "train")
     model_config = replace(settings.model, **model_over)
     train_config = replace(settings.train, **train_over)
 
@@ -168,8 +156,7 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
                      ctx.local_rank, socket.gethostname(), ctx.backend)
             if not ctx.is_main:
                 log.setLevel(logging.WARNING)
-        return _train_and_save(args, model_config, train_config, args.tokenizer or settings.tokenizer, model_over,
-                               ctx.is_main)
+        return _train_and_save(args, model_config, train_config, settings.tokenizer, model_over, ctx.is_main)
 
 
 def _train_and_save(args: argparse.Namespace, model_config, train_config, tokenizer_kind: str, model_over: dict,

@@ -3,7 +3,9 @@
 The model's shape is the original CuteGPT's (vocab 1000, d_model 128, 4 heads, 2 layers, sequence length 20). The
 recipe is ours: batches of 32 for 6 epochs at a learning rate of 4e-3 with weight decay 0.5 reach the validation loss that the original's
 batches of 8 for 10 epochs reached, in well under half the time (README, "The shipped model"; bench/README.md).
-Device and precision choice live in `devices.py`; `.env` overrides and logging in `settings.py`.
+The valid range, help, `.env` variable, CLI flag and widget of each user-facing field live in `options.py`, which
+generates their checks here (`check_options`); the defaults stay in the fields below. Device and precision choice
+live in `devices.py`; `.env` overrides and logging in `settings.py`.
 """
 
 from __future__ import annotations
@@ -11,31 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from .devices import DEVICES, PRECISIONS
 from .errors import ConfigError
-
-# The valid range of each numeric setting, (lowest, highest) inclusive, None for no upper limit: checked by the
-# dataclasses below and read by the Train page for its widgets (which cap the open-ended ones for a playground).
-LIMITS: dict[str, tuple[float, float | None]] = {
-    "vocab_size": (4, None),          # 3 special tokens + at least 1 word
-    "d_model": (1, None),
-    "n_heads": (1, None),
-    "n_layers": (1, None),            # a model needs at least one transformer block
-    "block_size": (2, None),
-    "dropout": (0.0, 0.9),
-    "batch_size": (1, None),
-    "epochs": (1, None),
-    "max_steps": (1, None),
-    "learning_rate": (1e-6, 10.0),    # typical: 1e-4 to 1e-2
-    "warmup_steps": (0, None),
-    "eval_interval": (1, None),
-    "eval_batches": (1, None),
-    "stride": (1, None),
-    "seed": (0, 2**31 - 1),
-    "grad_accum_steps": (1, None),
-    "num_threads": (1, None),
-}
-
+from .options import OPTIONS, Option, field_type, options_of
 
 def _require(ok: bool, name: str, message: str, related: tuple[str, ...] = ()) -> None:
     if not ok:
@@ -44,17 +23,32 @@ def _require(ok: bool, name: str, message: str, related: tuple[str, ...] = ()) -
         raise err
 
 
-def _check_range(obj: Any, name: str, whole: bool = True, optional: bool = False, note: str = "") -> None:
-    """`obj.name` is a number inside LIMITS[name] (a whole number when `whole`; None allowed when `optional`)."""
+def _check_range(obj: Any, name: str, low: float, high: float | None = None, whole: bool = True,
+                 optional: bool = False, note: str = "") -> None:
+    """`obj.name` is a number in [low, high] (a whole number when `whole`; None allowed when `optional`)."""
     value = getattr(obj, name)
     if optional and value is None:
         return
-    low, high = LIMITS[name]
     kind = (int,) if whole else (int, float)
     ok = isinstance(value, kind) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
     what = "a whole number" if whole else "a number"
     span = f">= {low:g}" if high is None else f">= {low:g} and <= {high:g}"
     _require(ok, name, f"must be {what} {span}{note}{' (or unset)' if optional else ''}, got {value!r}")
+
+
+def check_options(obj: Any, section: str, options: tuple[Option, ...] = OPTIONS) -> None:
+    """Check every field of `obj` that has an Option in `section`: its range, its choices, or that it is a bool."""
+    for option in options_of(section, options):
+        kind, optional = field_type(type(obj), option.name)
+        value = getattr(obj, option.name)
+        if option.choices:
+            _require(value in option.choices, option.name,
+                     f"must be one of {', '.join(option.choices)}, got {value!r}")
+        elif kind is bool:
+            _require(isinstance(value, bool), option.name, f"must be True or False, got {value!r}")
+        elif option.low is not None:  # a number with a range
+            _check_range(obj, option.name, option.low, option.high, whole=kind is int, optional=optional,
+                         note=option.note)
 
 
 @dataclass(frozen=True)
@@ -71,13 +65,11 @@ class ModelConfig:
     causal: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_heads", "d_model", "n_layers", "block_size"):
-            _check_range(self, name)
+        check_options(self, "model")  # ranges from options.OPTIONS
         _require(self.d_model % self.n_heads == 0, "d_model",
                  f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}) so every head gets "
                  f"the same width; try {self.n_heads * max(1, round(self.d_model / self.n_heads))}",
                  related=("n_heads",))
-        _check_range(self, "dropout", whole=False)
 
     @property
     def head_dim(self) -> int:
@@ -141,21 +133,15 @@ class TrainConfig:
     snapshot_max_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs", "warmup_steps", "seed", "grad_accum_steps"):
-            _check_range(self, name)
-        for name in ("max_steps", "eval_interval", "eval_batches", "stride", "num_threads"):
-            _check_range(self, name, optional=True)
-        _check_range(self, "learning_rate", whole=False, note=" (a step size > 0; typical: 1e-4 to 1e-2)")
+        check_options(self, "train")  # ranges and choices from options.OPTIONS; the fixed fields below
+        _check_range(self, "warmup_steps", low=0)
+        _check_range(self, "eval_batches", low=1, optional=True)
         _require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio!r}")
         _require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
                  f"must be two numbers in [0, 1), got {self.betas!r}")
         _require(self.grad_clip >= 0, "grad_clip", f"must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
         _require(0 <= self.val_fraction < 1, "val_fraction", f"must be in [0, 1), got {self.val_fraction!r}")
-        _require(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        _require(self.precision in PRECISIONS, "precision",
-                 f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        _require(isinstance(self.compile, bool), "compile", f"must be True or False, got {self.compile!r}")
         _require(isinstance(self.snapshots, int) and self.snapshots >= 0 and self.snapshots != 1, "snapshots",
                  f"must be 0 (none) or a whole number >= 2 (the start and the end at least), got {self.snapshots!r}")
 

@@ -1,4 +1,6 @@
-"""`.env` overrides of the defaults (python-dotenv) and the logging setup of the CLI and the app."""
+"""`.env` overrides of the defaults (python-dotenv) and the logging setup of the CLI and the app.
+
+The variables and their fields come from `options.OPTIONS` (`ENV_VARS` is generated from it)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,7 @@ from typing import Any, Mapping
 
 from .config import ModelConfig, TrainConfig
 from .errors import ConfigError
-from .tokenizer import TOKENIZER_KINDS
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from .options import OPTIONS, Option, field_type
 
 
 @dataclass(frozen=True)
@@ -24,27 +24,24 @@ class Settings:
     tokenizer: str = "word"
     log_level: str = "INFO"
 
-
-# Environment variable -> (section, field, parser). One table, so docs, parsing and errors agree.
-ENV_VARS: dict[str, tuple[str, str, type]] = {
-    "MODEL_VOCAB_SIZE": ("model", "vocab_size", int),
-    "MODEL_D_MODEL": ("model", "d_model", int),
-    "MODEL_N_HEADS": ("model", "n_heads", int),
-    "MODEL_N_LAYERS": ("model", "n_layers", int),
-    "MODEL_DROPOUT": ("model", "dropout", float),
-    "TRAINING_BATCH_SIZE": ("train", "batch_size", int),
-    "TRAINING_SEQ_LENGTH": ("model", "block_size", int),
-    "TRAINING_EPOCHS": ("train", "epochs", int),
-    "TRAINING_LEARNING_RATE": ("train", "learning_rate", float),
-    "TRAINING_SEED": ("train", "seed", int),
-    "TRAINING_DEVICE": ("train", "device", str),
-    "TRAINING_PRECISION": ("train", "precision", str),
-    "TRAINING_GRAD_ACCUM_STEPS": ("train", "grad_accum_steps", int),
-}
+    def value(self, option: Option) -> Any:
+        """This Option's value here: settings.value(OPTION["d_model"]) is settings.model.d_model."""
+        return getattr(self if option.section == "settings" else getattr(self, option.section), option.name)
 
 
-# Variables that set a Settings field directly rather than a config field.
-OTHER_VARS = ("MODEL_TOKENIZER", "LOG_LEVEL")
+# Where each Option's field lives (options.Option.section).
+SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "settings": Settings}
+
+
+def env_vars(options: tuple[Option, ...] = OPTIONS) -> dict[str, tuple[str, str, type]]:
+    """Environment variable -> (section, field, type), for every Option with a variable."""
+    return {o.env: (o.section, o.name, field_type(SECTIONS[o.section], o.name)[0]) for o in options if o.env}
+
+
+# One table, so docs, parsing and errors agree: MODEL_VOCAB_SIZE -> ("model", "vocab_size", int), ...
+ENV_VARS: dict[str, tuple[str, str, type]] = env_vars()
+
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def _parse(var: str, raw: str, kind: type) -> Any:
@@ -56,36 +53,45 @@ def _parse(var: str, raw: str, kind: type) -> Any:
             return float(text)
     except ValueError:
         raise ConfigError(f"{var}={raw!r}: expected {'a whole number' if kind is int else 'a number'}") from None
+    if kind is bool:
+        if text.lower() not in _BOOLS:
+            raise ConfigError(f"{var}={raw!r}: expected true or false")
+        return _BOOLS[text.lower()]
     return text
 
 
-def load_settings(env_file: str | os.PathLike | None = ".env",
-                  environ: Mapping[str, str] | None = None) -> Settings:
+def _choose(var: str, raw: str, choices: tuple[str, ...]) -> str:
+    """A choice of Settings' own (which has no checks): read case-insensitively, as LOG_LEVEL=debug always was."""
+    by_case = {c.lower(): c for c in choices}
+    if raw.strip().lower() not in by_case:
+        raise ConfigError(f"{var}={raw!r}: must be one of {', '.join(choices)}")
+    return by_case[raw.strip().lower()]
+
+
+def load_settings(env_file: str | os.PathLike | None = ".env", environ: Mapping[str, str] | None = None,
+                  options: tuple[Option, ...] = OPTIONS) -> Settings:
     """Defaults, overridden by `env_file` (if it exists), overridden by the process environment.
 
-    Reads without touching `os.environ`. Any invalid value raises ConfigError naming the variable.
+    Reads without touching `os.environ`. Any invalid value raises ConfigError naming the variable. An empty value
+    keeps the default.
     """
     from dotenv import dotenv_values
 
+    table = env_vars(options)
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    values.update({k: v for k, v in (os.environ if environ is None else environ).items()
-                   if k in ENV_VARS or k in OTHER_VARS})
+    values.update({k: v for k, v in (os.environ if environ is None else environ).items() if k in table})
 
-    overrides: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
-    for var, (section, name, kind) in ENV_VARS.items():
+    overrides: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    choices = {o.env: o.choices for o in options if o.env}
+    for var, (section, name, kind) in table.items():
         if var in values and values[var].strip() != "":
-            overrides[section][name] = _parse(var, values[var], kind)
+            raw = values[var]
+            overrides[section][name] = _choose(var, raw, choices[var]) if section == "settings" and choices[var] \
+                else _parse(var, raw, kind)
 
-    log_level = values.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
-    if log_level not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL={values['LOG_LEVEL']!r}: must be one of {', '.join(LOG_LEVELS)}")
-    tokenizer = values.get("MODEL_TOKENIZER", "word").strip().lower() or "word"
-    if tokenizer not in TOKENIZER_KINDS:
-        raise ConfigError(f"MODEL_TOKENIZER={values['MODEL_TOKENIZER']!r}: must be one of {', '.join(TOKENIZER_KINDS)}")
-
-    var_of = {(s, n): v for v, (s, n, _) in ENV_VARS.items()}
+    var_of = {(s, n): v for v, (s, n, _) in table.items()}
     try:
         model = replace(ModelConfig(), **overrides["model"])
         train = replace(TrainConfig(), **overrides["train"])
@@ -96,7 +102,7 @@ def load_settings(env_file: str | os.PathLike | None = ".env",
                 if var and var in values:
                     raise ConfigError(f"{var}={values[var]!r}: {err}") from None
         raise
-    return Settings(model=model, train=train, tokenizer=tokenizer, log_level=log_level)
+    return Settings(model=model, train=train, **overrides["settings"])
 
 
 def setup_logging(level: str = "INFO") -> None:

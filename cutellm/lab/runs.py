@@ -22,11 +22,9 @@ from ..config import ModelConfig, TrainConfig
 from ..data import Dataset, bits_per_char, prepare_dataset
 from ..errors import ConfigError
 from ..model import CuteLLM
+from ..options import MAX_INTERACTIVE_STEPS  # the app's step cap, declared beside the Steps widget
 from ..tokenizer import Tokenizer
 from ..training import TrainResult, batch_plan, prepare_finetuning, prepare_training
-
-# The most optimiser steps an interactive run (the app) may take: beyond this a 2-core machine trains for hours.
-MAX_INTERACTIVE_STEPS = 50_000
 
 
 @dataclass(frozen=True)

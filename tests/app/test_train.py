@@ -23,6 +23,22 @@ def test_presets_fill_the_settings(app):
     assert metrics["Words"] and metrics["<unk> rate"].endswith("%")
 
 
+def test_every_page_setting_has_its_widget(app):
+    from cutellm.options import OPTIONS
+
+    open_page(app, "train")
+    for mode in ("Epochs", "Steps"):
+        app.radio(key="tr_mode").set_value(mode).run()
+        drawn = {w.key: w.label for kind in ("number_input", "selectbox", "radio", "checkbox")
+                 for w in getattr(app, kind)}
+        for o in OPTIONS:
+            hidden = {"Epochs": "max_steps", "Steps": "epochs"}[mode]   # "Train for" shows one of the two
+            if o.widget is not None and o.name != hidden:
+                assert drawn.get(o.widget.key) == o.widget.label, o.name
+    assert app.number_input(key="tr_steps").max == 50_000   # the playground's cap, not the core's open range
+    assert (app.number_input(key="tr_lr").min, app.number_input(key="tr_lr").max) == (1e-6, 10.0)
+
+
 def test_tiny_training_produces_a_model_that_generate_uses(app, models_dir):
     job = start_tiny_run(app, steps=30)
     finish_run(app, job)

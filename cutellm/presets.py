@@ -1,0 +1,43 @@
+"""The Train page's presets, as data: each fills in the same settings (by their Option name) in one click."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .options import OPTION
+from .settings import Settings
+
+# What a preset sets: the model, the tokenizer and the recipe, not the machine (device, precision, compile, gradient
+# accumulation stay as the user chose them).
+PRESET_SETTINGS = ("tokenizer", "vocab_size", "d_model", "n_heads", "n_layers", "block_size", "dropout", "batch_size",
+                   "epochs", "max_steps", "learning_rate", "seed")
+
+
+@dataclass(frozen=True)
+class Preset:
+    help: str
+    values: Mapping[str, Any]   # setting name -> value, for every name in PRESET_SETTINGS
+    # Which of `epochs` and `max_steps` sets the run's length ("epochs" or "steps"); the other is kept for when the
+    # user switches.
+    train_for: str = "epochs"
+
+
+TINY = Preset("a 1-layer model, 300 steps: about 5 seconds", train_for="steps", values=dict(
+    tokenizer="word", vocab_size=500, d_model=64, n_heads=4, n_layers=1, block_size=16, dropout=0.0, batch_size=16,
+    epochs=1, max_steps=300, learning_rate=5e-3, seed=1337))
+BIGGER = Preset("4 layers, wider, longer context: several minutes", values=dict(
+    tokenizer="word", vocab_size=2000, d_model=192, n_heads=6, n_layers=4, block_size=32, dropout=0.1, batch_size=16,
+    epochs=10, max_steps=5000, learning_rate=2e-3, seed=1337))
+DEFAULT_STEPS = 1000  # the default preset's steps, for when the user switches from epochs (the CLI has no default)
+
+
+def presets(settings: Settings) -> dict[str, Preset]:
+    """'tiny & fast', 'default' (the CLI's defaults with `.env`, so `make run` and the app agree) and 'bigger'."""
+    default = {name: settings.value(OPTION[name]) for name in PRESET_SETTINGS}
+    if default["max_steps"] is None:
+        default["max_steps"] = DEFAULT_STEPS
+    return {"tiny & fast": TINY,
+            "default": Preset("the shipped model's recipe: about 25 seconds on 2 CPU cores", default,
+                              train_for="epochs" if settings.train.max_steps is None else "steps"),
+            "bigger": BIGGER}

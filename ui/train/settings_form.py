@@ -1,0 +1,86 @@
+"""The Train page's settings widgets, drawn from cutellm.options: each Option with a `widget` gets its label, help,
+range (the Option's, capped by the widget's `top` for a 2-core playground) and session-state key from there, and
+`configs()` packs the widgets' values into the configs by the same table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from cutellm import ModelConfig, TrainConfig
+from cutellm.devices import available_devices
+from cutellm.options import OPTION, OPTIONS, Option, field_type
+from cutellm.presets import Preset
+from cutellm.settings import SECTIONS, Settings
+from ui import state
+
+TIMELINE_SNAPSHOTS = 8  # weight copies kept per run for Explore's training timeline (capped at 64 MB)
+TRAIN_FOR = {"epochs": "Epochs", "steps": "Steps"}  # Preset.train_for -> the "Train for" radio's value (tr_mode)
+
+
+def page_options(section: str | None = None) -> tuple[Option, ...]:
+    """The Options the page shows (those with a widget), of one section or all."""
+    return tuple(o for o in OPTIONS if o.widget is not None and section in (None, o.section))
+
+
+def preset_values(preset: Preset) -> dict[str, Any]:
+    """Widget key -> value for a preset, the "Train for" choice included."""
+    return {**{OPTION[name].widget.key: value for name, value in preset.values.items()},
+            "tr_mode": TRAIN_FOR[preset.train_for]}
+
+
+def kept_defaults(settings: Settings, default: Preset) -> dict[str, Any]:
+    """First values of the widgets: the CLI's defaults (.env included), i.e. the default preset."""
+    values = {o.widget.key: settings.value(o) for o in page_options()}
+    values.update(preset_values(default))
+    if values["tr_device"] not in available_devices():   # a .env device this machine lacks
+        values["tr_device"] = "auto"
+    return values
+
+
+def apply_preset(presets: dict[str, Preset]) -> None:
+    """on_change of the Preset box: fill in every setting the chosen preset holds."""
+    for key, value in preset_values(presets[st.session_state.tr_preset]).items():
+        st.session_state[key] = value
+
+
+def _range(option: Option) -> tuple[float, float]:
+    top, high = option.widget.top, option.high
+    return option.low, top if high is None else high if top is None else min(top, high)
+
+
+def draw(name: str, container: Any = st, **kwargs: Any) -> None:
+    """The widget of setting `name` in `container`; kwargs go to Streamlit (e.g. disabled=, or a select's options=
+    and format_func= when they are only known at run time)."""
+    option = OPTION[name]
+    w = option.widget
+    if w.labels:
+        kwargs.setdefault("format_func", w.labels.__getitem__)
+    if w.kind == "number":
+        low, high = _range(option)
+        state.clamp(w.key, low, high, w.label)   # a kept value outside the range would crash the widget
+        container.number_input(w.label, low, high, step=w.step, key=w.key, help=w.help, format=w.format, **kwargs)
+    elif w.kind == "select":
+        container.selectbox(w.label, kwargs.pop("options", option.choices), key=w.key, help=w.help, **kwargs)
+    elif w.kind == "radio":
+        container.radio(w.label, kwargs.pop("options", option.choices), key=w.key, horizontal=True, help=w.help,
+                        **kwargs)
+    elif w.kind == "checkbox":
+        container.checkbox(w.label, key=w.key, help=w.help, **kwargs)
+    else:
+        raise ValueError(f"{name}: unknown widget kind {w.kind!r}")
+
+
+def configs() -> tuple[ModelConfig, TrainConfig]:
+    """The configs the widgets describe (may raise ConfigError, e.g. d_model not divisible by the heads)."""
+    s = st.session_state
+    values: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
+    for section, fields in values.items():
+        for o in page_options(section):
+            kind, _ = field_type(SECTIONS[section], o.name)
+            fields[o.name] = kind(s[o.widget.key])   # number_input may hold 3.0 for an int
+    if s.tr_mode != TRAIN_FOR["steps"]:
+        values["train"]["max_steps"] = None           # train for epochs
+    return (ModelConfig(**values["model"], causal=not s.tr_noncausal),
+            TrainConfig(**values["train"], snapshots=TIMELINE_SNAPSHOTS))
