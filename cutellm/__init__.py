@@ -18,7 +18,8 @@ from .errors import (CheckpointError, ConfigError, CorpusError, CuteLLMError, Ge
                      TrainingBusyError, TrainingDivergedError)
 from .inference import (SamplingSteps, generate, generate_ids, next_token_distribution, next_token_logits,
                         sample_generate, sampling_steps, stream_from_ids, stream_generate)
-from .model import CuteLLM, KVCache
+from .fast.kv_cache import KVCache
+from .model import CuteLLM
 from .lab.runs import prepare_run
 from .settings import Settings, load_settings, setup_logging
 from .tokenizer import CharTokenizer, SimpleWordTokenizer, build_tokenizer, tokenizer_from_dict

@@ -42,6 +42,7 @@ from typing import Iterable, Sequence
 import torch
 
 from .errors import PromptError
+from .fast.kv_cache import new_cache
 from .model import CuteLLM, evaluating
 from .tokenizer import Tokenizer
 
@@ -222,7 +223,7 @@ def _batched_log_probs(model: CuteLLM, rows: list[list[int]], starts: list[int],
     exact = torch.zeros(len(rows), dtype=torch.float64)
     end = torch.zeros(len(rows), dtype=torch.float64)
     with evaluating(model):
-        cache = model.new_cache(1)
+        cache = new_cache(model, 1)
         head, _ = model(torch.tensor([rows[0][:shared]], device=device), cache=cache)
         first = torch.log_softmax(head[0, -1].float(), dim=-1)       # predicts each row's token number `shared`
         lengths = [len(row) for row in rows]

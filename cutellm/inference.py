@@ -135,7 +135,10 @@ class _Context:
         # One buffer for the whole generation: emptied, not reallocated, when the window moves.
         if self.use_cache:
             if getattr(self, "cache", None) is None:
-                self.cache = self.model.new_cache()
+                from .fast.decode import Decoder
+                from .fast.kv_cache import new_cache
+                self.cache = new_cache(self.model)
+                self.decoder = Decoder(self.model, self.cache)   # the one-token step over this cache
             self.cache.clear()
         else:
             self.cache = None
@@ -143,7 +146,7 @@ class _Context:
 
     def next_logits(self) -> torch.Tensor:
         if self.cache is not None and len(self.pending) == 1 and self.cache.length > 0:
-            return self.model.decode_step(self.pending.pop(), self.cache)   # the common case: one new token
+            return self.decoder.step(self.pending.pop())   # the common case: one new token
         ids = self.window if self.cache is None else self.pending
         logits, _ = self.model(torch.tensor([ids], dtype=torch.long, device=self.model.device), cache=self.cache)
         self.pending = []

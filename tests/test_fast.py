@@ -1,0 +1,176 @@
+"""The speed paths in cutellm/fast/, each pinned to the plain model it stands in for (tests/test_model.py tests
+that one): the KV cache against full recomputation, the NumPy decode step against forward(), FastDropout against
+nn.Dropout's statistics."""
+
+import importlib
+
+import pytest
+import torch
+import torch.nn as nn
+
+from cutellm import CuteLLM, KVCache, ModelConfig
+from cutellm.fast.decode import Decoder
+from cutellm.fast.dropout import FastDropout, use_fast_dropout
+from cutellm.fast.kv_cache import new_cache
+
+CFG = ModelConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=3, block_size=12, dropout=0.0)
+
+
+def make(cfg=CFG, seed=0):
+    torch.manual_seed(seed)
+    return CuteLLM(cfg).eval()
+
+
+# --- the KV cache (cutellm/fast/kv_cache.py) ------------------------------------------------------------------
+
+
+def test_kv_cache_matches_full_recomputation():
+    model = make()
+    idx = torch.randint(0, 50, (2, 12))
+    full, _ = model(idx)
+    cache = new_cache(model, batch_size=2)
+    assert isinstance(cache, KVCache) and cache.capacity == 12
+    parts = [model(idx[:, :5], cache=cache)[0]]  # prefill 5 tokens, then one at a time, then a chunk of 3
+    for t in range(5, 9):
+        parts.append(model(idx[:, t:t + 1], cache=cache)[0])
+    parts.append(model(idx[:, 9:12], cache=cache)[0])
+    assert cache.length == 12
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="block_size"):   # a full block-sized cache: the model says why
+        model(idx[:, :1], cache=cache)
+    cache.clear()   # the buffer is reused: the same sequence reads the same again
+    torch.testing.assert_close(model(idx, cache=cache)[0], full, atol=1e-5, rtol=1e-4)
+
+
+def test_repeated_cache_continues_each_row_like_a_full_pass():
+    """A shared beginning read once, then copied for several continuations (how blanks are scored), with only the
+    room the continuations need."""
+    model = make()
+    shared, rest = torch.randint(0, 50, (1, 4)), torch.randint(0, 50, (3, 5))
+    cache = new_cache(model)
+    model(shared, cache=cache)
+    copy = cache.repeat(3, room=5)
+    assert copy.kv.shape[1:3] == (3, 9) and copy.length == 4
+    out, _ = model(rest, cache=copy)
+    full, _ = model(torch.cat([shared.expand(3, -1), rest], dim=1))
+    torch.testing.assert_close(out, full[:, 4:], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="full"):
+        model(rest[:, :1], cache=copy)
+    with pytest.raises(ValueError, match="block size"):
+        cache.repeat(3, room=9)
+
+
+# --- the one-token decode step (cutellm/fast/decode.py) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["numpy-path", "forward-path"])
+def test_decode_step_matches_forward(dtype):
+    """The one-token path used by generation computes what forward() computes: NumPy over the cache's memory for a
+    float32 CPU cache, forward() on one token for any other (here float64, as a GPU cache would)."""
+    model = make().to(dtype)
+    with torch.no_grad():   # LayerNorm gains other than 1, as after training (the decode step folds them in)
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.uniform_(0.5, 1.5)
+    idx = torch.randint(0, 50, (1, 12))
+    full, _ = model(idx)
+    cache = new_cache(model)
+    decoder = Decoder(model, cache)
+    assert decoder.flat == (dtype == torch.float32)
+    with torch.inference_mode():
+        first, _ = model(idx[:, :3], cache=cache)
+        steps = [decoder.step(int(t)) for t in idx[0, 3:]]
+    torch.testing.assert_close(first[0], full[0, :3], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.stack(steps).to(dtype), full[0, 3:], atol=1e-5, rtol=1e-4)
+    assert cache.length == 12
+    with pytest.raises(ValueError, match="full"):
+        decoder.step(1)
+    # A cleared cache is filled again through the same decoder (generation does this when its window moves).
+    cache.clear()
+    with torch.inference_mode():
+        model(idx[:, :1], cache=cache)
+        again = [decoder.step(int(t)) for t in idx[0, 1:]]
+    torch.testing.assert_close(torch.stack(again).to(dtype), full[0, 1:], atol=1e-5, rtol=1e-4)
+
+
+def test_decode_step_follows_changed_weights():
+    """The decode step keeps its own layout of the weights; an optimiser step or load_state_dict must reach it."""
+    model = make()
+    idx = torch.randint(0, 50, (1, 5))
+
+    def decoded() -> torch.Tensor:
+        cache = new_cache(model)
+        with torch.inference_mode():
+            model(idx[:, :4], cache=cache)
+            return Decoder(model, cache).step(int(idx[0, 4]))
+
+    decoded()  # lays out the current weights
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.5)    # in place, as an optimiser step changes them
+    torch.testing.assert_close(decoded(), model(idx)[0][0, -1], atol=1e-5, rtol=1e-4)
+    model.load_state_dict(make(seed=7).state_dict())
+    torch.testing.assert_close(decoded(), model(idx)[0][0, -1], atol=1e-5, rtol=1e-4)
+
+
+# --- dropout (cutellm/fast/dropout.py) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [FastDropout, nn.Dropout], ids=["fast", "torch"])
+def test_dropout_zeroes_a_fraction_p_and_keeps_the_mean(kind):
+    """FastDropout against the statistics nn.Dropout itself meets (the same checks run on both)."""
+    drop = kind(0.25)
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    y = drop(x)
+    assert abs((y == 0).float().mean().item() - 0.25) < 0.005
+    assert torch.all((y == 0) | torch.isclose(y, torch.full_like(y, 1 / 0.75)))
+    assert abs(y.mean().item() - 1.0) < 0.01
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)                      # seeded: the same mask again
+    assert drop.eval()(x) is x
+
+
+def test_fast_dropout_passes_through_when_off():
+    x = torch.ones(1000)
+    assert FastDropout(0.25).eval()(x) is x and FastDropout(0.0)(x) is x  # nothing to do: the input itself
+
+
+def test_model_trains_with_fast_dropout_and_keeps_its_keys(monkeypatch):
+    """CuteLLM swaps its nn.Dropout modules for FastDropout: same p, same state_dict keys and weights as the plain
+    model (checkpoints load as before), the same outputs in eval mode."""
+    cfg = ModelConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=2, block_size=12, dropout=0.2)
+    torch.manual_seed(0)
+    model = CuteLLM(cfg)
+    drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert len(drops) == 1 + 2 * 2 and all(type(m) is FastDropout and m.p == 0.2 for m in drops)
+
+    monkeypatch.setattr("cutellm.model.use_fast_dropout", lambda m: m)   # the model as written: nn.Dropout
+    torch.manual_seed(0)
+    plain = CuteLLM(cfg)
+    assert all(type(m) is nn.Dropout for m in plain.modules() if isinstance(m, nn.Dropout))
+    assert list(plain.state_dict()) == list(model.state_dict())
+    for (name, a), b in zip(plain.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
+    idx = torch.randint(0, 50, (2, 12))
+    torch.testing.assert_close(plain.eval()(idx)[0], model.eval()(idx)[0], atol=0, rtol=0)
+
+    seq = use_fast_dropout(nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Dropout(0.1))))
+    assert type(seq[1][0]) is FastDropout and seq[1][0].p == 0.1   # nested modules too
+
+
+# --- the old names ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, place", [("KVCache", "cutellm.fast.kv_cache"), ("Dropout", "cutellm.fast.dropout"),
+                                         ("DecodeWeights", "cutellm.fast.decode"),
+                                         ("BlockWeights", "cutellm.fast.decode"), ("VectorNorm", "cutellm.fast.decode"),
+                                         ("DecodeViews", "cutellm.fast.decode")])
+def test_old_names_in_model_say_where_they_moved(name, place):
+    model_module = importlib.import_module("cutellm.model")
+    with pytest.raises(ImportError, match=place):
+        exec(f"from cutellm.model import {name}", {})
+    with pytest.raises(ImportError, match=place):
+        getattr(model_module, name)
+    with pytest.raises(AttributeError):
+        getattr(model_module, "NoSuchName")
