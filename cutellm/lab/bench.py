@@ -130,6 +130,12 @@ def nanogpt_estimate(model: CuteLLM, ids: torch.Tensor, block_size: int, batch_s
     return evaluate(model, windows[rows], batch_size)
 
 
+def _significant(x: float, digits: int = 4) -> float:
+    """x to `digits` significant figures: a rate rounded to a fixed decimal loses its precision when the host is slow
+    (a peak of 0.64 GFLOP/s written as 0.6), and the fraction of peak recomputed from the JSON would no longer agree."""
+    return float(f"{x:.{digits}g}")
+
+
 def matmul_peak(size: int = MATMUL_SIZE, repeats: int = 5, device: str = "cpu") -> float:
     """Best fp32 FLOP/s of a size x size matmul on the current torch threads (2 * size^3 FLOP each)."""
     a = torch.randn(size, size, device=device)
@@ -322,8 +328,8 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
         "tokenizer": {"kind": "bpe", **tokenizer_timing},
         "blanks": blanks,
         "compute": {
-            "formula": FLOPS_FORMULA, "flops_per_token": per_token, "train_gflops": round(train_flops / 1e9, 2),
-            "matmul_size": matmul_size, "matmul_peak_gflops": round(peak / 1e9, 1),
+            "formula": FLOPS_FORMULA, "flops_per_token": per_token, "train_gflops": _significant(train_flops / 1e9),
+            "matmul_size": matmul_size, "matmul_peak_gflops": _significant(peak / 1e9),
             "fraction_of_peak": round(train_flops / peak, 3),
         },
         "total_wall_s": round(time.perf_counter() - started, 1),
