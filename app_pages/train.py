@@ -17,7 +17,7 @@ from cutellm.presets import presets
 from cutellm.settings import Settings
 from ui import state
 from ui.train import settings_form as form
-from ui.train.corpus import choose_corpus, show_stats
+from ui.train.corpus import choose_corpus, corpus_tokenizer, show_stats
 from ui.train.preview import preview_panel
 from ui.train.training_panel import live_panel, results
 
@@ -122,8 +122,11 @@ def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cf
     try:
         # Refuse a device or precision this machine cannot run now, not from inside the worker thread.
         resolve_precision(train_cfg.precision, resolve_device(train_cfg.device))
+        kind = st.session_state.tr_tokenizer
+        # The tokenizer the corpus statistics built (cached): the corpus is not tokenized afresh for the run.
+        tokenizer = None if base else corpus_tokenizer(text, kind, model_cfg.vocab_size)
         run = prepare_run(text, corpus_name, model_cfg, train_cfg, name=sessions.next_run_name(),
-                          tokenizer_kind=st.session_state.tr_tokenizer, base=base.as_base() if base else None,
+                          tokenizer_kind=kind, tokenizer=tokenizer, base=base.as_base() if base else None,
                           max_steps=MAX_INTERACTIVE_STEPS)
         job = TrainingJob(run, owner=st.session_state.session_owner, samples=sample_spec()).start()
     except TrainingBusyError as err:

@@ -1,4 +1,10 @@
-"""The training loop: AdamW, linear warmup + cosine decay, gradient clipping, periodic validation.
+"""Training: many small optimiser steps, each one making the model a little less wrong about its corpus.
+
+`train_step()` is one step, the idea of training in a dozen lines: set the learning rate (linear warmup, then cosine
+decay: `lr_at`), forget the last gradients, run a batch of windows forward to a loss (how badly the model predicted
+each next token) and backward to gradients (which way each weight should move), clip them, check the loss is sane,
+and let AdamW move the weights. `train()` is everything around those steps: which windows each step reads (a new
+random order every epoch), periodic validation, pause and stop, weight snapshots, resuming, and the final losses.
 
 `train()` reports every optimiser step to an `on_step` callback (the app draws its live chart from these), stops at the
 next step when `stop_event` is set (keeping the weights trained so far), waits between two steps while `pause_event`
@@ -26,7 +32,7 @@ import statistics
 import threading
 import time
 from dataclasses import astuple, dataclass, field, replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -227,11 +233,73 @@ def batch_plan(n_train: int, config: TrainConfig, world_size: int = 1) -> BatchP
                      eval_interval=config.eval_interval or max(MIN_EVAL_INTERVAL, total_steps // EVALS_PER_RUN))
 
 
+class StepResult(NamedTuple):
+    loss: float         # mean loss of the step's global batch, before the update
+    grad_norm: float    # the gradients' total norm before clipping
+    lr: float           # the learning rate the update used
+
+
+def train_step(model: CuteLLM, optimizer: torch.optim.Optimizer, windows: torch.Tensor, rows: torch.Tensor,
+               plan: BatchPlan, config: TrainConfig, step: int, *, net: nn.Module | None = None,
+               device: str | None = None, precision: str = "fp32",
+               last_good: list[torch.Tensor] | None = None) -> StepResult:
+    """One optimiser step, the heart of training: read the windows `rows` of `windows`, measure how wrong the model
+    is, and nudge every weight downhill. 0-based `step` places the learning rate in its schedule (`lr_at`).
+
+    1. set the learning rate;  2. forget the last step's gradients;  3. forward pass, loss and backward pass over
+    the micro-batches (`forward_backward`: the gradients add up);  4. clip the gradients to `config.grad_clip`;
+    5. check the loss and the gradient norm are sane;  6. AdamW updates the weights.
+
+    Step 5 never lets a NaN/inf or exploded loss (see EXPLODED_LOSS_FACTOR) reach the weights: it raises
+    TrainingDivergedError, after putting back `last_good` (the weights of the last sane step, which this step
+    refreshes before its update) when given. `net` is what computes the forward pass when it is not `model` itself
+    (compiled, or wrapped in DistributedDataParallel: see training_module).
+    """
+    net = model if net is None else net
+    device = str(model.device) if device is None else device
+    params = [p for p in model.parameters() if p.requires_grad]
+    lr = lr_at(step, plan.total_steps, config)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+    optimizer.zero_grad(set_to_none=True)
+    loss = forward_backward(net, windows, rows, plan, device, precision)     # 0-d
+    norm = clip_gradients(params, config.grad_clip)                         # 0-d
+    # One host sync per step, for the loss and the gradient norm together (on a GPU each sync is a stall).
+    loss_value, norm_value = torch.stack([loss, norm]).tolist()
+    _check_sane(loss_value, norm_value, step, lr, model.config.vocab_size, params, last_good)
+    if last_good is not None:
+        # These weights gave a sane loss: the ones to come back to if the next step's loss is not (one call for
+        # every tensor rather than a Python loop of copies).
+        torch._foreach_copy_(last_good, params)
+    optimizer.step()
+    return StepResult(loss_value, norm_value, lr)
+
+
+def _check_sane(loss: float, norm: float, step: int, lr: float, vocab: int, params: list[torch.Tensor],
+                last_good: list[torch.Tensor] | None) -> None:
+    """Raise TrainingDivergedError (with the weights of the last sane step back in place) for a NaN/inf loss, a
+    loss far above a uniform guess's (log vocab: the weights blew up even if no NaN appeared yet), or NaN/inf
+    gradients."""
+    if not math.isfinite(loss) or loss > EXPLODED_LOSS_FACTOR * math.log(vocab):
+        if last_good is not None:
+            _restore(params, last_good)
+        what = ("became NaN" if math.isnan(loss) else "became inf" if not math.isfinite(loss)
+                else f"exploded to {loss:.1f} (a random guess scores {math.log(vocab):.1f})")
+        raise TrainingDivergedError(
+            f"training stopped at step {step + 1}: the loss {what}; the learning rate ({lr:.3g}) is probably "
+            f"too high. The model keeps the weights of step {step}, the last with a sane loss.")
+    if not math.isfinite(norm):
+        raise TrainingDivergedError(
+            f"training stopped at step {step + 1}: the gradients became NaN/inf (learning rate {lr:.3g} is "
+            "probably too high). The model keeps the weights it had before this step.")
+
+
 def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
           on_step: Callable[[StepMetrics], None] | None = None,
           stop_event: threading.Event | None = None, pause_event: threading.Event | None = None,
           while_paused: Callable[[], None] | None = None, resume: TrainState | None = None) -> TrainResult:
-    """Train `model` in place on `dataset`; returns the history and final losses.
+    """Train `model` in place on `dataset`, one `train_step` after another; returns the history and final losses.
 
     While `pause_event` is set the loop waits before its next step (nothing is lost: this is the same run, later),
     calling `while_paused` about 4 times a second so a watchdog can still stop it; paused time is not training time.
@@ -266,12 +334,9 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
                          world_size=ctx.world_size, device=device, precision=precision,
                          val_tokens_per_char=dataset.tokens_per_char("val"),
                          train_tokens_per_char=dataset.tokens_per_char("train"))
-    params = [p for p in model.parameters() if p.requires_grad]
-    last_good = [p.detach().clone() for p in params]
+    # The weights of the last step whose loss was sane: what a diverged step puts back (see train_step).
+    last_good = [p.detach().clone() for p in model.parameters() if p.requires_grad]
     tokens_per_step = plan.global_batch * dataset.block_size
-    # A loss far above a uniform guess's (log vocab) means the weights blew up even if no NaN appeared yet.
-    vocab = model.config.vocab_size
-    explode_at = EXPLODED_LOSS_FACTOR * math.log(vocab)
 
     snapshot_at = snapshot_steps(total_steps, config, model) if ctx.is_main else set()
 
@@ -298,34 +363,14 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
             order = torch.randperm(n_train, generator=gen)
         # This process's share of the global batch: every world_size-th window, from its rank on.
         rows = order[pos:pos + plan.global_batch][ctx.rank::ctx.world_size]
-        lr = lr_at(step, total_steps, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-
-        optimizer.zero_grad(set_to_none=True)
-        loss = forward_backward(net, windows, rows, plan, device, precision)
-        norm = clip_gradients(params, config.grad_clip)
-        # One host sync per step, for the loss and the gradient norm together (on a GPU each sync is a stall).
-        loss_value, norm_value = torch.stack([loss, norm]).tolist()
-        if not math.isfinite(loss_value) or loss_value > explode_at:
-            _restore(params, last_good)
+        try:
+            loss_value, _, lr = train_step(model, optimizer, windows, rows, plan, config, step, net=net, device=device,
+                                           precision=precision, last_good=last_good)
+        except TrainingDivergedError as err:
             result.status = "diverged"
             result.wall_time_s = time.perf_counter() - start
-            what = ("became NaN" if math.isnan(loss_value) else "became inf" if not math.isfinite(loss_value)
-                    else f"exploded to {loss_value:.1f} (a random guess scores {math.log(vocab):.1f})")
-            raise TrainingDivergedError(
-                f"training stopped at step {step + 1}: the loss {what}; the learning rate ({lr:.3g}) is probably "
-                f"too high. The model keeps the weights of step {step}, the last with a sane loss.", result)
-        if not math.isfinite(norm_value):
-            result.status = "diverged"
-            result.wall_time_s = time.perf_counter() - start
-            raise TrainingDivergedError(
-                f"training stopped at step {step + 1}: the gradients became NaN/inf (learning rate {lr:.3g} is "
-                "probably too high). The model keeps the weights it had before this step.", result)
-        # These weights gave a sane loss: the ones to come back to if the next step's loss is not (one call for
-        # every tensor rather than a Python loop of copies).
-        torch._foreach_copy_(last_good, params)
-        optimizer.step()
+            err.result = result
+            raise
         step_time = time.perf_counter() - t0
 
         done = step + 1
@@ -483,9 +528,16 @@ def new_model(config: ModelConfig, seed: int) -> CuteLLM:
 
 
 def prepare_training(text: str, model_config: ModelConfig, train_config: TrainConfig, *,
-                     tokenizer_kind: str = "word") -> tuple[CuteLLM, Tokenizer, Dataset]:
-    """Corpus text -> (fresh model, tokenizer built from the corpus, windows): everything `train()` needs."""
-    tokenizer = build_tokenizer(tokenizer_kind, text, model_config.vocab_size)
+                     tokenizer_kind: str = "word", tokenizer: Tokenizer | None = None
+                     ) -> tuple[CuteLLM, Tokenizer, Dataset]:
+    """Corpus text -> (fresh model, tokenizer built from the corpus, windows): everything `train()` needs.
+
+    `tokenizer`, when given, is one already built from this text (by `build_tokenizer(tokenizer_kind, text,
+    model_config.vocab_size)`, say for the corpus statistics): it is used as it is instead of being built again (BPE
+    merges on a big corpus take seconds). Nothing here changes it.
+    """
+    if tokenizer is None:
+        tokenizer = build_tokenizer(tokenizer_kind, text, model_config.vocab_size)
     dataset = prepare_dataset(text, tokenizer, model_config.block_size, stride=train_config.stride,
                               val_fraction=train_config.val_fraction)
     config = replace(model_config, vocab_size=tokenizer.vocab_size)

@@ -18,7 +18,7 @@ from cutellm.views.curve import Baselines, overfitting, perplexity, unigram_loss
 from cutellm.lab.jobs import TrainingJob
 from cutellm.lab.model_files import SHIPPED_DIR, delete_model, rename_model
 from cutellm.lab.runs import prepare_run
-from cutellm.lab.samples import SampleSpec
+from cutellm.lab.samples import LiveSample, SampleSpec
 from cutellm.tokenizer import build_tokenizer
 from cutellm.training import StepMetrics
 
@@ -67,8 +67,9 @@ def test_overfitting_stays_quiet_otherwise(val, train_):
 # -- live samples --------------------------------------------------------------------------------------------------
 def test_live_samples_are_taken_at_the_evaluation_steps_and_stop_with_the_run():
     run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=100_000, eval_interval=10))
-    spec = SampleSpec(prompt="the cat sat on the", blank="the ___ sat on the mat", budget=1.0)  # one per eval
-    job = TrainingJob(run, samples=spec).start()
+    spec = SampleSpec(prompt="the cat sat on the", blank="the ___ sat on the mat", budget=1.0)
+    # On a clock that never moves the samples cost nothing, so every evaluation gets one, however slow the host.
+    job = TrainingJob(run, samples=spec, clock=lambda: 0.0).start()
     deadline = time.monotonic() + 60
     while len(job.snapshot().samples) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -85,20 +86,62 @@ def test_live_samples_are_taken_at_the_evaluation_steps_and_stop_with_the_run():
     assert len(job.snapshot().samples) == count   # nothing after the run ended
 
 
-def test_samples_keep_within_their_share_of_the_training_time():
+class FakeClock:
+    """A clock that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+STEP_S = 1 / 64    # what each training step costs on the fake clock (powers of two: the sums are exact)
+
+
+@pytest.mark.parametrize("sample_s, sampled_steps", [
+    # 1/8 s per sample against a 5% budget: sample n waits until 5% of the training time covers the n before it,
+    # n/8 <= 0.05 x (step - 1)/64, i.e. step >= 160 n + 1: the first evaluation, step 162, then only the last.
+    (1 / 8, [2, 162, 200]),
+    # 1/1024 s per sample: always within budget, so every evaluation gets one.
+    (1 / 1024, list(range(2, 201, 2))),
+])
+def test_samples_keep_within_their_share_of_the_training_time(monkeypatch, sample_s, sampled_steps):
+    import cutellm.lab.jobs as jobs
+
+    clock = FakeClock()
+
+    def sample_costing(model, tokenizer, spec, step, words=None, *, clock):
+        clock.now += sample_s
+        return LiveSample(step, "the cat", "the cat sat", sample_s)
+
+    monkeypatch.setattr(jobs, "take_sample", sample_costing)
     run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=200, eval_interval=2))
-    job = TrainingJob(run, samples=SampleSpec(budget=0.05)).start()
+    step_costs = lambda m: setattr(clock, "now", clock.now + STEP_S)   # noqa: E731  (called after any sample)
+    job = TrainingJob(run, samples=SampleSpec(budget=0.05), on_step=step_costs, clock=clock).start()
     assert job.join(60)
     snap = job.snapshot()
-    spent = sum(s.seconds for s in snap.samples)
     evals = [m.step for m in snap.history if m.val_loss is not None]
-    assert 0 < len(snap.samples) < len(evals)            # some evaluations went without a sample...
-    assert {s.step for s in snap.samples} <= set(evals)
-    assert snap.samples[-1].step == 200                  # ...but never the last
-    last = snap.samples[-1].seconds
-    assert spent - last <= 0.05 * (snap.history[-1].elapsed_s - spent) + last   # within budget, up to one sample
-    assert SampleSpec(budget=0.05).due(0.0, 0.0, False) and not SampleSpec(budget=0.05).due(1.0, 10.0, False)
-    assert SampleSpec(budget=0.05).due(1.0, 10.0, True) and SampleSpec(budget=0.05).due(0.5, 10.5, False)
+    assert evals == list(range(2, 201, 2))
+    assert [s.step for s in snap.samples] == sampled_steps    # exactly these evaluations got a sample...
+    assert snap.samples[-1].step == 200                       # ...never without the last
+    spent = sum(s.seconds for s in snap.samples)
+    assert spent == len(sampled_steps) * sample_s
+    assert snap.elapsed_s == 200 * STEP_S + spent             # the job's training time: steps and samples
+    # Each sample but the last step's was taken while the samples before it were within 5% of the training time.
+    for n, sample in enumerate(snap.samples[:-1]):
+        assert n * sample_s <= 0.05 * (sample.step - 1) * STEP_S
+    if sample_s == 1 / 8:
+        assert 0 < len(snap.samples) < len(evals)             # some evaluations went without a sample
+        last = snap.samples[-1].seconds
+        assert spent - last <= 0.05 * (snap.elapsed_s - spent) + last   # within budget, up to one sample
+
+
+def test_the_sample_budget_decision():
+    spec = SampleSpec(budget=0.05)
+    assert spec.due(0.0, 0.0, False) and not spec.due(1.0, 10.0, False)
+    assert spec.due(1.0, 10.0, True) and spec.due(0.5, 10.5, False)
+    assert spec.due(1.0, 21.0, False) and not spec.due(1.0, 20.5, False)   # 1 s of samples needs 20 s of training
 
 
 # -- pause and resume ----------------------------------------------------------------------------------------------
@@ -135,7 +178,7 @@ def test_pause_then_resume_trains_the_same_weights_as_an_uninterrupted_run():
     assert snap.paused and snap.running and snap.latest.step == 20   # held: no step while paused
     paused_elapsed = snap.elapsed_s
     time.sleep(0.3)
-    assert job.snapshot().elapsed_s == pytest.approx(paused_elapsed, abs=0.05)   # paused time is not training time
+    assert job.snapshot().elapsed_s == paused_elapsed   # paused time is not training time: the count stands still
     job.resume()
     assert job.join(60)
     assert job.snapshot().status == "finished" and job.result.steps == 60

@@ -1,12 +1,13 @@
 from dataclasses import replace
 
+import math
 import threading
 
 import pytest
 import torch
 
 from cutellm import TrainConfig, TrainingDivergedError, prepare_training, train
-from cutellm.training import lr_at
+from cutellm.training import batch_plan, lr_at, make_optimizer, train_step
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 
@@ -31,12 +32,70 @@ def test_callback_receives_every_step_with_metrics():
 
 
 def test_same_seed_same_result():
-    losses = []
+    losses, weights = [], []
     for _ in range(2):
         model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
         cfg = replace(TINY_TRAIN, max_steps=30)
         losses.append([m.train_loss for m in train(model, ds, cfg).history])
+        weights.append(model.state_dict())
     assert losses[0] == losses[1]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_train_is_a_loop_of_train_steps():
+    # Dropout draws random numbers, two epochs draw two window orders: the loop must draw them all alike.
+    shape = replace(TINY_MODEL, dropout=0.1)
+    cfg = replace(TINY_TRAIN, max_steps=None, epochs=2, eval_interval=5, grad_accum_steps=2)
+    model, _, ds = prepare_training(TINY_TEXT, shape, cfg)
+    result = train(model, ds, cfg)
+
+    by_hand, _, ds = prepare_training(TINY_TEXT, shape, cfg)
+    torch.manual_seed(cfg.seed)                       # dropout masks, as train() seeds them
+    gen = torch.Generator().manual_seed(cfg.seed)     # window order
+    plan = batch_plan(ds.train.size(0), cfg)
+    optimizer = make_optimizer(by_hand, cfg)
+    by_hand.train()
+    losses = []
+    for step in range(plan.total_steps):
+        pos = (step % plan.steps_per_epoch) * plan.global_batch
+        if pos == 0:
+            order = torch.randperm(ds.train.size(0), generator=gen)
+        rows = order[pos:pos + plan.global_batch]
+        out = train_step(by_hand, optimizer, ds.train, rows, plan, cfg, step)
+        assert out.lr == lr_at(step, plan.total_steps, cfg) and out.grad_norm > 0
+        losses.append(out.loss)
+    assert plan.steps_per_epoch > 1 and len(losses) == 2 * plan.steps_per_epoch
+    assert losses == [m.train_loss for m in result.history]               # bit for bit
+    trained, expected = model.state_dict(), by_hand.state_dict()
+    assert all(torch.equal(trained[k], expected[k]) for k in expected)
+
+
+def test_train_step_lowers_the_loss_on_a_fixed_batch():
+    model, _, ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
+    plan = batch_plan(ds.train.size(0), TINY_TRAIN)
+    optimizer = make_optimizer(model, TINY_TRAIN)
+    rows = torch.arange(plan.global_batch)
+    model.train()
+    losses = [train_step(model, optimizer, ds.train, rows, plan, TINY_TRAIN, step).loss for step in range(30)]
+    assert losses[0] > 3.0 and losses[-1] < losses[0] / 2
+    assert all(math.isfinite(x) for x in losses)
+
+
+def test_train_step_refuses_a_nan_loss_and_puts_the_last_good_weights_back():
+    model, _, ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
+    plan = batch_plan(ds.train.size(0), TINY_TRAIN)
+    optimizer = make_optimizer(model, TINY_TRAIN)
+    rows = torch.arange(plan.global_batch)
+    last_good = [p.detach().clone() for p in model.parameters()]
+    train_step(model, optimizer, ds.train, rows, plan, TINY_TRAIN, 0, last_good=last_good)
+    sane = [p.detach().clone() for p in model.parameters()]   # after step 1: what step 2 reads
+    with torch.no_grad():
+        model.blocks[0].mlp.fc.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="at step 2: the loss became NaN"):
+        train_step(model, optimizer, ds.train, rows, plan, TINY_TRAIN, 1, last_good=last_good)
+    # Back to the weights step 1 computed its sane loss with (copied before its update).
+    assert all(torch.equal(p, s) for p, s in zip(model.parameters(), last_good))
+    assert not all(torch.equal(p, s) for p, s in zip(model.parameters(), sane))
 
 
 def test_stop_event_ends_training_and_keeps_weights():
@@ -82,3 +141,15 @@ def test_learning_rate_schedule():
     assert lr_at(1999, 2000, cfg) == pytest.approx(1e-4, rel=1e-3)
     assert lr_at(10, 50, cfg) < 1e-3  # warmup capped at a tenth of a short run...
     assert lr_at(5, 50, cfg) == pytest.approx(1e-3)  # ...so it reaches the full rate
+
+
+def test_prepare_training_uses_a_tokenizer_already_built():
+    from cutellm.lab.runs import prepare_run
+    from cutellm.tokenizer import build_tokenizer
+
+    built = build_tokenizer("word", TINY_TEXT, TINY_MODEL.vocab_size)
+    model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN, tokenizer=built)
+    fresh_model, fresh_tok, fresh_ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
+    assert tok is built and tok.to_dict() == fresh_tok.to_dict()
+    assert torch.equal(ds.ids, fresh_ds.ids) and model.config == fresh_model.config
+    assert prepare_run(TINY_TEXT, "tiny", TINY_MODEL, TINY_TRAIN, tokenizer=built).tokenizer is built

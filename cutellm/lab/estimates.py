@@ -19,7 +19,7 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..devices import resolve_device, resolve_precision
 from ..model import CuteLLM
-from ..training import BatchPlan, batch_plan, clip_gradients, forward_backward, make_optimizer
+from ..training import BatchPlan, batch_plan, make_optimizer, train_step
 from ..views.inspection import Architecture, architecture_summary
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ def training_memory(cfg: ModelConfig, micro_batch: int, params: int) -> int:
 
 def measure_step_seconds(model_config: ModelConfig, train_config: TrainConfig, micro_batch: int,
                          steps: int = TIMED_STEPS) -> float:
-    """Seconds per optimiser step of this shape on this machine: the fastest of `steps` real training steps (forward,
-    backward, clipping, AdamW, as `training.train` does them) on random tokens, after one warm-up step."""
+    """Seconds per optimiser step of this shape on this machine: the fastest of `steps` real training steps
+    (`training.train_step`, the very step `training.train` takes) on random tokens, after one warm-up step."""
     device = resolve_device(train_config.device)
     precision = resolve_precision(train_config.precision, device)
     gen = torch.Generator().manual_seed(0)
@@ -98,14 +98,12 @@ def measure_step_seconds(model_config: ModelConfig, train_config: TrainConfig, m
     windows = torch.randint(0, model_config.vocab_size, (plan.global_batch, model_config.block_size + 1),
                             generator=gen)
     rows = torch.arange(plan.global_batch)
-    params = [p for p in model.parameters() if p.requires_grad]
+    last_good = [p.detach().clone() for p in model.parameters() if p.requires_grad]   # as train() keeps them
     times = []
     for i in range(steps + 1):
         began = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss = forward_backward(model, windows, rows, plan, device, precision)
-        torch.stack([loss, clip_gradients(params, train_config.grad_clip)]).tolist()   # the loop's one host sync
-        optimizer.step()
+        train_step(model, optimizer, windows, rows, plan, train_config, i, device=device, precision=precision,
+                   last_good=last_good)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         if i:

@@ -101,7 +101,8 @@ class TrainingJob:
     """Train a prepared run in a background thread. Its model is only safe to use once the job is done."""
 
     def __init__(self, run: PreparedRun, *, owner: object | None = None, idle_timeout_s: float = 600.0,
-                 on_step: Callable[[StepMetrics], None] | None = None, samples: SampleSpec | None = None):
+                 on_step: Callable[[StepMetrics], None] | None = None, samples: SampleSpec | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.run = run
         self.model, self.tokenizer, self.dataset, self.config = run.model, run.tokenizer, run.dataset, run.config
         self.name = run.name
@@ -114,6 +115,9 @@ class TrainingJob:
         self.result: TrainResult | None = None
         self._owner = weakref.ref(owner) if owner is not None else None
         self._extra_on_step = on_step
+        # Every time the job keeps (training time, pauses, idleness, what samples cost) reads this one clock, so the
+        # samples' share of the training time compares like with like, and a test can pass a clock it moves itself.
+        self._clock = clock
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pause = threading.Event()
@@ -127,9 +131,9 @@ class TrainingJob:
         self._status = "created"
         self._error: str | None = None
         self._stop_reason: str | None = None
-        self._started = 0.0
+        self._started: float | None = None
         self._finished: float | None = None
-        self._last_seen = time.monotonic()
+        self._last_seen = clock()
         self._thread: threading.Thread | None = None
 
     # -- control (called from the UI) ---------------------------------------------------------------------------
@@ -138,7 +142,7 @@ class TrainingJob:
             raise TrainingBusyError("another training run is in progress on this server (maybe in another browser "
                                     "tab); wait for it to finish or stop it, then try again")
         self._status = RUNNING
-        self._started = time.monotonic()
+        self._started = self._clock()
         self._thread = threading.Thread(target=self._run, name=f"cutellm-train-{self.name}", daemon=True)
         try:
             self._thread.start()
@@ -159,7 +163,7 @@ class TrainingJob:
         with self._lock:
             if self._status != RUNNING or self._pause.is_set():
                 return
-            self._paused_since = time.monotonic()
+            self._paused_since = self._clock()
             self._holding.clear()
             self._pause.set()
         self._holding.wait(wait_s)
@@ -167,7 +171,7 @@ class TrainingJob:
     def resume(self) -> None:
         with self._lock:
             if self._paused_since is not None:
-                self._paused_s += time.monotonic() - self._paused_since
+                self._paused_s += self._clock() - self._paused_since
                 self._paused_since = None
             self._pause.clear()
 
@@ -193,14 +197,22 @@ class TrainingJob:
     def snapshot(self) -> JobSnapshot:
         """A consistent copy of the progress so far; also tells the job someone is still watching."""
         with self._lock:
-            self._last_seen = time.monotonic()
-            end = self._finished if self._finished is not None else time.monotonic()
-            paused = self._paused_s + (end - self._paused_since if self._paused_since is not None else 0.0)
+            self._last_seen = self._clock()
             total = self.result.total_steps if self.result else self._total_steps()
             return JobSnapshot(status=self._status, history=tuple(self._history), total_steps=total,
-                               elapsed_s=end - self._started - paused if self._started else 0.0, error=self._error,
+                               elapsed_s=self._elapsed_s(), error=self._error,
                                paused=self._pause.is_set() and self._status == RUNNING,
                                samples=tuple(self._samples))
+
+    def _elapsed_s(self) -> float:
+        """Training time so far (call with the lock held): since the start, pauses left out. A pause under way
+        stops the count where it began, so the time shown while paused does not move."""
+        if self._started is None:
+            return 0.0
+        until = self._finished if self._finished is not None else self._clock()
+        if self._paused_since is not None:
+            until = self._paused_since
+        return until - self._started - self._paused_s
 
     # -- the worker thread --------------------------------------------------------------------------------------
     def _total_steps(self) -> int:
@@ -214,12 +226,15 @@ class TrainingJob:
             self._history.append(metrics)
         self._watch()
         spec = self._sample_spec
-        if spec is not None and metrics.val_loss is not None and spec.due(
-                self._sample_s, metrics.elapsed_s, metrics.step == metrics.total_steps):
-            sample = take_sample(self.model, self.tokenizer, spec, metrics.step, words=self.run.metadata.get("words"))
-            self._sample_s += sample.seconds
+        if spec is not None and metrics.val_loss is not None:
             with self._lock:
-                self._samples.append(sample)
+                elapsed = self._elapsed_s()
+            if spec.due(self._sample_s, elapsed, metrics.step == metrics.total_steps):
+                sample = take_sample(self.model, self.tokenizer, spec, metrics.step,
+                                     words=self.run.metadata.get("words"), clock=self._clock)
+                self._sample_s += sample.seconds
+                with self._lock:
+                    self._samples.append(sample)
         if self._extra_on_step is not None:
             self._extra_on_step(metrics)
 
@@ -228,7 +243,7 @@ class TrainingJob:
         if self._pause.is_set():
             self._holding.set()
         with self._lock:
-            idle = time.monotonic() - self._last_seen
+            idle = self._clock() - self._last_seen
         if self._owner is not None and self._owner() is None:
             self.stop("its browser session ended")
         elif idle > self.idle_timeout_s:
@@ -250,7 +265,7 @@ class TrainingJob:
         finally:
             self.model.eval()
             with self._lock:
-                self._status, self._error, self._finished = status, error, time.monotonic()
+                self._status, self._error, self._finished = status, error, self._clock()
                 if self._paused_since is not None:   # stopped while paused
                     self._paused_s += self._finished - self._paused_since
                     self._paused_since = None

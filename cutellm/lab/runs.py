@@ -61,13 +61,18 @@ class PreparedRun:
 
 
 def prepare_run(text: str, corpus_name: str, model_config: ModelConfig, train_config: TrainConfig, *,
-                name: str = "run", tokenizer_kind: str = "word", base: BaseModel | None = None,
-                max_steps: int | None = None) -> PreparedRun:
+                name: str = "run", tokenizer_kind: str = "word", tokenizer: Tokenizer | None = None,
+                base: BaseModel | None = None, max_steps: int | None = None) -> PreparedRun:
     """Corpus text and settings -> a PreparedRun. With `base`, fine-tune a copy of it (its tokenizer and shape win
-    over `model_config` and `tokenizer_kind`); `max_steps` refuses a run longer than that with a ConfigError."""
+    over `model_config` and `tokenizer_kind`); `max_steps` refuses a run longer than that with a ConfigError.
+    `tokenizer`: for a new model, one already built from this text with these settings, to use rather than build
+    another (see prepare_training)."""
+    if base is not None and tokenizer is not None:
+        raise ValueError("a fine-tuned model keeps its base's tokenizer: pass either `base` or `tokenizer`")
     words = corpus_words(text)   # what Fill the blanks tries in a blank, whatever the tokenizer
     if base is None:
-        model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=tokenizer_kind)
+        model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=tokenizer_kind,
+                                                     tokenizer=tokenizer)
         lineage_meta: dict[str, Any] = {}
     else:
         model, tokenizer, dataset = prepare_finetuning(text, base.model, base.tokenizer, train_config)

@@ -6,13 +6,15 @@ samples changes nothing about the training itself; the blank tries only the corp
 the cost of a sample to tens of milliseconds. On top of that a sample is skipped while the samples so far have cost
 more than `budget` (2%) of the training time: a tiny model that evaluates every few hundred milliseconds gets fewer
 samples, and no run is more than ~2% slower for them (see README, "The Train page as a lab", for the measured cost).
+That decision, `SampleSpec.due`, reads no clock: the job hands it two readings of its own clock (the training time
+and the samples' cost), so a test with a clock it moves by hand checks the budget exactly, whatever the host's speed.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..completion import complete_phrase
 from ..errors import CuteLLMError
@@ -52,10 +54,10 @@ class LiveSample:
 
 
 def take_sample(model: CuteLLM, tokenizer: Tokenizer, spec: SampleSpec, step: int,
-                words: Iterable | None = None) -> LiveSample:
-    """The model's greedy continuation of `spec.prompt` and its best filling of `spec.blank`, now. A prompt or phrase
-    the model cannot read (say, only unknown words) gives the reason instead of text."""
-    began = time.perf_counter()
+                words: Iterable | None = None, *, clock: Callable[[], float] = time.perf_counter) -> LiveSample:
+    """The model's greedy continuation of `spec.prompt` and its best filling of `spec.blank`, now, with what it cost
+    on `clock`. A prompt or phrase the model cannot read (say, only unknown words) gives the reason instead of text."""
+    began = clock()
     try:
         continuation = generate(model, tokenizer, spec.prompt, spec.max_new_tokens)
     except CuteLLMError as err:
@@ -65,4 +67,4 @@ def take_sample(model: CuteLLM, tokenizer: Tokenizer, spec: SampleSpec, step: in
                                  max_candidates=spec.candidates).filled_text
     except CuteLLMError as err:
         filled = f"(no filling: {err})"
-    return LiveSample(step, continuation, filled, time.perf_counter() - began)
+    return LiveSample(step, continuation, filled, clock() - began)

@@ -167,3 +167,23 @@ def test_a_device_this_machine_lacks_is_refused_before_training(app, monkeypatch
     no_exception(app)
     assert any("no CUDA GPU" in e.value for e in app.error)
     assert app.session_state["train_job"] is None and not training_in_progress()
+
+
+def test_the_corpus_is_tokenized_once_for_its_statistics_and_its_run(app, monkeypatch):
+    from cutellm.tokenizer import BPETokenizer
+
+    builds = []
+    learn = BPETokenizer.from_text.__func__
+
+    def counted(cls, text, vocab_size=1000):
+        builds.append(vocab_size)
+        return learn(cls, text, vocab_size)
+
+    monkeypatch.setattr(BPETokenizer, "from_text", classmethod(counted))
+    job = start_tiny_run(app, steps=5, tr_tokenizer="bpe", tr_vocab=300)
+    finish_run(app, job)
+    # One set of BPE merges, learned when the statistics were shown; the reruns and the run itself reuse it.
+    assert builds == [300]
+    assert job.snapshot().status == "finished" and job.tokenizer.kind == "bpe"
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Vocabulary"] == f"{job.tokenizer.vocab_size:,}" == f"{job.model.config.vocab_size:,}"

@@ -69,14 +69,22 @@ def choose_corpus() -> tuple[str | None, str]:
     return text, name
 
 
+# cache_data, not cache_resource: each caller gets its own copy (unpickled), so a tokenizer one session trains with is
+# never an object another session holds too. Keyed by the text's digest: the text itself need not be hashed again.
 @st.cache_data(show_spinner=False, max_entries=16)
-def _stats(text_hash: str, text: str, kind: str, vocab: int, block: int):
-    tokenizer = build_tokenizer(kind, text, vocab)
-    return corpus_stats(text, tokenizer, block), tokenizer.vocab_size
+def _tokenizer(text_hash: str, _text: str, kind: str, vocab: int):
+    return build_tokenizer(kind, _text, vocab)
+
+
+def corpus_tokenizer(text: str, kind: str, vocab: int):
+    """The tokenizer a new model gets for this text and these settings: built once (BPE merges take seconds on a big
+    corpus) when the statistics are shown, then a copy from the cache for the run
+    (`prepare_run(..., tokenizer=...)`)."""
+    return _tokenizer(hashlib.sha1(text.encode()).hexdigest(), text, kind, vocab)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _stats_under(text_hash: str, text: str, model_key: str, block: int, _tokenizer):
+def _stats_under(text_hash: str, text: str, tokenizer_key: str, block: int, _tokenizer):
     return corpus_stats(text, _tokenizer, block), _tokenizer.vocab_size
 
 
@@ -87,7 +95,8 @@ def show_stats(text: str, base: state.LoadedModel | None, *, kind: str, vocab: i
     digest = hashlib.sha1(text.encode()).hexdigest()
     try:
         if base is None:
-            stats, vocab_size = _stats(digest, text, kind, vocab, block)
+            tokenizer = corpus_tokenizer(text, kind, vocab)
+            stats, vocab_size = _stats_under(digest, text, f"{kind}:{vocab}", block, tokenizer)
         else:
             block = base.model.config.block_size
             stats, vocab_size = _stats_under(digest, text, base.key, block, base.tokenizer)
