@@ -3,7 +3,8 @@
 import streamlit as st
 
 from cutellm import CuteLLMError
-from cutellm.inference import SamplingSettings, encode_prompt
+from cutellm.inference import encode_prompt
+from cutellm.sampling import SamplingSettings
 from ui import state
 from ui.generate import sampling_lab, streaming
 from ui.notices import note_beyond_context, warn_unknown_words
@@ -65,18 +66,19 @@ with right:
         st.caption("Greedy decoding needs no other settings: it always picks the most likely next token.")
 
 s = st.session_state
-settings = SamplingSettings(float(s.gen_temperature), int(s.gen_top_k),
-                            float(s.gen_top_p) if s.gen_top_p < 1 else None) if sampled else SamplingSettings()
-seed = int(s.gen_seed) if sampled else None
+# One object describes the draw; it goes as it is to the stages picture or to generation.
+top_p = float(s.gen_top_p) if s.gen_top_p < 1 else None   # top-p 1 keeps everything: the filter is off
+settings = SamplingSettings(float(s.gen_temperature), int(s.gen_top_k), top_p, seed=int(s.gen_seed)) \
+    if sampled else SamplingSettings()
 
 if stepping:
-    sampling_lab.step_panel(active, prompt, settings, seed or 0)
+    sampling_lab.step_panel(active, prompt, settings)
 else:
     clicked = st.button("Generate", type="primary", icon=":material/play_arrow:")
     slot = st.empty()
     if clicked:
         state.compute_result("gen_result", active, lambda: streaming.stream_into(
-            slot, active, prompt, settings, seed, int(s.gen_max_tokens)))
+            slot, active, prompt, settings, int(s.gen_max_tokens)))
     result = state.kept_result("gen_result", active)
     if result:
         streaming.show_result(slot, active, result)

@@ -16,11 +16,12 @@ from .data import load_corpus, prepare_dataset
 from .devices import resolve_device
 from .errors import (CheckpointError, ConfigError, CorpusError, CuteLLMError, GenerationError, PromptError,
                      TrainingBusyError, TrainingDivergedError)
-from .inference import (SamplingSteps, generate, generate_ids, next_token_distribution, next_token_logits,
-                        sample_generate, sampling_steps, stream_from_ids, stream_generate)
 from .fast.kv_cache import KVCache
-from .model import CuteLLM
+from .inference import (generate, generate_ids, next_token_distribution, next_token_logits, sample_generate,
+                        stream_from_ids, stream_generate)
 from .lab.runs import prepare_run
+from .model import CuteLLM
+from .sampling import SamplingSettings, SamplingSteps, sampling_steps
 from .settings import Settings, load_settings, setup_logging
 from .tokenizer import CharTokenizer, SimpleWordTokenizer, build_tokenizer, tokenizer_from_dict
 from .training import StepMetrics, TrainResult, prepare_finetuning, prepare_training, train
@@ -53,9 +54,10 @@ if not any(isinstance(f, _MovedModuleFinder) for f in _sys.meta_path):
 
 __all__ = [
     "CharTokenizer", "CheckpointError", "Completion", "ConfigError", "CorpusError", "CuteLLM", "CuteLLMError",
-    "GenerationError", "KVCache", "ModelConfig", "PromptError", "SamplingSteps", "Settings", "SimpleWordTokenizer", "StepMetrics",
-    "TrainConfig", "TrainResult", "TrainingBusyError", "TrainingDivergedError", "build_tokenizer", "complete_phrase", "generate",
-    "generate_ids", "load_checkpoint", "load_corpus", "load_settings", "next_token_distribution", "next_token_logits",
-    "prepare_dataset", "prepare_finetuning", "prepare_run", "prepare_training", "read_metadata", "resolve_device",
-    "sample_generate", "sampling_steps", "save_checkpoint", "setup_logging", "stream_from_ids", "stream_generate", "tokenizer_from_dict", "train",
+    "GenerationError", "KVCache", "ModelConfig", "PromptError", "SamplingSettings", "SamplingSteps", "Settings",
+    "SimpleWordTokenizer", "StepMetrics", "TrainConfig", "TrainResult", "TrainingBusyError", "TrainingDivergedError",
+    "build_tokenizer", "complete_phrase", "generate", "generate_ids", "load_checkpoint", "load_corpus",
+    "load_settings", "next_token_distribution", "next_token_logits", "prepare_dataset", "prepare_finetuning",
+    "prepare_run", "prepare_training", "read_metadata", "resolve_device", "sample_generate", "sampling_steps",
+    "save_checkpoint", "setup_logging", "stream_from_ids", "stream_generate", "tokenizer_from_dict", "train",
 ]

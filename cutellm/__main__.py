@@ -250,13 +250,15 @@ def _train_run(args: argparse.Namespace, run, text: str, out: str, is_main: bool
 def cmd_generate(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .inference import stream_generate
+    from .sampling import SamplingSettings
 
     model, tokenizer = load_checkpoint(args.model)
     unknown = tokenizer.unknown_words(args.prompt)
     if unknown:
         print(f"note: not in the vocabulary (read as <unk>): {', '.join(unknown)}", file=sys.stderr)
-    tokens = list(stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, temperature=args.temperature,
-                                  top_k=args.top_k, top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache))
+    sampling = SamplingSettings(args.temperature, args.top_k, args.top_p, args.seed)
+    tokens = list(stream_generate(model, tokenizer, args.prompt, args.max_new_tokens, sampling=sampling,
+                                  use_cache=not args.no_cache))
     print(tokenizer.continue_text(args.prompt, [t.token_id for t in tokens]))
     if args.probs:
         for t in tokens:

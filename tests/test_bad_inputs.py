@@ -21,6 +21,7 @@ from cutellm.checkpoint import checkpoint_payload
 from cutellm.data import decode_corpus_bytes, load_corpus, prepare_dataset
 from cutellm.lab.evaluation import load_blanks_file
 from cutellm.lab.model_files import model_path
+from cutellm.sampling import SamplingSettings
 from cutellm.tokenizer import SimpleWordTokenizer
 from cutellm.training import evaluate
 
@@ -77,15 +78,18 @@ BAD_SETTINGS = [
     ("top-k above vocabulary", dict(top_k=100_000), "top-k"),
     ("top-p 0", dict(top_p=0.0), "top-p"),
     ("top-p above 1", dict(top_p=1.5), "top-p"),
+    ("seed not a whole number", dict(seed=1.5), "seed"),
 ]
 
 
 @pytest.mark.parametrize("case, settings, message", BAD_SETTINGS, ids=[c[0] for c in BAD_SETTINGS])
 def test_bad_generation_settings(tiny, case, settings, message):
     model, tok, _, _ = tiny
-    kwargs = {"max_new_tokens": 5, "temperature": 1.0, **settings}
+    fields = dict(settings)
+    max_new_tokens = fields.pop("max_new_tokens", 5)
+    sampling = SamplingSettings(**{"temperature": 1.0, **fields})
     with pytest.raises(GenerationError, match=message):
-        sample_generate(model, tok, "the cat", **kwargs)
+        sample_generate(model, tok, "the cat", max_new_tokens, sampling=sampling)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -11,12 +11,10 @@ import math
 from dataclasses import replace
 
 import pytest
-import torch
 
 from cutellm import ModelConfig
 from cutellm.lab import bench
 from cutellm.__main__ import main
-from cutellm.inference import sample_index
 from cutellm.training import prepare_training, train
 from tests.conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 
@@ -138,17 +136,6 @@ def test_missing_default_corpus_says_to_pass_one(monkeypatch, tmp_path, capsys):
     assert main(["bench", "--quick", "--out", str(tmp_path / "r.json")]) == 2
     assert "--corpus" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
-
-
-def test_sample_index_draws_exactly_what_torch_multinomial_draws():
-    # generation's sampler skips torch.multinomial's input checks but must give the same tokens for the same seed
-    for seed in range(40):
-        logits = torch.randn(68, generator=torch.Generator().manual_seed(seed)) * (1 + seed % 4)
-        logits[:3] = float("-inf")  # banned special tokens
-        probs = torch.softmax(logits, dim=-1)
-        ours, theirs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
-        for _ in range(25):
-            assert sample_index(probs, ours) == int(torch.multinomial(probs, 1, generator=theirs))
 
 
 def test_time_to_quality_reads_each_runs_figures_and_compares_medians(tmp_path):

@@ -231,11 +231,11 @@ def test_views_have_titles_and_explanations():
 
 
 def test_sampling_figure_greys_removed_tokens_and_marks_the_drawn_one(mt):
-    from cutellm.inference import sampling_steps
+    from cutellm.sampling import SamplingSettings, sampling_steps
     _, tok = mt
     logits = torch.linspace(3, -3, tok.vocab_size)
     logits[list(tok.special_ids)] = float("-inf")
-    steps = sampling_steps(logits, 0.8, top_k=5, top_p=0.7)
+    steps = sampling_steps(logits, SamplingSettings(0.8, top_k=5, top_p=0.7))
     kept = [int(i) for i in np.flatnonzero(steps.final.kept)]
     fig = charts.sampling_figure(steps, tok.token, drawn=kept[-1], picked=kept[0], top_n=8)
     bars = [t for t in fig.data if t.type == "bar"]
@@ -252,8 +252,8 @@ def test_sampling_figure_greys_removed_tokens_and_marks_the_drawn_one(mt):
     assert [a.text for a in fig.layout.annotations][:4] == ["the model", "temperature 0.8", "top-k 5", "top-p 0.7"]
     # A drawn token beyond the top rows gets its own row, labelled with its rank; token text is escaped.
     far = int(steps.ranking[10])
-    fig = charts.sampling_figure(sampling_steps(logits, 1.0), tok.token, drawn=far, top_n=3)
+    fig = charts.sampling_figure(sampling_steps(logits, SamplingSettings(1.0)), tok.token, drawn=far, top_n=3)
     assert list(fig.data[0].customdata) == [*map(int, steps.ranking[:3]), far]
     assert fig.layout.yaxis.ticktext[-1].endswith("(#11)")
     evil = tok.token_to_id[EVIL]
-    assert_escaped(charts.sampling_figure(sampling_steps(logits, 1.0), tok.token, drawn=evil, top_n=3))
+    assert_escaped(charts.sampling_figure(sampling_steps(logits, SamplingSettings(1.0)), tok.token, drawn=evil, top_n=3))

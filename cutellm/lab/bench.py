@@ -38,6 +38,7 @@ from ..data import Dataset, load_corpus, make_windows
 from ..devices import resolve_device, resolve_precision
 from ..errors import CorpusError
 from ..inference import generate_ids
+from ..sampling import SamplingSettings
 from ..model import CuteLLM
 from ..tokenizer import BPETokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
 from ..training import StepMetrics, TrainResult, evaluate, new_model, train
@@ -162,8 +163,8 @@ def flops_per_token(model: CuteLLM) -> int:
 def _time_generation(model: CuteLLM, ids: list[int], n: int, top_k: int, banned: list[int], use_cache: bool
                      ) -> tuple[float, list[int]]:
     t0 = time.perf_counter()
-    out = generate_ids(model, ids, n, temperature=GEN_TEMPERATURE, top_k=top_k, seed=SEED, use_cache=use_cache,
-                       banned=banned)
+    sampling = SamplingSettings(GEN_TEMPERATURE, top_k=top_k, seed=SEED)
+    out = generate_ids(model, ids, n, sampling=sampling, use_cache=use_cache, banned=banned)
     return n / (time.perf_counter() - t0), out
 
 

@@ -8,7 +8,7 @@ Every builder takes the data object `inspection` returns and gives back a `plotl
     embedding_figure(embedding_pca(model, tokenizer, n_components=2 or 3, highlight="cat"))
     attention_figure(attention_maps(model, tokenizer, text), layer=None, head=None)
     logit_lens_figure(logit_lens(model, tokenizer, text))
-    sampling_figure(sampling_steps(logits, temperature, top_k, top_p), tokenizer.token, drawn=token_id)
+    sampling_figure(sampling_steps(logits, settings), tokenizer.token, drawn=token_id)
     loss_figure(result.history)            # training and validation loss (the Train page's results)
     runs_figure([Run(name, meta, model_config), ...])   # several runs' loss curves overlaid
 
@@ -30,7 +30,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from ..inference import SamplingSteps
+from ..sampling import SamplingSteps
 from ..training import StepMetrics
 from .curve import smoothed_curve
 from .inspection import Architecture, AttentionMaps, LogitLens, PredictionHeatmap
@@ -495,7 +495,7 @@ def logit_lens_figure(lens: LogitLens) -> go.Figure:
 # ---------------------------------------------------------------------------------------------------------------
 # Sampling stages (the Generate page's step-by-step mode)
 
-# What each stage of `inference.sampling_steps` does, for the learner ("what am I looking at").
+# What each stage of `sampling.sampling_steps` does, for the learner ("what am I looking at").
 STAGE_VIEWS = {
     "model": View(
         "The model",

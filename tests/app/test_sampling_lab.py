@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cutellm.inference import describe_token, next_token_logits, sampling_steps
+from cutellm.inference import describe_token, next_token_logits
+from cutellm.sampling import SamplingSettings, sampling_steps
 from cutellm.tokenizer import BPETokenizer
 
 from ui.text import tint_class, tinted_html, token_pieces
@@ -47,7 +48,7 @@ def test_next_token_take_this_one_and_undo(app):
     # Branch: take the model's third choice instead of what it would draw.
     lab = app.session_state["gen_lab"]
     model, tok = app.session_state["active_loaded"].model, app.session_state["active_loaded"].tokenizer
-    third = int(sampling_steps(next_token_logits(model, tok, lab.ids)).ranking[2])
+    third = int(sampling_steps(next_token_logits(model, tok, lab.ids), SamplingSettings(1.0)).ranking[2])
     app.button_group(key="gen_lab_pick").set_value(third).run()
     assert not app.button(key="gen_lab_take").disabled
     app.button(key="gen_lab_take").click().run()
@@ -124,6 +125,34 @@ def test_generate_streams_into_one_text_and_shows_the_table(app):
     assert len(app.dataframe) == 1 and len(table) == 5 and table["token"][0] == "mat"
     # each token tinted by its probability (the shipped model gives "mat" about 0.66: the 0.5-0.8 tint)
     assert f'class="tok {tint_class(float(table["probability"][0]))}" title="mat: probability' in html[0]
+
+
+def test_the_pages_settings_object_reaches_the_draw_unchanged(app, monkeypatch):
+    import cutellm.inference as inference
+    from ui.generate import sampling_lab, streaming
+
+    def spy(module, name, seen, position):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a: seen.append(a[position]) or real(*a))
+
+    handed, drawn_with, panel, staged = [], [], [], []
+    spy(streaming, "stream_into", handed, 3)          # what the page hands over
+    spy(inference, "pick_token", drawn_with, 1)       # what each draw reads
+    spy(sampling_lab, "step_panel", panel, 2)
+    spy(sampling_lab, "sampling_steps", staged, 1)
+    open_page(app, "generate")
+    app.radio(key="gen_mode").set_value("Sampled").run()
+    app.slider(key="gen_max_tokens").set_value(4).run()
+    [b for b in app.button if b.label == "Generate"][0].click().run()
+    no_exception(app)
+    ss = app.session_state
+    assert handed == [SamplingSettings(float(ss["gen_temperature"]), int(ss["gen_top_k"]), float(ss["gen_top_p"]),
+                                       seed=int(ss["gen_seed"]))]
+    assert len(drawn_with) == 4 and all(s is handed[0] for s in drawn_with)
+    # Step by step: the same holds for the stages picture.
+    app.radio(key="gen_view").set_value("Step by step").run()
+    no_exception(app)
+    assert panel and staged and staged[-1] is panel[-1] and panel[-1] == handed[0]
 
 
 @pytest.mark.parametrize("text", ["héllo wörld ☃", "the cat"])

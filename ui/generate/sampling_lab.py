@@ -13,8 +13,8 @@ import torch
 
 from cutellm.views import charts
 from cutellm.errors import CuteLLMError
-from cutellm.inference import (GeneratedToken, SamplingSettings, describe_token, encode_prompt, next_token_logits,
-                               sampling_steps)
+from cutellm.inference import GeneratedToken, describe_token, encode_prompt, next_token_logits
+from cutellm.sampling import SamplingSettings, sampling_steps
 from cutellm.tokenizer import Tokenizer
 
 from ..notices import hint_repetition, note_beyond_context
@@ -81,23 +81,24 @@ def _undo(lab: Lab) -> None:
     st.session_state.gen_lab_pick = None
 
 
-def step_panel(active: LoadedModel, prompt: str, settings: SamplingSettings, seed: int) -> None:
-    """The text so far, Next token / Take this one / Undo, and the bars of every sampling stage."""
+def step_panel(active: LoadedModel, prompt: str, settings: SamplingSettings) -> None:
+    """The text so far, Next token / Take this one / Undo, and the bars of every sampling stage under `settings`."""
     tokenizer = active.tokenizer
     try:
         lab = _lab(active, prompt)
         logits = _logits(active, lab)
-        steps = sampling_steps(logits, settings.temperature, settings.top_k, settings.top_p)
+        steps = sampling_steps(logits, settings)
     except CuteLLMError as err:
         st.error(str(err), icon=":material/error:")
         return
     # Step n draws with seed + n: the same settings and choices always draw the same tokens (Undo, then Next
     # token again, gives the token back).
-    drawn = steps.draw(torch.Generator().manual_seed(seed + len(lab.chosen)) if settings.temperature else None)
+    seed = (settings.seed or 0) + len(lab.chosen)
+    drawn = steps.draw(None if settings.greedy else torch.Generator().manual_seed(seed))
 
     st.html(tinted_html(tokenizer, lab.prompt, lab.chosen))
     note_beyond_context(lab.ids, active.model.config.block_size, "The text so far")
-    hint_repetition(tokenizer, [t.token_id for t in lab.chosen], settings.temperature > 0)
+    hint_repetition(tokenizer, [t.token_id for t in lab.chosen], not settings.greedy)
 
     options = [int(i) for i in steps.ranking[:BRANCH_CHOICES]]
     model_probs = steps.stage("model").probs

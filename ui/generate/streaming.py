@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from cutellm.inference import GeneratedToken, SamplingSettings, stream_generate
+from cutellm.inference import GeneratedToken, stream_generate
+from cutellm.sampling import SamplingSettings
 
 from ..notices import hint_repetition
 from ..state import LoadedModel
@@ -18,18 +19,17 @@ from ..text import tinted_html
 PACE_S, MAX_PACED_S = 0.05, 2.0
 
 
-def stream_into(slot, active: LoadedModel, prompt: str, settings: SamplingSettings, seed: int | None,
-                max_new_tokens: int) -> dict[str, Any]:
-    """Generate into `slot` (an st.empty), redrawing the tinted text after every token; the kept result."""
+def stream_into(slot, active: LoadedModel, prompt: str, settings: SamplingSettings, max_new_tokens: int
+                ) -> dict[str, Any]:
+    """Generate into `slot` (an st.empty) with the page's `settings` as they are, redrawing the tinted text after
+    every token; the kept result."""
     pace = min(PACE_S, MAX_PACED_S / max_new_tokens)
     tokens: list[GeneratedToken] = []
-    for token in stream_generate(active.model, active.tokenizer, prompt, max_new_tokens,
-                                 temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-                                 seed=seed):
+    for token in stream_generate(active.model, active.tokenizer, prompt, max_new_tokens, sampling=settings):
         tokens.append(token)
         slot.html(tinted_html(active.tokenizer, prompt, tokens))
         time.sleep(pace)
-    return {"prompt": prompt, "tokens": tokens, "sampled": settings.temperature > 0}
+    return {"prompt": prompt, "tokens": tokens, "sampled": not settings.greedy}
 
 
 def show_result(slot, active: LoadedModel, result: dict[str, Any]) -> None:
