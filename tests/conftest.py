@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cutellm import ModelConfig, TrainConfig, prepare_training, train
+from cutellm import CuteLLM, ModelConfig, TrainConfig, prepare_training, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = ROOT / "models" / "cute_llm.pth"
@@ -22,6 +22,15 @@ TINY_MODEL = ModelConfig(vocab_size=64, d_model=48, n_heads=4, n_layers=2, block
 # model should not move when the default recipe does.
 TINY_TRAIN = TrainConfig(max_steps=300, batch_size=16, learning_rate=1e-2, warmup_steps=20, eval_interval=100,
                          weight_decay=0.1, eval_batches=20, seed=0)
+
+# An untrained model with three layers, for the tests of the model's maths and its speed paths.
+SMALL_MODEL = ModelConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=3, block_size=12, dropout=0.0)
+
+
+def seeded_model(config: ModelConfig = SMALL_MODEL, seed: int = 0) -> CuteLLM:
+    """A freshly initialised model in eval mode; the same seed gives the same weights."""
+    torch.manual_seed(seed)
+    return CuteLLM(config).eval()
 
 
 @pytest.fixture(autouse=True)

@@ -13,12 +13,7 @@ from cutellm.fast.decode import Decoder
 from cutellm.fast.dropout import FastDropout, use_fast_dropout
 from cutellm.fast.kv_cache import new_cache
 
-CFG = ModelConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=3, block_size=12, dropout=0.0)
-
-
-def make(cfg=CFG, seed=0):
-    torch.manual_seed(seed)
-    return CuteLLM(cfg).eval()
+from conftest import seeded_model as make
 
 
 # --- the KV cache (cutellm/fast/kv_cache.py) ------------------------------------------------------------------

@@ -6,14 +6,10 @@ import pytest
 import torch
 
 import cutellm
-from cutellm import CuteLLM, ModelConfig
+from cutellm import ModelConfig
 
-CFG = ModelConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=3, block_size=12, dropout=0.0)
-
-
-def make(cfg=CFG, seed=0):
-    torch.manual_seed(seed)
-    return CuteLLM(cfg).eval()
+from conftest import SMALL_MODEL as CFG
+from conftest import seeded_model as make
 
 
 def test_forward_shapes_and_loss():
