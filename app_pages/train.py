@@ -11,8 +11,9 @@ from cutellm import ConfigError, CuteLLMError, ModelConfig, TrainConfig, load_se
 from cutellm.devices import available_devices, resolve_device, resolve_precision
 from cutellm.errors import TrainingBusyError
 from cutellm.lab.jobs import TrainingJob, training_in_progress
-from cutellm.lab.runs import MAX_INTERACTIVE_STEPS, prepare_run
+from cutellm.lab.runs import prepare_run
 from cutellm.lab.samples import DEFAULT_BLANK, DEFAULT_PROMPT, SampleSpec
+from cutellm.options import MAX_INTERACTIVE_STEPS
 from cutellm.presets import presets
 from cutellm.settings import Settings
 from ui import state

@@ -22,7 +22,6 @@ from ..config import ModelConfig, TrainConfig
 from ..data import Dataset, bits_per_char, prepare_dataset
 from ..errors import ConfigError
 from ..model import CuteLLM
-from ..options import MAX_INTERACTIVE_STEPS  # the app's step cap, declared beside the Steps widget
 from ..tokenizer import Tokenizer
 from ..training import TrainResult, batch_plan, prepare_finetuning, prepare_training
 
