@@ -1,10 +1,12 @@
 """Runs: compare training runs — loss curves overlaid, settings and results side by side, differences highlighted."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from cutellm import CheckpointError
 from cutellm.views.charts import runs_figure
-from cutellm.lab.runs import Run, differing_columns, runs_table
+from cutellm.lab.runs import Run, differing_columns, distinguishing_labels, runs_table
 from ui import state
 
 st.title("Runs")
@@ -57,7 +59,9 @@ if bpc:
     if missing:
         st.info(f"Not shown in bits per character (saved before CuteGPT recorded characters per token): "
                 f"{', '.join(missing)}.", icon=":material/info:")
-st.plotly_chart(runs_figure(selected, bits_per_char=bpc), key="runs_chart", config={"displaylogo": False})
+# The legend names each curve with what sets its run apart (e.g. "norm rmsnorm, seed 2").
+labelled = [replace(run, name=label) for run, label in zip(selected, distinguishing_labels(selected))]
+st.plotly_chart(runs_figure(labelled, bits_per_char=bpc), key="runs_chart", config={"displaylogo": False})
 
 table = runs_table(selected)
 different = differing_columns(table)

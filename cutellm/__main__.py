@@ -1,5 +1,5 @@
-"""Command line: python -m cutellm train | generate | complete | evaluate-blanks | inspect | visualize | bench (each
-with --help)."""
+"""Command line: python -m cutellm train | generate | complete | evaluate-blanks | inspect | visualize | bench |
+compare-blocks (each with --help)."""
 
 from __future__ import annotations
 
@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train and sample")
     _add_speed_args(b)
     b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+
+    k = sub.add_parser("compare-blocks", help="GPT-2 vs Llama blocks, and one option at a time, over several seeds",
+                       description="Train the GPT-2 block, the Llama block (RoPE + RMSNorm + SwiGLU) and each option "
+                       "alone on the same corpus with the same recipe and steps, once per seed; print validation "
+                       "loss and bits per character with their spread over the seeds, and write them as JSON.")
+    k.add_argument("--corpus", default=DEFAULT_CORPUS, help="UTF-8 text file (default: %(default)s)")
+    k.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="one run per seed (default: 1 2 3)")
+    k.add_argument("--steps", type=int, help="optimiser steps per run (default: the recipe's epochs)")
+    k.add_argument("--out", default="bench/compare_blocks.json", help="JSON file to write (default: %(default)s)")
     return parser
 
 
@@ -346,6 +355,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare_blocks(args: argparse.Namespace, settings) -> int:
+    from .lab.compare import compare_blocks, format_table, write_results
+
+    recipe = settings.train if args.steps is None else replace(settings.train, max_steps=args.steps)
+    results = compare_blocks(args.corpus, seeds=args.seeds, model=settings.model, recipe=recipe,
+                             on_run=lambda o: log.info("%s, seed %d: val loss %.4f (%d steps, %.1fs)", o.variant,
+                                                       o.seed, o.val_loss, o.steps, o.wall_time_s))
+    print(format_table(results))
+    print(f"wrote {write_results(results, args.out)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -353,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(settings.log_level)
         if args.command == "train":
             return cmd_train(args, settings)
+        if args.command == "compare-blocks":
+            return cmd_compare_blocks(args, settings)
         return {"generate": cmd_generate, "complete": cmd_complete, "evaluate-blanks": cmd_evaluate_blanks,
                 "inspect": cmd_inspect,
                 "visualize": cmd_visualize, "bench": cmd_bench}[args.command](args)

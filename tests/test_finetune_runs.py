@@ -13,7 +13,7 @@ from cutellm import (ModelConfig, TrainConfig, generate, load_checkpoint, prepar
 from cutellm.__main__ import main
 from cutellm.views.charts import runs_figure
 from cutellm.views.inspection import embedding_pca
-from cutellm.lab.runs import Run, differing_columns, lineage, runs_table
+from cutellm.lab.runs import Run, differing_columns, distinguishing_labels, lineage, runs_table
 from cutellm.training import evaluate, snapshot_steps
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
@@ -100,6 +100,18 @@ def test_runs_table_and_figure(tiny):
     assert set(differing_columns(table)) == {"learning rate", "val loss"}
     fig = runs_figure(runs)
     assert [t.name for t in fig.data] == ["a · train", "a · validation", "b · train", "b · validation"]
+    # The legend says what sets each run apart: its settings, not its results.
+    assert distinguishing_labels(runs) == ["a · learning rate 0.01", "b · learning rate 0.001"]
+
+
+def test_runs_show_the_blocks_design_and_old_checkpoints_read_as_gpt2():
+    old = Run("old", {"tokenizer_kind": "word"}, {"d_model": 128})   # saved before the block options existed
+    llama = Run("llama", {"tokenizer_kind": "word"}, {"d_model": 128, "positions": "rope", "norm": "rmsnorm",
+                                                       "mlp": "swiglu", "tie_weights": False})
+    table = runs_table([old, llama])
+    assert list(table.loc[0, ["positions", "norm", "mlp", "tied head"]]) == ["learned", "layernorm", "gelu", True]
+    assert set(differing_columns(table)) == {"positions", "norm", "mlp", "tied head"}
+    assert distinguishing_labels([old, llama])[1] == "llama · positions rope, norm rmsnorm, mlp swiglu, tied head False"
 
 
 def test_runs_with_different_tokenizers_compare_in_bits_per_character():

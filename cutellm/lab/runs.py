@@ -165,6 +165,11 @@ class Run:
             "context": mc.get("block_size"),
             "dropout": mc.get("dropout"),
             "causal": mc.get("causal", True),
+            # The block's design (checkpoints from before these options hold today's defaults).
+            "positions": mc.get("positions", "learned"),
+            "norm": mc.get("norm", "layernorm"),
+            "mlp": mc.get("mlp", "gelu"),
+            "tied head": mc.get("tie_weights", True),
             # The windows per optimiser step (accumulation and processes included) when recorded, else batch_size.
             "batch": m.get("global_batch_size") or tc.get("batch_size"),
             "learning rate": tc.get("learning_rate"),
@@ -186,6 +191,20 @@ def _round(value, digits: int = 3):
 def runs_table(runs: list[Run]) -> pd.DataFrame:
     """One row per run: its settings and results."""
     return pd.DataFrame([r.row() for r in runs])
+
+
+# The columns of runs_table that are a run's settings (the rest are its results).
+SETTING_COLUMNS = ("corpus", "fine-tuned from", "tokenizer", "vocab", "d_model", "heads", "layers", "context",
+                   "dropout", "causal", "positions", "norm", "mlp", "tied head", "batch", "learning rate", "seed")
+
+
+def distinguishing_labels(runs: list[Run]) -> list[str]:
+    """Each run's name followed by the settings that set it apart from the others ("run-2 · norm rmsnorm, seed 2"),
+    so a chart's legend says what differs."""
+    table = runs_table(runs)
+    columns = [c for c in differing_columns(table) if c in SETTING_COLUMNS]
+    return [run.name + (" · " + ", ".join(f"{c} {row[c]}" for c in columns) if columns else "")
+            for run, (_, row) in zip(runs, table.iterrows())]
 
 
 def differing_columns(table: pd.DataFrame) -> list[str]:
