@@ -57,7 +57,8 @@ def choose_settings(base: state.LoadedModel | None) -> None:
                        f"{cfg.block_size}")
         with b:
             st.markdown("**Model** :material/lock:")
-            st.caption(f"{cfg.n_layers} layers × {cfg.n_heads} heads, d_model {cfg.d_model}, dropout {cfg.dropout}")
+            st.caption(f"{cfg.n_layers} layers × {cfg.n_heads} heads, d_model {cfg.d_model}, dropout {cfg.dropout}; "
+                       f"{cfg.block_design}")
         st.info(f"Fine-tuning continues training **{base.name}**, so its tokenizer and shape stay as they are: the "
                 "learned weights only fit that exact vocabulary and size.", icon=":material/lock:")
     else:
@@ -70,6 +71,10 @@ def choose_settings(base: state.LoadedModel | None) -> None:
             st.markdown("**Model**")
             for name in ("d_model", "n_heads", "n_layers", "dropout"):
                 form.draw(name)
+            with st.popover("Block design", icon=":material/view_agenda:", width="stretch",
+                            help="GPT-2's block by default; the Llama-style preset switches all three parts."):
+                for name in ("positions", "norm", "mlp", "tie_weights"):
+                    form.draw(name)
             st.checkbox("Experiment: no causal mask", key="tr_noncausal",
                         help="Lets every position see the words after it while training. The loss falls very low "
                              "— because the model reads the answer — and generation gets poor, since at generation "

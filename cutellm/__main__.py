@@ -48,7 +48,8 @@ def add_option_flags(p: argparse.ArgumentParser, options: tuple[Option, ...] = O
             continue
         kind, _ = field_type(SECTIONS[o.section], o.name)
         if kind is bool:
-            p.add_argument(o.flag, dest=o.name, action="store_true", default=None, help=o.help)
+            # --flag / --no-flag: a setting that is on by default (tie_weights) must be switchable off too.
+            p.add_argument(o.flag, dest=o.name, action=argparse.BooleanOptionalAction, default=None, help=o.help)
         elif o.choices:
             p.add_argument(o.flag, dest=o.name, choices=o.choices, help=o.help)
         else:

@@ -63,6 +63,12 @@ class ModelConfig:
     dropout: float = 0.1
     # False trains a model that can see the future: only for the "why causality matters" experiment.
     causal: bool = True
+    # The block's design. The defaults are GPT-2's (and every checkpoint saved before these fields existed);
+    # "rope" + "rmsnorm" + "swiglu" is Llama's. model.py explains each choice.
+    positions: str = "learned"   # learned: a table of position vectors | rope: rotate queries and keys | none
+    norm: str = "layernorm"      # layernorm | rmsnorm
+    mlp: str = "gelu"            # gelu | swiglu
+    tie_weights: bool = True     # the LM head reuses the token embedding matrix
 
     def __post_init__(self) -> None:
         check_options(self, "model")  # ranges from options.OPTIONS
@@ -70,6 +76,30 @@ class ModelConfig:
                  f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}) so every head gets "
                  f"the same width; try {self.n_heads * max(1, round(self.d_model / self.n_heads))}",
                  related=("n_heads",))
+        if self.positions == "rope":
+            even = [d for d in range(2 * self.n_heads, 2 * self.d_model + 1, 2 * self.n_heads)]
+            _require(self.head_dim % 2 == 0, "positions",
+                     f"RoPE rotates pairs of numbers in each head, so the head size (d_model / n_heads = "
+                     f"{self.d_model} / {self.n_heads} = {self.head_dim}) must be even; try d_model "
+                     f"{min(even, key=lambda d: abs(d - self.d_model))}", related=("d_model", "n_heads"))
+
+    @property
+    def is_gpt2_block(self) -> bool:
+        """Learned positions, LayerNorm and a GELU MLP: the block of GPT-2 (and of every shipped model)."""
+        return (self.positions, self.norm, self.mlp) == ("learned", "layernorm", "gelu")
+
+    @property
+    def block_design(self) -> str:
+        """The block in words: "GPT-2 block", "Llama-style block", or GPT-2's with the parts that differ."""
+        if (self.positions, self.norm, self.mlp) == ("rope", "rmsnorm", "swiglu"):
+            words = "Llama-style block"
+        else:
+            changed = [name for differs, name in ((self.positions == "rope", "RoPE"),
+                                                  (self.positions == "none", "no positions"),
+                                                  (self.norm == "rmsnorm", "RMSNorm"), (self.mlp == "swiglu", "SwiGLU"))
+                       if differs]
+            words = "GPT-2 block" + (f" with {', '.join(changed)}" if changed else "")
+        return words + ("" if self.tie_weights else ", untied head")
 
     @property
     def head_dim(self) -> int:
@@ -77,8 +107,9 @@ class ModelConfig:
 
     @property
     def mlp_width(self) -> int:
-        """Width of each block's MLP hidden layer (GPT-2's 4 x d_model)."""
-        return 4 * self.d_model
+        """Width of each block's MLP hidden layer: GPT-2's 4 x d_model; for SwiGLU, which has three matrices
+        instead of two, 2/3 of that, so the MLP keeps about the same number of parameters (as Llama does)."""
+        return 4 * self.d_model if self.mlp == "gelu" else round(8 * self.d_model / 3)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,6 +3,12 @@
 token ids -> token embedding + learned position embedding -> N x [pre-LayerNorm causal self-attention, pre-LayerNorm
 MLP] (each with a residual connection) -> final LayerNorm -> LM head (weights tied to the token embedding) -> logits.
 
+That is GPT-2's block, the default. Four settings of ModelConfig swap one part each for the choice Llama made:
+`positions="rope"` rotates queries and keys by position instead of adding a position table (`Rotary`),
+`norm="rmsnorm"` divides by the root mean square without centring (`RMSNorm`), `mlp="swiglu"` gates the MLP
+(`SwiGLU`), and `tie_weights=False` gives the LM head a matrix of its own. The module names stay the same for every
+choice (ln1, attn, ln2, mlp, ln_f, lm_head), so the inspection and ablation code reads any of them.
+
 Position t only ever attends to positions 0..t, so the logits at t depend on tokens 0..t alone. That is what lets
 generation keep the keys and values of the tokens already read (a KV cache, `cutellm/fast/kv_cache.py`) and feed
 the model only the new token: forward() takes such a cache.
@@ -30,6 +36,46 @@ if TYPE_CHECKING:
     from .fast.kv_cache import KVCache
 
 
+class RMSNorm(nn.Module):
+    """Llama's normalisation: x / sqrt(mean(x^2) + eps) * gain. LayerNorm also subtracts the mean; RMSNorm keeps
+    only the rescaling, which is what matters in practice, and computes one statistic instead of two."""
+
+    def __init__(self, size: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight   # (..., C)
+
+
+def make_norm(config: ModelConfig) -> nn.Module:
+    return nn.LayerNorm(config.d_model, bias=False) if config.norm == "layernorm" else RMSNorm(config.d_model)
+
+
+class Rotary(nn.Module):
+    """RoPE (Su et al. 2021): split each head's query and key into pairs of numbers, and turn pair i at position p by
+    the angle p * base^(-2i / head_dim), a point rotated in its plane. The dot product of a query at position m with a
+    key at position n then depends on their content and on m - n only: attention sees how far back a token is, not
+    where it is, and no position vector is added to the residual stream."""
+
+    def __init__(self, head_dim: int, block_size: int, base: float = 10000.0):
+        super().__init__()
+        speeds = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)   # (head_dim / 2,)
+        angles = torch.outer(torch.arange(block_size, dtype=torch.float32), speeds)         # (block_size, hd / 2)
+        # Not saved in checkpoints (persistent=False): they follow from the config.
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, past: int = 0) -> torch.Tensor:
+        """x (B, heads, T, head_dim) at positions past..past+T-1 -> the same, each pair rotated."""
+        T = x.size(-2)
+        cos, sin = self.cos[past:past + T], self.sin[past:past + T]             # (T, hd / 2)
+        even, odd = x[..., 0::2], x[..., 1::2]                                   # the pairs' two numbers
+        turned = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)   # (B, heads, T, hd/2, 2)
+        return turned.flatten(-2).type_as(x)                                     # (B, heads, T, hd)
+
+
 class CausalSelfAttention(nn.Module):
     """Each position mixes the values of the positions up to it, weighted by how well its query matches their keys:
     softmax(q k^T / sqrt(head_dim)) v, in n_heads independent heads of head_dim each."""
@@ -43,11 +89,14 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)   # query, key, value in one product
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
         self.resid_dropout = nn.Dropout(config.dropout)
+        self.rotary = Rotary(config.head_dim, config.block_size) if config.positions == "rope" else None
 
-    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _heads(self, x: torch.Tensor, past: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, T, C = x.shape
         # (B, T, C) -> (B, T, 3C) -> (B, T, 3, heads, head_dim) -> three (B, heads, T, head_dim)
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.rotary is not None:   # RoPE: position enters here, in the query and the key (a key is cached rotated)
+            q, k = self.rotary(q, past), self.rotary(k, past)
         return q, k, v
 
     def _merge(self, y: torch.Tensor) -> torch.Tensor:
@@ -58,11 +107,10 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         """(B, T, C) -> (B, T, C) with PyTorch's fused scaled_dot_product_attention (training, prefill). With a
         cache, x holds only the new tokens: their keys/values are stored and they attend to every stored one."""
-        q, k, v = self._heads(x)
+        past = cache.length if cache is not None else 0
+        q, k, v = self._heads(x, past)
         T = x.size(1)
-        past = 0
         if cache is not None:
-            past = cache.length
             k, v = cache.append(layer, k, v)   # (B, heads, past + T, head_dim)
         # Query i (absolute position past + i) may see keys 0..past + i. One new query after a cache sees everything
         # stored, so it needs no mask; a fresh sequence uses SDPA's causal flag.
@@ -99,15 +147,30 @@ class MLP(nn.Module):
         return self.dropout(self.proj(F.gelu(self.fc(x))))   # (B, T, C) -> (B, T, mlp_width) -> (B, T, C)
 
 
-class Block(nn.Module):
-    """x + attention(LayerNorm(x)), then x + MLP(LayerNorm(x)): the residual stream carries the token through."""
+class SwiGLU(nn.Module):
+    """Llama's MLP (Shazeer 2020): two products of the input; one, through SiLU, gates the other elementwise, then
+    project back. Three matrices instead of two, so mlp_width is 2/3 of GELU's to keep the parameters about equal."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.ln1 = nn.LayerNorm(config.d_model, bias=False)
+        self.fc = nn.Linear(config.d_model, 2 * config.mlp_width, bias=False)   # gate and value in one product
+        self.proj = nn.Linear(config.mlp_width, config.d_model, bias=False)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.fc(x).chunk(2, dim=-1)                # (B, T, C) -> two (B, T, mlp_width)
+        return self.dropout(self.proj(F.silu(gate) * value))    # -> (B, T, C)
+
+
+class Block(nn.Module):
+    """x + attention(norm(x)), then x + MLP(norm(x)): the residual stream carries the token through."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.ln1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln2 = nn.LayerNorm(config.d_model, bias=False)
-        self.mlp = MLP(config)
+        self.ln2 = make_norm(config)
+        self.mlp = MLP(config) if config.mlp == "gelu" else SwiGLU(config)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         x = x + self.attn(self.ln1(x), cache, layer)
@@ -124,14 +187,16 @@ class CuteLLM(nn.Module):
         super().__init__()
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
-        self.pos_emb = nn.Embedding(config.block_size, config.d_model)
+        # Only learned positions have a table; RoPE puts position into each attention, "none" nowhere.
+        self.pos_emb = nn.Embedding(config.block_size, config.d_model) if config.positions == "learned" else None
         self.emb_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
-        self.ln_f = nn.LayerNorm(config.d_model, bias=False)
+        self.ln_f = make_norm(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        # Weight tying: reading a word and writing a word share one embedding table (fewer parameters, better
-        # small-data generalisation).
-        self.lm_head.weight = self.tok_emb.weight
+        if config.tie_weights:
+            # Weight tying: reading a word and writing a word share one embedding table (fewer parameters, better
+            # small-data generalisation).
+            self.lm_head.weight = self.tok_emb.weight
         self.apply(self._init_weights)
         # GPT-2: scale the residual projections by 1/sqrt(2 * n_layers) so the residual stream's variance stays
         # put however deep the model is.
@@ -159,8 +224,11 @@ class CuteLLM(nn.Module):
         if past + T > self.config.block_size:
             raise ValueError(f"sequence of {past + T} tokens is longer than the model's block_size "
                              f"({self.config.block_size}); crop it first")
-        # Positions past..past+T-1: a slice of the position table (same values and gradients as pos_emb(arange)).
-        return self.emb_dropout(self.tok_emb(idx) + self.pos_emb.weight[past:past + T])   # (B, T) -> (B, T, C)
+        x = self.tok_emb(idx)                                    # (B, T) -> (B, T, C)
+        if self.pos_emb is not None:
+            # Positions past..past+T-1: a slice of the position table (same values and gradients as pos_emb(arange)).
+            x = x + self.pos_emb.weight[past:past + T]
+        return self.emb_dropout(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -189,7 +257,7 @@ class CuteLLM(nn.Module):
         return ModelTrace(logits=self.logits_from_hidden(x), attentions=attentions, hidden_states=hidden)
 
     def logits_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Final LayerNorm + LM head applied to any hidden state (the "logit lens")."""
+        """Final norm + LM head applied to any hidden state (the "logit lens")."""
         return self.lm_head(self.ln_f(hidden))
 
 

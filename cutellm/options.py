@@ -111,6 +111,34 @@ OPTIONS: tuple[Option, ...] = (
            help="dropout probability",
            widget=_number("tr_dropout", "Dropout", step=0.05,
                           help="Randomly zeroes activations while training, against overfitting.")),
+    # The block's design (GPT-2's by default; the Llama-style preset sets rope, rmsnorm and swiglu).
+    Option("positions", "model", flag="--positions", env="MODEL_POSITIONS", choices=("learned", "rope", "none"),
+           help="how the model knows word order: learned (GPT-2: a table of position vectors), rope (Llama: "
+                "queries and keys rotated by position), none",
+           widget=Widget("select", "tr_positions", "Positions",
+                         labels={"learned": "learned table (GPT-2)", "rope": "RoPE (Llama)", "none": "none"},
+                         help="**learned**: a vector per position, added to each token's vector. **RoPE**: each "
+                              "head's queries and keys are rotated by an angle that grows with the position, so "
+                              "attention sees how far apart two tokens are. **none**: no position at all; only "
+                              "the causal mask hints at order.")),
+    Option("norm", "model", flag="--norm", env="MODEL_NORM", choices=("layernorm", "rmsnorm"),
+           help="layernorm (GPT-2) or rmsnorm (Llama: no centring, one statistic instead of two)",
+           widget=Widget("radio", "tr_norm", "Normalisation", labels={"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"},
+                         help="Rescales each token's vector before attention and the MLP. **LayerNorm** subtracts "
+                              "the mean and divides by the spread; **RMSNorm** only divides by the root mean "
+                              "square: a little cheaper, and in practice as good.")),
+    Option("mlp", "model", flag="--mlp", env="MODEL_MLP", choices=("gelu", "swiglu"),
+           help="gelu (GPT-2: widen 4x, GELU, project back) or swiglu (Llama: a gated MLP, 2/3 as wide, about "
+                "the same parameters)",
+           widget=Widget("radio", "tr_mlp", "MLP", labels={"gelu": "GELU", "swiglu": "SwiGLU"},
+                         help="**GELU**: widen to 4 × d_model, bend with GELU, project back. **SwiGLU**: two "
+                              "products of 2/3 that width; one, through SiLU, gates the other. About the same "
+                              "number of parameters.")),
+    Option("tie_weights", "model", flag="--tie-weights", env="MODEL_TIE_WEIGHTS",
+           help="the LM head reuses the token embedding matrix (default; --no-tie-weights gives it its own)",
+           widget=Widget("checkbox", "tr_tie", "Tie the LM head to the embeddings",
+                         help="Reading a token and writing one share one matrix: fewer parameters, and on small "
+                              "data usually a lower loss. Untied, the head has a matrix of its own.")),
     Option("batch_size", "train", flag="--batch-size", env="TRAINING_BATCH_SIZE", low=1,
            help="windows per micro-batch in each process (an optimiser step reads batch size x --grad-accum x "
                 "processes)",

@@ -10,8 +10,11 @@ from .settings import Settings
 
 # What a preset sets: the model, the tokenizer and the recipe, not the machine (device, precision, compile, gradient
 # accumulation stay as the user chose them).
-PRESET_SETTINGS = ("tokenizer", "vocab_size", "d_model", "n_heads", "n_layers", "block_size", "dropout", "batch_size",
-                   "epochs", "max_steps", "learning_rate", "seed")
+PRESET_SETTINGS = ("tokenizer", "vocab_size", "d_model", "n_heads", "n_layers", "block_size", "dropout", "positions",
+                   "norm", "mlp", "tie_weights", "batch_size", "epochs", "max_steps", "learning_rate", "seed")
+GPT2_BLOCK = dict(positions="learned", norm="layernorm", mlp="gelu", tie_weights=True)
+# Llama's choices for the three parts GPT-2 and Llama differ in at this size (the head stays tied, as in small Llamas).
+LLAMA_BLOCK = dict(positions="rope", norm="rmsnorm", mlp="swiglu", tie_weights=True)
 
 
 @dataclass(frozen=True)
@@ -24,20 +27,24 @@ class Preset:
 
 
 TINY = Preset("a 1-layer model, 300 steps: about 5 seconds", train_for="steps", values=dict(
-    tokenizer="word", vocab_size=500, d_model=64, n_heads=4, n_layers=1, block_size=16, dropout=0.0, batch_size=16,
-    epochs=1, max_steps=300, learning_rate=5e-3, seed=1337))
+    tokenizer="word", vocab_size=500, d_model=64, n_heads=4, n_layers=1, block_size=16, dropout=0.0, **GPT2_BLOCK,
+    batch_size=16, epochs=1, max_steps=300, learning_rate=5e-3, seed=1337))
 BIGGER = Preset("4 layers, wider, longer context: several minutes", values=dict(
-    tokenizer="word", vocab_size=2000, d_model=192, n_heads=6, n_layers=4, block_size=32, dropout=0.1, batch_size=16,
-    epochs=10, max_steps=5000, learning_rate=2e-3, seed=1337))
+    tokenizer="word", vocab_size=2000, d_model=192, n_heads=6, n_layers=4, block_size=32, dropout=0.1, **GPT2_BLOCK,
+    batch_size=16, epochs=10, max_steps=5000, learning_rate=2e-3, seed=1337))
 DEFAULT_STEPS = 1000  # the default preset's steps, for when the user switches from epochs (the CLI has no default)
 
 
 def presets(settings: Settings) -> dict[str, Preset]:
-    """'tiny & fast', 'default' (the CLI's defaults with `.env`, so `make run` and the app agree) and 'bigger'."""
+    """'tiny & fast', 'default' (the CLI's defaults with `.env`, so `make run` and the app agree), 'Llama-style'
+    (the default with Llama's block) and 'bigger'."""
     default = {name: settings.value(OPTION[name]) for name in PRESET_SETTINGS}
     if default["max_steps"] is None:
         default["max_steps"] = DEFAULT_STEPS
+    train_for = "epochs" if settings.train.max_steps is None else "steps"
     return {"tiny & fast": TINY,
             "default": Preset("the shipped model's recipe: about 25 seconds on 2 CPU cores", default,
-                              train_for="epochs" if settings.train.max_steps is None else "steps"),
+                              train_for=train_for),
+            "Llama-style": Preset("the default's size and recipe with Llama's block: RoPE, RMSNorm, SwiGLU",
+                                  {**default, **LLAMA_BLOCK}, train_for=train_for),
             "bigger": BIGGER}

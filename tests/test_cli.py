@@ -76,3 +76,22 @@ def test_help_lists_the_commands(capsys):
     out = capsys.readouterr().out
     for cmd in ("train", "generate", "complete", "inspect"):
         assert cmd in out
+
+
+def test_train_a_llama_block_from_flags(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TINY_TEXT)
+    out = tmp_path / "llama.pth"
+    assert main(["--env-file", str(tmp_path / "none.env"), "train", "--corpus", str(corpus), "--out", str(out),
+                 "--steps", "20", "--d-model", "32", "--block-size", "16", "--log-every", "1000", "--positions", "rope",
+                 "--norm", "rmsnorm", "--mlp", "swiglu", "--no-tie-weights"]) == 0
+    model, _ = load_checkpoint(out)
+    assert (model.config.positions, model.config.norm, model.config.mlp, model.config.tie_weights) == \
+        ("rope", "rmsnorm", "swiglu", False)
+    capsys.readouterr()
+    assert main(["generate", "--model", str(out), "the cat", "-n", "3"]) == 0
+    assert capsys.readouterr().out.startswith("the cat")
+    # RoPE with an odd head size stops before training, with the reason and a size that works.
+    assert main(["--env-file", str(tmp_path / "none.env"), "train", "--corpus", str(corpus), "--steps", "1",
+                 "--positions", "rope", "--d-model", "36"]) == 2
+    assert "must be even; try d_model 32" in capsys.readouterr().err

@@ -58,3 +58,23 @@ def test_a_bad_variant_or_no_seed_is_refused_before_any_training(tmp_path):
         compare_blocks(corpus, variants=(Variant("bad", {"n_heads": 5}),), model=TINY_MODEL, recipe=TINY_TRAIN)
     with pytest.raises(ConfigError, match="at least one seed"):
         compare_blocks(corpus, seeds=(), model=TINY_MODEL, recipe=TINY_TRAIN)
+
+
+def test_every_shipped_variant_builds_a_valid_block_and_the_command_runs_them_all(tmp_path, capsys):
+    from cutellm import ModelConfig
+    from cutellm.__main__ import main
+    from cutellm.lab.compare import BASELINE, VARIANTS
+
+    assert VARIANTS[0].name == BASELINE and VARIANTS[0].changes == {}
+    designs = {replace(ModelConfig(), **v.changes) for v in VARIANTS}
+    assert len(designs) == len(VARIANTS)                 # each variant is a different model
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(TINY_TEXT)
+    out = tmp_path / "compare.json"
+    assert main(["--env-file", str(tmp_path / "none.env"), "compare-blocks", "--corpus", str(corpus), "--seeds", "1",
+                 "--steps", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    assert [r["variant"] for r in results["summary"]] == [v.name for v in VARIANTS]
+    assert {r["steps"] for r in results["runs"]} == {2}
+    assert all(f"| {v.name} |" in printed for v in VARIANTS)

@@ -123,6 +123,10 @@ def test_env_vars_keep_their_names():
         "TRAINING_DEVICE": ("train", "device", str),
         "TRAINING_PRECISION": ("train", "precision", str),
         "TRAINING_GRAD_ACCUM_STEPS": ("train", "grad_accum_steps", int),
+        "MODEL_POSITIONS": ("model", "positions", str),
+        "MODEL_NORM": ("model", "norm", str),
+        "MODEL_MLP": ("model", "mlp", str),
+        "MODEL_TIE_WEIGHTS": ("model", "tie_weights", bool),
         "LOG_LEVEL": ("settings", "log_level", str),
     }
 
@@ -194,15 +198,20 @@ def test_the_train_page_table_covers_every_widget_setting():
 def test_presets_keep_their_values():
     env = load_settings(None, environ={"MODEL_D_MODEL": "64"})
     p = presets(env)
-    assert list(p) == ["tiny & fast", "default", "bigger"]
+    assert list(p) == ["tiny & fast", "default", "Llama-style", "bigger"]
     assert p["tiny & fast"].train_for == "steps" and p["bigger"].train_for == p["default"].train_for == "epochs"
+    gpt2 = dict(positions="learned", norm="layernorm", mlp="gelu", tie_weights=True)
     assert p["tiny & fast"].values == dict(tokenizer="word", vocab_size=500, d_model=64, n_heads=4, n_layers=1,
                                            block_size=16, dropout=0.0, batch_size=16, epochs=1, max_steps=300,
-                                           learning_rate=5e-3, seed=1337)
+                                           learning_rate=5e-3, seed=1337, **gpt2)
     assert p["bigger"].values == dict(tokenizer="word", vocab_size=2000, d_model=192, n_heads=6, n_layers=4,
                                       block_size=32, dropout=0.1, batch_size=16, epochs=10, max_steps=5000,
-                                      learning_rate=2e-3, seed=1337)
+                                      learning_rate=2e-3, seed=1337, **gpt2)
     # "default" is the CLI's defaults with .env
     assert p["default"].values == dict(tokenizer="word", vocab_size=1000, d_model=64, n_heads=4, n_layers=2,
                                        block_size=20, dropout=0.1, batch_size=32, epochs=6, max_steps=1000,
-                                       learning_rate=4e-3, seed=1337)
+                                       learning_rate=4e-3, seed=1337, **gpt2)
+    # "Llama-style" is the default with Llama's block, so the two differ in the block alone
+    assert p["Llama-style"].train_for == "epochs"
+    assert {k: v for k, v in p["Llama-style"].values.items() if p["default"].values[k] != v} == dict(
+        positions="rope", norm="rmsnorm", mlp="swiglu")

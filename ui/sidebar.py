@@ -35,7 +35,7 @@ def render_sidebar() -> state.LoadedModel:
             f"**{active.model.num_parameters():,}** parameters · {_plural(cfg.n_layers, 'layer')} · "
             f"{_plural(cfg.n_heads, 'head')} · "
             f"d_model {cfg.d_model} · context {cfg.block_size} · {active.tokenizer.kind} vocabulary of "
-            f"{active.tokenizer.vocab_size:,}")
+            f"{active.tokenizer.vocab_size:,}" + ("" if cfg.block_design == "GPT-2 block" else f" · {cfg.block_design}"))
         corpus = meta.get("corpus") or "unknown corpus"
         st.caption(f"Trained on `{corpus}` · val loss **{_fmt_loss(meta.get('final_val_loss'))}** · "
                    f"{meta.get('steps', '?')} steps")

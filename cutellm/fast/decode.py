@@ -5,8 +5,9 @@ smaller, so a call's overhead costs more than its arithmetic, and a NumPy call c
     decoder = Decoder(model, cache)           # after the prompt has been read into `cache` by forward()
     logits = decoder.step(token)              # (vocab,) for the token after `token`; the cache grows by one
 
-It runs for a cache of one sequence on the CPU in float32; anywhere else (a GPU, other dtypes) `step` is forward()
-on the one token. Eval mode, inside torch.inference_mode or no_grad.
+It runs for a cache of one sequence on the CPU in float32, for GPT-2's block (learned positions, LayerNorm, GELU:
+`ModelConfig.is_gpt2_block`); anywhere else (a GPU, other dtypes, RoPE, RMSNorm or SwiGLU) `step` is forward() on
+the one token, which the KV cache makes cheap too. Eval mode, inside torch.inference_mode or no_grad.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class Decoder:
         self.model, self.cache = model, cache
         kv = cache.kv
         # Whether the NumPy path can work on the cache's memory.
-        self.flat = kv.device.type == "cpu" and kv.dtype == torch.float32
+        self.flat = kv.device.type == "cpu" and kv.dtype == torch.float32 and model.config.is_gpt2_block
         if not self.flat:
             return
         self.weights = decode_weights(model)

@@ -216,7 +216,7 @@ def architecture_figure(arch: Architecture) -> go.Figure:
                             text=f"next-token probabilities: softmax over {arch.vocab_size:,} tokens at each position"))
 
     # The LM head reuses the token embedding matrix: a dashed connector down the left side joins the two.
-    tied = [p for c, p in zip(comps, placed) if c.kind == "head"]
+    tied = [p for c, p in zip(comps, placed) if c.kind == "head"] if arch.tied_head else []
     if tied:
         tok, head = placed[0], tied[0]
         xl = -1.75
@@ -232,7 +232,7 @@ def architecture_figure(arch: Architecture) -> go.Figure:
     fig.update_layout(shapes=shapes, annotations=annotations)
     fig.update_xaxes(visible=False, range=[-2.4, _WIDTH + 0.4], fixedrange=True)
     fig.update_yaxes(visible=False, range=[bottom - 0.8, 0.8], fixedrange=True)
-    title = (f"Architecture: {arch.n_layers} blocks × {arch.n_heads} heads, d_model {arch.d_model}, "
+    title = (f"Architecture: {arch.design}, {arch.n_layers} blocks × {arch.n_heads} heads, d_model {arch.d_model}, "
              f"{arch.total_params:,} parameters")
     return _style(fig, title, height=int(110 + 62 * (abs(bottom) + 1.6)))
 

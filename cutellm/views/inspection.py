@@ -137,6 +137,8 @@ class Architecture:
     d_model: int
     n_layers: int
     n_heads: int
+    design: str = "GPT-2 block"   # ModelConfig.block_design
+    tied_head: bool = True        # the LM head shares the token embedding's matrix
 
     def to_frame(self) -> pd.DataFrame:
         """One row per component: name, kind, layer, input_shape, output_shape, params, heads, details."""
@@ -157,46 +159,61 @@ def _count(modules: list[nn.Module], seen: set[int]) -> int:
 
 
 def architecture_summary(model: CuteLLM) -> Architecture:
-    """The model's components (embeddings, each block's attention and MLP, final LayerNorm, LM head) from its config.
+    """The model's components (embeddings, each block's attention and MLP, final norm, LM head) from its config.
 
     Parameter counts are read from the actual modules, so they sum to `model.num_parameters()`; more layers give more
-    components. Each block's LayerNorms are counted with the attention / MLP they feed (pre-LayerNorm design).
+    components. Each block's norms are counted with the attention / MLP they feed (pre-norm design). The block's
+    design (GPT-2's or Llama's parts, ModelConfig.block_design) shows in the names and the explanations.
     """
     cfg = model.config
-    d, h, hd, v = cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.vocab_size
+    d, h, hd, v, w = cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.vocab_size, cfg.mlp_width
     vec = f"(T, {d})"
+    norm = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}[cfg.norm]
     seen: set[int] = set()
     parts = [
         Component("Token embedding", "embedding", None, "(T,)", vec, _count([model.tok_emb], seen),
                   f"A table of {v:,} vectors of {d} numbers, one per vocabulary token: each token id is replaced "
                   f"by its row."),
-        Component("Position embedding", "embedding", None, "(T,)", vec, _count([model.pos_emb], seen),
-                  f"One learned vector per position (0 to {cfg.block_size - 1}), added to the token vectors so the "
-                  f"model knows word order."),
     ]
+    if model.pos_emb is not None:
+        parts.append(Component("Position embedding", "embedding", None, "(T,)", vec, _count([model.pos_emb], seen),
+                               f"One learned vector per position (0 to {cfg.block_size - 1}), added to the token "
+                               f"vectors so the model knows word order."))
     seeing = "itself and earlier positions only (causal mask)" if cfg.causal else "every position (no causal mask)"
+    order = {"learned": "",
+             "rope": " Word order enters here: RoPE rotates each query and key by its position, so a score depends "
+                     "on how far apart two tokens are.",
+             "none": " There are no positions anywhere: only the causal mask tells the model about order."}
+    mlp = (f"{d}→{w} (GELU)→{d}" if cfg.mlp == "gelu" else
+           f"{d}→2 × {w}, one half through SiLU gating the other (SwiGLU)→{d}")
     for i, block in enumerate(model.blocks, start=1):
         parts.append(Component(
             f"Block {i} · attention", "attention", i, vec, vec, _count([block.ln1, block.attn], seen),
-            f"LayerNorm, then {h} heads of {hd} dimensions each: every position looks at {seeing} and gathers "
+            f"{norm}, then {h} heads of {hd} dimensions each: every position looks at {seeing} and gathers "
             f"their information, weighted by relevance. Query/key/value projection {d}→{3 * d}, output {d}→{d}; "
-            f"the result is added to the residual stream.", heads=h))
+            f"the result is added to the residual stream.{order[cfg.positions]}", heads=h))
         parts.append(Component(
             f"Block {i} · MLP", "mlp", i, vec, vec, _count([block.ln2, block.mlp], seen),
-            f"LayerNorm, then a two-layer network applied to each position on its own: {d}→{4 * d} (GELU)→{d}; "
-            f"the result is added to the residual stream."))
-    parts.append(Component("Final LayerNorm", "layernorm", None, vec, vec, _count([model.ln_f], seen),
+            f"{norm}, then a small network applied to each position on its own: {mlp}; the result is added to "
+            f"the residual stream."))
+    parts.append(Component(f"Final {norm}", "layernorm", None, vec, vec, _count([model.ln_f], seen),
                            "Rescales each position's vector before it is turned into scores for every token."))
-    parts.append(Component("LM head (tied)", "head", None, vec, f"(T, {v})", _count([model.lm_head], seen),
-                           f"Scores for all {v:,} tokens at every position (softmax turns them into next-token "
-                           f"probabilities). It reuses the token embedding matrix, so it adds no parameters."))
+    if cfg.tie_weights:
+        parts.append(Component("LM head (tied)", "head", None, vec, f"(T, {v})", _count([model.lm_head], seen),
+                               f"Scores for all {v:,} tokens at every position (softmax turns them into next-token "
+                               f"probabilities). It reuses the token embedding matrix, so it adds no parameters."))
+    else:
+        parts.append(Component("LM head", "head", None, vec, f"(T, {v})", _count([model.lm_head], seen),
+                               f"Scores for all {v:,} tokens at every position (softmax turns them into next-token "
+                               f"probabilities), from a {d} × {v:,} matrix of its own (not tied to the embedding)."))
     total = model.num_parameters()
     counted = sum(c.params for c in parts)
     if counted != total:
         # A module this summary does not know about (a future change to model.py): show it rather than lie.
         parts.append(Component("Other parameters", "other", None, "", "", total - counted,
                                "Parameters of modules this summary does not describe."))
-    return Architecture(tuple(parts), total, cfg.block_size, v, d, cfg.n_layers, h)
+    return Architecture(tuple(parts), total, cfg.block_size, v, d, cfg.n_layers, h, design=cfg.block_design,
+                        tied_head=cfg.tie_weights)
 
 
 # ---------------------------------------------------------------------------------------------------------------

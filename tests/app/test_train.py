@@ -23,6 +23,19 @@ def test_presets_fill_the_settings(app):
     assert metrics["Words"] and metrics["<unk> rate"].endswith("%")
 
 
+def test_the_llama_preset_switches_the_block_and_trains_it(app):
+    open_page(app, "train")
+    app.selectbox(key="tr_preset").set_value("Llama-style").run()
+    assert (app.selectbox(key="tr_positions").value, app.radio(key="tr_norm").value, app.radio(key="tr_mlp").value,
+            app.checkbox(key="tr_tie").value) == ("rope", "rmsnorm", "swiglu", True)
+    assert any("Llama-style block" in m.help for m in app.metric if m.label == "Parameters")
+    # A block option on top of the tiny preset reaches the model that trains.
+    job = finish_run(app, start_tiny_run(app, steps=10, tr_positions="rope", tr_tie=False))
+    config = job.model.config
+    assert (config.positions, config.norm, config.tie_weights) == ("rope", "layernorm", False)
+    assert job.snapshot().status == "finished"
+
+
 def test_every_page_setting_has_its_widget(app):
     from cutellm.options import OPTIONS
 

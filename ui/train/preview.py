@@ -68,7 +68,9 @@ def preview_panel(model_cfg: ModelConfig, train_cfg: TrainConfig, windows: int) 
         value, caption, measuring = _time_text(preview, model_cfg, train_cfg)
         c = st.columns(5)
         c[0].metric("Parameters", f"{preview.total_params:,}",
-                    help="Numbers the model learns. The LM head reuses the token embedding, so it adds none.")
+                    help=f"Numbers the model learns, in a {model_cfg.block_design}. " +
+                         ("The LM head reuses the token embedding, so it adds none." if model_cfg.tie_weights else
+                          "The LM head has a matrix of its own (untied)."))
         c[1].metric("Tokens per step", f"{preview.tokens_per_step:,}",
                     help=f"{preview.plan.global_batch} windows × {model_cfg.block_size} tokens read by one "
                          "optimisation step.")
@@ -84,8 +86,9 @@ def preview_panel(model_cfg: ModelConfig, train_cfg: TrainConfig, windows: int) 
         parts = [("embeddings", preview.embedding_params), ("attention", preview.attention_params),
                  ("MLP", preview.mlp_params)]
         if preview.other_params:
-            parts.append(("final LayerNorm", preview.other_params))
-        st.caption(" · ".join(f"{name} **{n:,}** ({n / total:.0%})" for name, n in parts) + f" — {caption}")
+            parts.append(("final norm" if model_cfg.tie_weights else "final norm + LM head", preview.other_params))
+        st.caption(f"{model_cfg.block_design}: " + " · ".join(f"{name} **{n:,}** ({n / total:.0%})" for name, n in parts)
+                   + f" — {caption}")
         if polling and not measuring and not st.session_state.get("preview_full_run"):
             st.rerun()   # the measurement arrived: redraw the page without polling
 
