@@ -1,4 +1,5 @@
-"""Explore: pictures of the active model — its tokens, architecture, predictions, embeddings, attention, logit lens."""
+"""Explore: pictures of the active model — its tokens, architecture, predictions, embeddings, attention, logit lens,
+and what it loses when a part is switched off."""
 
 import streamlit as st
 
@@ -7,12 +8,14 @@ from cutellm import CuteLLMError
 from cutellm.views import charts, inspection
 from ui import state
 from ui.notices import note_beyond_context, warn_unknown_words
+from ui.explore.ablation_view import DEFAULTS as ABLATION_DEFAULTS
+from ui.explore.ablation_view import ablation_tab
 from ui.explore.timeline import timeline_model
 from ui.explore.tokens_view import tokens_tab
 
 state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Tokens", "ex_position": "all",
             "ex_emb_dims": "2D", "ex_emb_top": 300, "ex_emb_highlight": inspection.DEFAULT_HIGHLIGHT,
-            "ex_emb_special": False, "ex_att_layer": 1, "ex_att_head": "all heads"})
+            "ex_emb_special": False, "ex_att_layer": 1, "ex_att_head": "all heads", **ABLATION_DEFAULTS})
 
 st.title("Explore")
 st.caption("Look inside the active model. Every picture is computed from the model in the sidebar and the text "
@@ -125,7 +128,7 @@ def logit_lens_tab() -> None:
 
 RENDER = {"Tokens": lambda: tokens_tab(tokenizer, text), "Architecture": architecture_tab, "Next-token probabilities": logits_tab,
           "Prediction heatmap": heatmap_tab, "Word embeddings": embeddings_tab, "Attention": attention_tab,
-          "Logit lens": logit_lens_tab}
+          "Logit lens": logit_lens_tab, "Switch parts off": lambda: ablation_tab(model, active, text)}
 
 for name, tab in zip(RENDER, st.tabs(list(RENDER), key="ex_tab", on_change="rerun")):
     if tab.open is False:  # lazy tabs: only the open one is computed

@@ -89,6 +89,11 @@ def check_results(r: dict, steps: int) -> None:
     assert _positive(bl["one_blank_ms"]) and _positive(bl["two_blanks_ms"])
     assert bl["two_blanks_filled"].endswith("on the mat") and bl["two_blanks_filled"].count(" ") == 5
 
+    a = r["ablation"]
+    assert a["model"] == "cute_llm.pth" and a["words"] == 20 and a["tokens"] == 20
+    assert a["parts"] == a["layers"] * (a["heads"] + 2)  # every head, each layer's attention and MLP
+    assert _positive(a["head_table_ms"]) and a["head_table_ms"] < 60_000
+
     k = r["compute"]
     assert _positive(k["flops_per_token"]) and _positive(k["train_gflops"]) and _positive(k["matmul_peak_gflops"])
     assert k["fraction_of_peak"] == pytest.approx(k["train_gflops"] / k["matmul_peak_gflops"], rel=0.05, abs=1e-3)
@@ -104,6 +109,8 @@ def test_bench_quick_cli_writes_every_field(corpus, small_bench, tmp_path, capsy
     table = capsys.readouterr().out
     assert "tokens/s" in table and "17,200" in table and "nanoGPT" in table and str(out) in table
     assert "BPE tokenizer on" in table and "blank filling with cute_llm.pth" in table
+    assert "head importance table with cute_llm.pth (2 layers x 4 heads" in table
+    assert f"{results['ablation']['head_table_ms']:.1f} ms" in table
     assert f"{results['generation']['cache_speedup']:.2f}x" in table
 
 
@@ -162,3 +169,9 @@ def test_time_to_quality_reads_each_runs_figures_and_compares_medians(tmp_path):
     assert s["median"]["baseline"]["wall_s"] == 95.0 and s["median"]["current"]["wall_s"] == 39.0
     assert s["wall_ratio"] == pytest.approx(39 / 95, abs=1e-3)
     assert s["val_loss_change"] == pytest.approx(3.099 - 3.115, abs=1e-4)
+
+
+def test_head_table_timing_without_the_model_says_so(tmp_path):
+    timing = bench.head_table_timing(tmp_path / "missing.pth")
+    assert timing["head_table_ms"] is None
+    assert "not timed (missing.pth is missing)" in bench._head_table_line(timing)

@@ -58,6 +58,8 @@ MATMUL_SIZE = 2048
 BPE_VOCAB = 2000         # the tokenizer timing: a 2,000-token BPE vocabulary learned from the corpus
 DEFAULT_MODEL = ROOT / "models" / "cute_llm.pth"   # the blank-filling timing uses the shipped model
 ONE_BLANK, TWO_BLANKS = "the ___ sat on the mat", "the ___ ___ on the mat"
+# The head importance table (views/ablation.py) is timed on the shipped model over this 20-word text.
+HEAD_TABLE_TEXT = "the cat sat on the mat and the dog ran to the park while the bird sang in the tree"
 
 # nanoGPT's shakespeare_char CPU recipe (n_layer, n_head, n_embd, block_size, dropout) ...
 BENCH_MODEL = ModelConfig(vocab_size=68, d_model=128, n_heads=4, n_layers=4, block_size=64, dropout=0.0)
@@ -153,10 +155,15 @@ def matmul_peak(size: int = MATMUL_SIZE, repeats: int = 5, device: str = "cpu") 
     return 2 * size ** 3 / best
 
 
+def _position_table(model: CuteLLM) -> int:
+    """Parameters of the learned position table (0 for RoPE or no positions): nanoGPT leaves them out."""
+    return model.pos_emb.weight.numel() if model.pos_emb is not None else 0
+
+
 def flops_per_token(model: CuteLLM) -> int:
     """Training FLOP per token, nanoGPT's estimate (see FLOPS_FORMULA)."""
     c = model.config
-    n = model.num_parameters() - model.pos_emb.weight.numel()
+    n = model.num_parameters() - _position_table(model)
     return 6 * n + 12 * c.n_layers * c.n_heads * c.head_dim * c.block_size
 
 
@@ -204,6 +211,29 @@ def blank_timing(model_path: str | Path = DEFAULT_MODEL, repeats: int = 5) -> di
         out.update({f"{key}_ms": round(statistics.median(times), 1), f"{key}_phrase": phrase,
                     f"{key}_filled": filled})
     return out
+
+
+def head_table_timing(model_path: str | Path = DEFAULT_MODEL, text: str = HEAD_TABLE_TEXT,
+                      repeats: int = 5) -> dict[str, Any]:
+    """Milliseconds to build the head importance table (every head, each layer's attention and MLP switched off in
+    turn, batched) with the shipped model on `text` (median of `repeats`). None when the model file is missing."""
+    from ..checkpoint import load_checkpoint
+    from ..views.ablation import head_importance
+
+    out: dict[str, Any] = {"model": Path(model_path).name, "text": text, "words": len(text.split()),
+                           "head_table_ms": None}
+    if not Path(model_path).is_file():
+        return out
+    model, tokenizer = load_checkpoint(model_path)
+    table = head_importance(model, tokenizer, text)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        head_importance(model, tokenizer, text)
+        times.append(1000 * (time.perf_counter() - t0))
+    c = model.config
+    return {**out, "tokens": table.attrs["tokens"] + 1, "parts": len(table), "layers": c.n_layers,
+            "heads": c.n_heads, "head_table_ms": round(statistics.median(times), 1)}
 
 
 def _machine() -> dict[str, Any]:
@@ -293,6 +323,9 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
     say("filling one and two blanks with the shipped model")
     blanks = blank_timing()
 
+    say("timing the head importance table with the shipped model")
+    head_table = head_table_timing()
+
     say(f"timing a {matmul_size}x{matmul_size} fp32 matmul")
     peak = matmul_peak(matmul_size, device=dev)
     per_token = flops_per_token(model)
@@ -318,7 +351,7 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
             "final_train_loss": _round(result.final_train_loss), "final_val_loss": _round(result.final_val_loss),
             "estimate_train_loss": _round(estimate["train"]), "estimate_val_loss": _round(estimate["val"]),
         },
-        "model": {"parameters": n_params, "parameters_without_pos_emb": n_params - model.pos_emb.weight.numel()},
+        "model": {"parameters": n_params, "parameters_without_pos_emb": n_params - _position_table(model)},
         "memory": {"peak_rss_mb": round(peak_rss_kb / 1024, 1)},
         "generation": {
             "new_tokens": gen_tokens, "temperature": GEN_TEMPERATURE, "top_k": top_k, "prompt": GEN_PROMPT,
@@ -328,6 +361,7 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
         },
         "tokenizer": {"kind": "bpe", **tokenizer_timing},
         "blanks": blanks,
+        "ablation": head_table,
         "compute": {
             "formula": FLOPS_FORMULA, "flops_per_token": per_token, "train_gflops": _significant(train_flops / 1e9),
             "matmul_size": matmul_size, "matmul_peak_gflops": _significant(peak / 1e9),
@@ -394,6 +428,7 @@ def format_table(r: dict[str, Any]) -> str:
                 f"characters per token, exact round trip: {'yes' if bpe['round_trip'] else 'NO'})")
     return "\n".join([out[0], line, *out[1:], line,
                       f"val loss by iteration: {vals}", bpe_line, _blanks_line(r["blanks"]),
+                      _head_table_line(r.get("ablation", {})),
                       f"machine: {m['cpu']}, {m['nproc']} CPUs, torch {m['torch']}, {m['torch_threads']} threads, "
                       f"{m['device']} {m.get('precision', 'fp32')}{', compiled' if m.get('compile') else ''}; "
                       f"load average {m['load_avg_start']} -> {m['load_avg_end']}"])
@@ -404,6 +439,13 @@ def _blanks_line(b: dict[str, Any]) -> str:
         return f"blank filling: not timed ({b['model']} is missing)"
     return (f"blank filling with {b['model']} ({b['candidates']:,} candidate words): one blank "
             f"{b['one_blank_ms']:.0f} ms, two blanks {b['two_blanks_ms']:.0f} ms ('{b['two_blanks_filled']}')")
+
+
+def _head_table_line(a: dict[str, Any]) -> str:
+    if a.get("head_table_ms") is None:
+        return f"head importance table: not timed ({a.get('model', 'the shipped model')} is missing)"
+    return (f"head importance table with {a['model']} ({a['layers']} layers x {a['heads']} heads, {a['parts']} parts "
+            f"switched off in one batch, {a['tokens']} tokens): {a['head_table_ms']:.1f} ms")
 
 
 def write_results(results: dict[str, Any], path: str | Path = DEFAULT_OUT) -> Path:

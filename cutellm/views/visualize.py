@@ -19,7 +19,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from . import charts
+from . import ablation, ablation_charts, charts
 
 from ..errors import PromptError
 from ..inference import encode_context
@@ -69,7 +69,7 @@ def build_sections(model: CuteLLM, tokenizer: Tokenizer, text: str = inspection.
         return Section(f"{key}_{suffix.lower()}" if suffix else key, f"{v.title} ({suffix})" if suffix else v.title,
                        v.explanation, figure)
 
-    return [
+    sections = [
         view("architecture", charts.architecture_figure(inspection.architecture_summary(model))),
         view("logits", charts.logits_figure(inspection.next_token_table(model, tokenizer, text, top_k=5))),
         view("heatmap", charts.prediction_heatmap_figure(inspection.prediction_heatmap(model, tokenizer, text))),
@@ -80,6 +80,23 @@ def build_sections(model: CuteLLM, tokenizer: Tokenizer, text: str = inspection.
         view("attention", charts.attention_figure(inspection.attention_maps(model, tokenizer, text))),
         view("logit_lens", charts.logit_lens_figure(inspection.logit_lens(model, tokenizer, text))),
     ]
+    return sections + _ablation_sections(model, tokenizer, text)
+
+
+def _ablation_sections(model: CuteLLM, tokenizer: Tokenizer, text: str) -> list[Section]:
+    """The head importance table on `text`, then the most important head switched off at the text's last token.
+    None for a text of one token (a loss needs two)."""
+    if len(encode_context(model, tokenizer, text)) < 2:
+        return []
+    table = ablation.head_importance(model, tokenizer, text)
+    heads = table[table["kind"] == "head"]
+    top = heads.loc[heads["increase"].idxmax()]
+    effect = ablation.ablation_effect(model, tokenizer, text, ablation.Part("head", int(top["layer"]) - 1,
+                                                                             int(top["head"]) - 1))
+    v, e = ablation_charts.VIEWS["head_importance"], ablation_charts.VIEWS["ablation"]
+    return [Section("head_importance", v.title, v.explanation, ablation_charts.head_importance_figure(table)),
+            Section("ablation", f"{e.title}: {effect.part.label}", e.explanation,
+                    ablation_charts.ablation_figure(effect))]
 
 
 def _offline_plotlyjs() -> str:

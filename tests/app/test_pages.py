@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cutellm.views import ablation_charts
 from cutellm.views.charts import VIEWS
 
 from .conftest import button, no_exception, open_page
@@ -29,7 +30,8 @@ def test_sidebar_shows_the_shipped_model(app):
 EXPLORE_TABS = {"Tokens": "The model never sees letters", "Architecture": VIEWS["architecture"].explanation,
                 "Next-token probabilities": VIEWS["logits"].explanation,
                 "Prediction heatmap": VIEWS["heatmap"].explanation, "Word embeddings": VIEWS["embeddings"].explanation,
-                "Attention": VIEWS["attention"].explanation, "Logit lens": VIEWS["logit_lens"].explanation}
+                "Attention": VIEWS["attention"].explanation, "Logit lens": VIEWS["logit_lens"].explanation,
+                "Switch parts off": ablation_charts.VIEWS["ablation"].explanation}
 
 
 def explains(at, note: str) -> bool:
@@ -67,6 +69,37 @@ def test_explore_options(app):
     no_exception(app)
     app.text_input(key="ex_text").set_value("").run()
     assert any("empty" in e.value for e in app.error)
+
+
+def test_switch_parts_off_shows_the_loss_before_and_after_and_leaves_the_model_intact(app):
+    open_page(app, "explore")
+    app.session_state["ex_tab"] = "Switch parts off"
+    app.run()
+    no_exception(app)
+    assert not app.error, [e.value for e in app.error]
+    intact, off, guess = app.metric[:3]
+    assert intact.label == "Loss on the text, intact" and off.label == "Loss with layer 1 head 1 off"
+    assert float(off.delta) == pytest.approx(float(off.value) - float(intact.value), abs=2e-3)
+    assert guess.delta.startswith("intact: ")
+    assert len(app.get("plotly_chart")) == 2, "the before / after bars and the head heatmap"
+    assert len(app.dataframe[-1].value) == 2 * (4 + 2), "every head, each layer's attention and MLP"
+
+    app.radio(key="ex_abl_kind").set_value("a layer's MLP").run()
+    app.selectbox(key="ex_abl_layer").set_value(1).run()
+    app.select_slider(key="ex_abl_position").set_value(3).run()
+    no_exception(app)
+    assert app.metric[1].label == "Loss with layer 1 MLP off" and float(app.metric[1].delta) > 0.5
+    assert app.metric[2].label.startswith("Top guess at position 3")
+    app.radio(key="ex_abl_on").set_value("validation sample").run()   # the shipped model's corpus is in data/
+    no_exception(app)
+    assert app.session_state["ex_abl_table"][1].attrs["measured_on"] == "windows"
+
+    # Every other page sees the intact model: greedy generation writes what it always does.
+    open_page(app, "generate")
+    app.radio(key="gen_mode").set_value("Greedy").run()
+    app.text_area(key="gen_prompt").set_value("the cat sat on the").run()
+    button(app, "Generate").click().run()
+    assert app.session_state["gen_result"]["tokens"][0].text == "mat"
 
 
 def test_generate_greedy_is_deterministic(app):

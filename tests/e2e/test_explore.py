@@ -8,11 +8,12 @@ from .helpers import assert_no_exception, expect, open_page, shot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
-# Each tab and what it must show: the token chips, or a Plotly figure.
+# Each tab and what it must show: the token chips, a Plotly figure, or the loss metrics.
 TABS = {"Tokens": ".cute-chips span", "Architecture": "[data-testid='stPlotlyChart']",
         "Next-token probabilities": "[data-testid='stPlotlyChart']",
         "Prediction heatmap": "[data-testid='stPlotlyChart']", "Word embeddings": "[data-testid='stPlotlyChart']",
-        "Attention": "[data-testid='stPlotlyChart']", "Logit lens": "[data-testid='stPlotlyChart']"}
+        "Attention": "[data-testid='stPlotlyChart']", "Logit lens": "[data-testid='stPlotlyChart']",
+        "Switch parts off": "[data-testid='stMetric']"}   # the loss with and without the part
 
 
 def test_every_tab_renders_without_exception(page):
