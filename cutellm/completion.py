@@ -271,6 +271,16 @@ def _check_phrase(text: str, top_k: int, beam_width: int) -> list[str]:
         raise PromptError(f"the phrase has {n_blanks} blanks; fill at most {MAX_BLANKS} at a time")
     if not "".join(pieces).strip():
         raise PromptError("the phrase is only blanks: add some words around the ___ so the model has context")
+    for i, (before, after) in enumerate(zip(pieces, pieces[1:]), start=1):
+        # A blank glued to a letter or digit would join its word onto that one ("the___" -> "thethe"): every
+        # candidate then makes the same unknown word, so the scores say nothing. Say so, with the spaced phrase.
+        glued = (before[-1:].isalnum(), after[:1].isalnum())
+        if any(glued):
+            word = (before.split()[-1] if glued[0] else "") + "___" + (after.split()[0] if glued[1] else "")
+            spaced = (before.split()[-1] + " " if glued[0] else "") + "___" + (" " + after.split()[0] if glued[1]
+                                                                           else "")
+            raise PromptError(f"blank {i} is glued to a word ('{word}'): the filled word would join onto it. "
+                              f"Blanks stand for whole words; write '{spaced}'")
     if not isinstance(top_k, int) or top_k < 1:
         raise PromptError(f"top_k must be a whole number >= 1, got {top_k!r}")
     if not isinstance(beam_width, int) or beam_width < 1:

@@ -58,6 +58,17 @@ def load_corpus(path: str | Path, clean: bool = True) -> str:
     return text
 
 
+def is_evaluation_file(path: str | Path) -> bool:
+    """Test sets are named `*_eval.*` (data/blanks_eval.txt): never offered as a corpus, since a model trained on its
+    own test set scores well for the wrong reason."""
+    return Path(path).stem.endswith("_eval")
+
+
+def bundled_corpora(folder: str | Path) -> list[str]:
+    """The training texts in `folder` (its .txt files, test sets left out), by name."""
+    return sorted(p.name for p in Path(folder).glob("*.txt") if not is_evaluation_file(p))
+
+
 def default_stride(block_size: int) -> int:
     """Windows overlap by half by default: each token is seen at two different positions per epoch, which
     measurably lowers the validation loss of the shipped model (3.19 -> 3.11) for the same number of steps."""

@@ -19,6 +19,7 @@ LLAMA_BLOCK = dict(positions="rope", norm="rmsnorm", mlp="swiglu", tie_weights=T
 
 @dataclass(frozen=True)
 class Preset:
+    # What it is, never how long it takes: that depends on the machine, and the preview measures it here.
     help: str
     values: Mapping[str, Any]   # setting name -> value, for every name in PRESET_SETTINGS
     # Which of `epochs` and `max_steps` sets the run's length ("epochs" or "steps"); the other is kept for when the
@@ -26,10 +27,10 @@ class Preset:
     train_for: str = "epochs"
 
 
-TINY = Preset("a 1-layer model, 300 steps: about 5 seconds", train_for="steps", values=dict(
+TINY = Preset("a 1-layer model, 300 steps: the quickest", train_for="steps", values=dict(
     tokenizer="word", vocab_size=500, d_model=64, n_heads=4, n_layers=1, block_size=16, dropout=0.0, **GPT2_BLOCK,
     batch_size=16, epochs=1, max_steps=300, learning_rate=5e-3, seed=1337))
-BIGGER = Preset("4 layers, wider, longer context: several minutes", values=dict(
+BIGGER = Preset("4 layers, wider, longer context: the slowest", values=dict(
     tokenizer="word", vocab_size=2000, d_model=192, n_heads=6, n_layers=4, block_size=32, dropout=0.1, **GPT2_BLOCK,
     batch_size=16, epochs=10, max_steps=5000, learning_rate=2e-3, seed=1337))
 DEFAULT_STEPS = 1000  # the default preset's steps, for when the user switches from epochs (the CLI has no default)
@@ -43,7 +44,7 @@ def presets(settings: Settings) -> dict[str, Preset]:
         default["max_steps"] = DEFAULT_STEPS
     train_for = "epochs" if settings.train.max_steps is None else "steps"
     return {"tiny & fast": TINY,
-            "default": Preset("the shipped model's recipe: about 25 seconds on 2 CPU cores", default,
+            "default": Preset("the shipped model's recipe (make run)", default,
                               train_for=train_for),
             "Llama-style": Preset("the default's size and recipe with Llama's block: RoPE, RMSNorm, SwiGLU",
                                   {**default, **LLAMA_BLOCK}, train_for=train_for),

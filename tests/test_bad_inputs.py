@@ -101,6 +101,8 @@ BAD_PHRASES = [
     ("only blanks", "___ ___", "only blanks"),
     ("eleven blanks", " ".join(["the ___"] * 11), "at most 10"),
     ("empty", "", "empty"),
+    ("blank glued after a word", "the cat sat on the___", r"blank 1 is glued to a word \('the___'\).*write 'the ___'"),
+    ("blank glued before a word", "the ___ sat on ___mat", r"blank 2 is glued to a word \('___mat'\).*'___ mat'"),
 ]
 
 

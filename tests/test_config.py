@@ -1,4 +1,5 @@
 import argparse
+import re
 import subprocess
 import sys
 from dataclasses import fields
@@ -211,6 +212,8 @@ def test_presets_keep_their_values():
     assert p["default"].values == dict(tokenizer="word", vocab_size=1000, d_model=64, n_heads=4, n_layers=2,
                                        block_size=20, dropout=0.1, batch_size=32, epochs=6, max_steps=1000,
                                        learning_rate=4e-3, seed=1337, **gpt2)
+    # A preset says what it is, never how long it takes (that depends on the host; the preview measures it).
+    assert not any(re.search(r"second|minute|\bhours?\b", preset.help) for preset in p.values())
     # "Llama-style" is the default with Llama's block, so the two differ in the block alone
     assert p["Llama-style"].train_for == "epochs"
     assert {k: v for k, v in p["Llama-style"].values.items() if p["default"].values[k] != v} == dict(

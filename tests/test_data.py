@@ -62,3 +62,16 @@ def test_a_run_records_its_validation_loss_in_bits_per_character(tiny):
     expected = result.final_val_loss * dataset.n_val_tokens / dataset.val_characters / math.log(2)
     assert result.final_val_bits_per_char == pytest.approx(expected)
     assert result.summary()["final_val_bits_per_char"] == pytest.approx(expected)
+
+
+def test_test_sets_are_never_offered_as_corpora(tmp_path):
+    from pathlib import Path
+
+    from cutellm.data import bundled_corpora, is_evaluation_file
+
+    for name in ("b.txt", "a.txt", "blanks_eval.txt", "chat_eval.txt", "notes.md"):
+        (tmp_path / name).write_text("the cat sat on the mat")
+    assert bundled_corpora(tmp_path) == ["a.txt", "b.txt"]
+    assert is_evaluation_file("data/blanks_eval.txt") and not is_evaluation_file("data/evaluation_notes.txt")
+    shipped = bundled_corpora(Path(__file__).resolve().parent.parent / "data")
+    assert "training_data.txt" in shipped and "blanks_eval.txt" not in shipped

@@ -110,7 +110,8 @@ def test_out_of_range_settings_are_capped_and_said(app, case, key, value, capped
     ("only a blank", "___", "error", "only blanks"),
     ("only blanks", "___ ___", "error", "only blanks"),
     ("eleven blanks", " ".join(["the ___"] * 11), "error", "at most 10"),
-], ids=["no blank", "only a blank", "only blanks", "eleven blanks"])
+    ("glued blank", "the cat sat on the___", "error", "write 'the ___'"),
+], ids=["no blank", "only a blank", "only blanks", "eleven blanks", "glued blank"])
 def test_bad_phrases(app, case, phrase, kind, message):
     open_with(app, "fill_blanks", fill_phrase=phrase)
     if kind == "error":

@@ -8,7 +8,7 @@ import hashlib
 import streamlit as st
 
 from cutellm import CuteLLMError
-from cutellm.data import clean_corpus, corpus_stats, decode_corpus_bytes
+from cutellm.data import bundled_corpora as corpora_in, clean_corpus, corpus_stats, decode_corpus_bytes
 from cutellm.tokenizer import build_tokenizer
 
 from .. import state
@@ -17,7 +17,7 @@ DATA_DIR = state.ROOT / "data"
 
 
 def bundled_corpora() -> list[str]:
-    return sorted(p.name for p in DATA_DIR.glob("*.txt"))
+    return corpora_in(DATA_DIR)
 
 
 def remember_upload() -> None:
@@ -103,7 +103,8 @@ def show_stats(text: str, base: state.LoadedModel | None, *, kind: str, vocab: i
     except CuteLLMError as err:
         st.error(str(err), icon=":material/error:")
         return None
-    c = st.columns(6)
+    # Two rows of three: six metrics side by side cut off their values ("5,709 /...") at the page's default width.
+    c = st.columns(3) + st.columns(3)
     c[0].metric("Words", f"{stats.words:,}")
     c[1].metric("Tokens", f"{stats.tokens:,}")
     c[2].metric("Characters per token", f"{stats.chars_per_token:.2f}",
