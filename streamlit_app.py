@@ -16,6 +16,7 @@ if __name__ == "__main__":
 
     st.set_page_config(page_title="CuteGPT", page_icon=":material/neurology:", layout="wide")
     state.init_session()
+    state.keep_alive()   # every page's settings survive a visit to another page
 
     pages = [
         st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

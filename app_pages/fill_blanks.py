@@ -53,11 +53,19 @@ if not words:
 if st.button("Fill the blanks", type="primary", icon=":material/auto_fix_high:", disabled=not count_blanks(phrase)):
     state.compute_result("fill_result", active, lambda: {"completion": complete_phrase(
         active.model, active.tokenizer, phrase, top_k=int(st.session_state.fill_top_k), words=words,
-        beam_width=int(st.session_state.fill_beam))})
+        beam_width=int(st.session_state.fill_beam)), "top_k": int(st.session_state.fill_top_k),
+        "beam": int(st.session_state.fill_beam)})
 
 result = state.kept_result("fill_result", active)
 if result:
     completion = result["completion"]
+    # A result always says which input it belongs to: after an edit, the last result is marked as the old one's.
+    if completion.text != phrase:
+        st.info(f"Below: the result for the previous phrase, *{completion.text}*. Press **Fill the blanks** for "
+                "the phrase above.", icon=":material/history:")
+    elif (result.get("top_k"), result.get("beam")) != (st.session_state.fill_top_k, st.session_state.fill_beam):
+        st.info(f"Below: the result for {result.get('top_k')} candidates per blank and {result.get('beam')} "
+                "combinations kept. Press **Fill the blanks** for the new settings.", icon=":material/history:")
     st.html(highlighted([(text, "new" if filled else "prompt") for text, filled in completion.segments()]))
     if len(completion.blanks) > 1:
         st.markdown("**The most likely sentences**")

@@ -85,11 +85,25 @@ class SessionModels:
 
 
 # Values kept across page switches (widgets lose theirs when their page is not shown). Pages register their own.
+KEPT = "_kept_keys"   # session-state key: every key a page asked to keep
+
+
 def keep(defaults: dict[str, Any]) -> None:
     """Give each key its default once and re-assign it on every run, which keeps widget values alive while the
     user is on another page. Widgets using these keys must not pass `value=`/`index=` themselves."""
+    kept = st.session_state.setdefault(KEPT, set())
     for key, default in defaults.items():
         st.session_state[key] = st.session_state.get(key, default)
+        kept.add(key)
+
+
+def keep_alive() -> None:
+    """Re-assign every kept key, whatever page runs: Streamlit forgets a widget's value at the end of a run that did
+    not draw the widget, so the Train page's settings would fall back to their defaults after a visit to Generate.
+    The entry script calls this before each page."""
+    for key in st.session_state.get(KEPT, ()):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 def clamp(key: str, low: float, high: float, label: str) -> None:

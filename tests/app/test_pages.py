@@ -166,6 +166,17 @@ def test_several_blanks_show_the_best_sentences(app):
     assert '<span class="new">cat</span>' in html and '<span class="new">sat</span>' in html
 
 
+def test_a_result_is_marked_when_its_input_changed(app):
+    fill(app, "the ___ sat on the mat")
+    assert not app.info
+    app.text_input(key="fill_phrase").set_value("the dog ran to the ___").run()
+    assert any("previous phrase" in i.value and "the ___ sat on the mat" in i.value for i in app.info)
+    button(app, "Fill the blanks").click().run()
+    assert not app.info and app.session_state["fill_result"]["completion"].text == "the dog ran to the ___"
+    app.slider(key="fill_top_k").set_value(3).run()
+    assert any("5 candidates per blank" in i.value for i in app.info)
+
+
 def test_fill_example_chips_and_hint(app):
     open_page(app, "fill_blanks")
     app.button_group(key="fill_example").set_value("the cow eats ___").run()

@@ -36,6 +36,23 @@ def test_the_llama_preset_switches_the_block_and_trains_it(app):
     assert job.snapshot().status == "finished"
 
 
+def test_settings_survive_a_visit_to_another_page_during_a_run(app):
+    job = start_tiny_run(app, steps=300, tr_seed=7)
+    for page in ("generate", "explore", "train"):
+        open_page(app, page)
+    assert app.selectbox(key="tr_preset").value == "tiny & fast"
+    assert (app.number_input(key="tr_layers").value, app.number_input(key="tr_steps").value,
+            app.number_input(key="tr_seed").value) == (1, 300, 7)
+    job.stop()
+    finish_run(app, job)
+
+
+def test_only_corpora_are_offered_not_test_sets(app):
+    open_page(app, "train")
+    options = app.selectbox(key="tr_bundled").options
+    assert "training_data.txt" in options and "blanks_eval.txt" not in options
+
+
 def test_every_page_setting_has_its_widget(app):
     from cutellm.options import OPTIONS
 
@@ -72,6 +89,7 @@ def test_tiny_training_produces_a_model_that_generate_uses(app, models_dir):
 
     # Save it: bad names are refused, a good one writes a loadable checkpoint.
     open_page(app, "train")
+    assert any("Not saved yet" in w.value and "reloading the tab loses it" in w.value for w in app.warning)
     for bad in ["../../etc/x", "a/b", "has space", "cute_llm"]:
         app.text_input(key="tr_save_name").set_value(bad).run()
         assert app.error, f"{bad!r} should be refused"
@@ -79,6 +97,9 @@ def test_tiny_training_produces_a_model_that_generate_uses(app, models_dir):
     app.text_input(key="tr_save_name").set_value("tiny-1").run()
     button(app, "Save").click().run()
     no_exception(app)
+    app.run()
+    assert not any("Not saved yet" in w.value for w in app.warning)
+    assert any("Saved as `models/tiny-1.pth`" in c.value for c in app.caption)
     model, tokenizer, meta = load_checkpoint(models_dir / "tiny-1.pth", with_meta=True)
     assert meta["steps"] == 30 and meta["corpus"] == "training_data.txt"
     assert not list(models_dir.glob("*.tmp"))

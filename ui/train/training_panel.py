@@ -69,6 +69,12 @@ def results(job: TrainingJob) -> None:
     r = job.result
     if r and r.final_val_loss is not None:
         st.caption(f"Final loss: train **{r.final_train_loss:.3f}**, validation **{r.final_val_loss:.3f}**.")
+    saved = st.session_state.get("tr_saved", {}).get(job.name)
+    if saved:
+        st.caption(f"Saved as `models/{saved}`.")
+    else:
+        st.warning("**Not saved yet.** This model lives in this browser tab only: closing or reloading the tab "
+                   "loses it. Save it to models/ or download the .pth below.", icon=":material/save:")
     key = state.session_key(job.name)
     a, b, c = st.columns([1.2, 1, 1.6])
     with a:
@@ -107,4 +113,5 @@ def save_form(job: TrainingJob) -> None:
                 st.error(f"Could not save: {err}")
             else:
                 st.session_state.tr_overwrite = False
+                st.session_state.setdefault("tr_saved", {})[job.name] = target.name
                 st.success(f"Saved as {target.name}; it is now in the sidebar's model list.")
