@@ -134,3 +134,22 @@ def test_the_process_exits_cleanly_while_a_job_trains_and_a_step_is_timed():
     assert "exiting while both threads compute" in done.stdout
     assert done.returncode == 0, done.stderr[-2000:]
     assert "terminate called" not in done.stderr
+
+
+def test_a_stopped_run_continues_exactly_as_if_it_had_never_stopped():
+    whole = make_job(60).start()
+    assert whole.join(60)
+    stopped = make_job(60, on_step=lambda m: stopped.stop() if m.step == 23 else None).start()
+    assert stopped.join(60) and stopped.snapshot().status == "stopped" and stopped.can_continue
+    kept = {k: v.clone() for k, v in stopped.model.state_dict().items()}
+    job = stopped.continued().start()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "finished" and [m.step for m in snap.history] == list(range(1, 61))
+    for name, value in whole.model.state_dict().items():
+        torch.testing.assert_close(job.model.state_dict()[name], value, atol=1e-6, rtol=0)
+    # The stopped run's own model was not trained further: it stays usable while the copy trains.
+    assert all(torch.equal(stopped.model.state_dict()[k], v) for k, v in kept.items())
+    assert job.checkpoint_metadata()["steps"] == 60 and not job.can_continue
+    with pytest.raises(Exception, match="cannot be continued"):
+        job.continued()

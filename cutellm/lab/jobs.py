@@ -17,16 +17,17 @@ process exits (an exit hook stops it and waits for the step under way).
 from __future__ import annotations
 
 import atexit
+import copy
 import logging
 import secrets
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..errors import ConfigError, CuteLLMError, TrainingBusyError, TrainingDivergedError
-from ..training import StepMetrics, TrainResult, train
+from ..training import StepMetrics, TrainResult, TrainState, train
 from ..views.curve import Baselines
 from .runs import PreparedRun
 from .samples import LiveSample, SampleSpec, take_sample
@@ -102,8 +103,10 @@ class TrainingJob:
 
     def __init__(self, run: PreparedRun, *, owner: object | None = None, idle_timeout_s: float = 600.0,
                  on_step: Callable[[StepMetrics], None] | None = None, samples: SampleSpec | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, resume: TrainState | None = None):
         self.run = run
+        # A stopped run's state, to continue it from (see `continued`); None trains from the first step.
+        self._resume = resume
         self.model, self.tokenizer, self.dataset, self.config = run.model, run.tokenizer, run.dataset, run.config
         self.name = run.name
         # Unguessable: the page fetches its job's progress by this id (ui/train/live_view.py), so it is the only key.
@@ -127,7 +130,9 @@ class TrainingJob:
         self._sample_spec = samples
         self._samples: list[LiveSample] = []
         self._sample_s = 0.0                  # what the samples have cost so far
-        self._history: list[StepMetrics] = []
+        self._history: list[StepMetrics] = list(resume.history) if resume else []   # a continued run's whole curve
+        self._before_s = resume.elapsed_s if resume else 0.0   # training time before this job (a continued run)
+        self._earlier_snapshots: list = []
         self._status = "created"
         self._error: str | None = None
         self._stop_reason: str | None = None
@@ -151,6 +156,27 @@ class TrainingJob:
             _SERVER_LOCK.release()
             raise
         return self
+
+    @property
+    def can_continue(self) -> bool:
+        """Whether `continued()` can pick this run up: it was stopped before its last step, in one process."""
+        return self._status == STOPPED and self.result is not None and self.result.resume_state is not None
+
+    def continued(self, owner: object | None = None) -> "TrainingJob":
+        """A new job (not started) that goes on with this stopped run exactly where it stopped, as resume() does
+        after a pause: the optimiser's moments, the learning rate's place, the batch order and the random states
+        come back (training.TrainState), so the weights end as an uninterrupted run's would. It trains a copy of
+        the weights: this run's model stays usable (it may be the active model) while the copy trains."""
+        if not self.can_continue:
+            raise ConfigError(f"{self.name} cannot be continued: only a run stopped before its last step can "
+                              f"(this one is {self._status})")
+        job = TrainingJob(replace(self.run, model=copy.deepcopy(self.model)),
+                          owner=owner if owner is not None else (self._owner() if self._owner else None),
+                          idle_timeout_s=self.idle_timeout_s, on_step=self._extra_on_step, samples=self._sample_spec,
+                          clock=self._clock, resume=self.result.resume_state)
+        job._samples, job._sample_s = list(self._samples), self._sample_s
+        job._earlier_snapshots = list(self.result.snapshots)
+        return job
 
     def stop(self, reason: str = "stopped by the user") -> None:
         self._stop_reason = self._stop_reason or reason
@@ -212,7 +238,7 @@ class TrainingJob:
         until = self._finished if self._finished is not None else self._clock()
         if self._paused_since is not None:
             until = self._paused_since
-        return until - self._started - self._paused_s
+        return self._before_s + until - self._started - self._paused_s
 
     # -- the worker thread --------------------------------------------------------------------------------------
     def _total_steps(self) -> int:
@@ -253,7 +279,10 @@ class TrainingJob:
         status, error = FAILED, None
         try:
             self.result = train(self.model, self.dataset, self.config, on_step=self._on_step, stop_event=self._stop,
-                                pause_event=self._pause, while_paused=self._watch)
+                                pause_event=self._pause, while_paused=self._watch, resume=self._resume)
+            if self._earlier_snapshots:   # the timeline runs through both parts of a continued run
+                last = self._earlier_snapshots[-1].step
+                self.result.snapshots = self._earlier_snapshots + [s for s in self.result.snapshots if s.step > last]
             status = STOPPED if self.result.status == "stopped" else FINISHED
         except TrainingDivergedError as err:
             self.result, status, error = err.result, DIVERGED, str(err)

@@ -127,6 +127,26 @@ def test_stop_keeps_the_weights(app):
     assert "run-1" in app.session_state["session_models"].models
 
 
+def test_a_stopped_run_continues_from_the_page(app):
+    job = start_tiny_run(app, steps=300)
+    deadline = time.monotonic() + 60
+    while len(job.snapshot().history) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    job.stop()
+    finish_run(app, job)
+    stopped_at = job.result.steps
+    assert 0 < stopped_at < 300
+    button(app, "Continue training").click().run()
+    no_exception(app)
+    again = app.session_state["train_job"]
+    assert again is not job
+    finish_run(app, again)
+    assert again.snapshot().status == "finished"
+    assert [m.step for m in again.snapshot().history] == list(range(1, 301))   # one curve, no restart
+    assert any("Finished" in s.value for s in app.success) and not [b for b in app.button
+                                                                   if b.label == "Continue training"]
+
+
 def test_pasted_corpus_and_errors(app):
     open_page(app, "train")
     app.radio(key="tr_source").set_value("Paste").run()

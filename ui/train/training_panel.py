@@ -53,6 +53,10 @@ def results(job: TrainingJob) -> None:
     elif snap.status == "stopped":
         st.info(f"Stopped after {job.result.steps:,} of {job.result.total_steps:,} steps "
                 f"({job.stop_reason}); the weights trained so far are kept.", icon=":material/stop_circle:")
+        if job.can_continue and st.button("Continue training", icon=":material/play_arrow:", key="tr_continue",
+                                          help="Go on from this step to the end, exactly as if the run had never "
+                                               "stopped. This stopped model stays usable meanwhile."):
+            continue_run(job)
     else:
         st.success(f"Finished {job.result.steps:,} steps in {duration(job.result.wall_time_s)} on "
                    f"{job.result.device} ({job.result.precision}).", icon=":material/check_circle:")
@@ -89,6 +93,15 @@ def results(job: TrainingJob) -> None:
                            icon=":material/download:")
     with c:
         save_form(job)
+
+
+def continue_run(job: TrainingJob) -> None:
+    try:
+        st.session_state.train_job = job.continued(owner=st.session_state.session_owner).start()
+    except CuteLLMError as err:   # another run is training on this server, or nothing is left to continue
+        st.warning(str(err), icon=":material/hourglass_top:")
+        return
+    st.rerun()
 
 
 def save_form(job: TrainingJob) -> None:
