@@ -5,6 +5,7 @@ import streamlit as st
 
 from cutellm import CuteLLMError
 
+from cutellm.tasks import TASKS, task_example
 from cutellm.views import charts, inspection
 from ui import state
 from ui.notices import note_beyond_context, warn_unknown_words
@@ -22,6 +23,13 @@ st.caption("Look inside the active model. Every picture is computed from the mod
            "below.")
 active = state.active_model()
 tokenizer, cfg = active.tokenizer, active.model.config
+# A task model reads its problems, not English: its text starts as one of its held-out problems. A text the user
+# wrote stays; the previous model's starting text gives way to this one's.
+task = TASKS.get(active.meta.get("task", ""))
+default_text = task_example(task) if task else inspection.DEFAULT_TEXT
+if st.session_state.ex_text in (st.session_state.get("ex_default"), inspection.DEFAULT_TEXT):
+    st.session_state.ex_text = default_text
+st.session_state.ex_default = default_text
 
 st.text_input("Text to look at", key="ex_text",
               help=f"The model reads at most its last {cfg.block_size} tokens.")
@@ -107,6 +115,9 @@ def embeddings_tab() -> None:
 
 def attention_tab() -> None:
     explain("attention")
+    if task is not None:
+        st.info(f"**A {task.name} model.** {task.attention_hint}",
+                icon=":material/search:")
     att = inspection.attention_maps(model, tokenizer, text)
     a, b = st.columns(2)
     st.session_state.ex_att_layer = min(int(st.session_state.ex_att_layer), att.n_layers)

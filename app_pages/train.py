@@ -16,9 +16,10 @@ from cutellm.lab.samples import DEFAULT_BLANK, DEFAULT_PROMPT, SampleSpec
 from cutellm.options import MAX_INTERACTIVE_STEPS
 from cutellm.presets import presets
 from cutellm.settings import Settings
+from cutellm.tasks import Task, for_task
 from ui import state
 from ui.train import settings_form as form
-from ui.train.corpus import choose_corpus, corpus_tokenizer, show_stats
+from ui.train.corpus import choose_corpus, chosen_task, corpus_tokenizer, show_stats
 from ui.train.preview import preview_panel
 from ui.train.training_panel import live_panel, results
 
@@ -36,7 +37,8 @@ SETTINGS = _settings()
 PRESETS = presets(SETTINGS)
 
 state.keep({"tr_preset": "default", **form.kept_defaults(SETTINGS, PRESETS["default"]), "tr_source": "Bundled",
-            "tr_bundled": "training_data.txt", "tr_paste": "", "tr_upload_text": None, "tr_upload_name": None,
+            "tr_bundled": "training_data.txt", "tr_task": "copy", "tr_paste": "", "tr_upload_text": None,
+            "tr_upload_name": None,
             "tr_save_name": "", "tr_overwrite": False, "tr_start": "A new model", "tr_noncausal": False,
             "tr_sample_prompt": DEFAULT_PROMPT, "tr_sample_blank": DEFAULT_BLANK})
 
@@ -44,10 +46,14 @@ state.keep({"tr_preset": "default", **form.kept_defaults(SETTINGS, PRESETS["defa
 # ---------------------------------------------------------------------------------------------------------------
 # Settings (each widget's label, range and help come from cutellm.options, through ui.train.settings_form)
 # ---------------------------------------------------------------------------------------------------------------
-def choose_settings(base: state.LoadedModel | None) -> None:
-    st.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=form.apply_preset, args=(PRESETS,),
-                 format_func=lambda p: f"{p} — {PRESETS[p].help}",
-                 help="Fills in every setting below; change any of them afterwards.")
+def choose_settings(base: state.LoadedModel | None, task: Task | None) -> None:
+    if task is None:
+        st.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=form.apply_preset, args=(PRESETS,),
+                     format_func=lambda p: f"{p} — {PRESETS[p].help}",
+                     help="Fills in every setting below; change any of them afterwards.")
+    else:
+        st.caption(f"The settings start from the {task.name} task's preset, the one `python -m cutellm train --task "
+                   f"{task.name}` uses; change any of them.")
     a, b, c = st.columns(3)
     if base is not None:
         cfg = base.model.config
@@ -64,8 +70,9 @@ def choose_settings(base: state.LoadedModel | None) -> None:
     else:
         with a:
             st.markdown("**Tokens**")
-            form.draw("tokenizer")
-            form.draw("vocab_size", disabled=st.session_state.tr_tokenizer == "char")
+            form.draw("tokenizer", disabled=task is not None,
+                      help_suffix=" A toy task's problems are read one character at a time." if task else "")
+            form.draw("vocab_size", disabled=task is not None or st.session_state.tr_tokenizer == "char")
             form.draw("block_size")
         with b:
             st.markdown("**Model**")
@@ -122,18 +129,22 @@ def choose_hardware() -> None:
     form.draw("compile", c)
 
 
+def tokenizer_kind(task: Task | None) -> str:
+    return "char" if task is not None else st.session_state.tr_tokenizer
+
+
 def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                   base: state.LoadedModel | None) -> None:
+                   base: state.LoadedModel | None, task: Task | None) -> None:
     sessions = st.session_state.session_models
     try:
         # Refuse a device or precision this machine cannot run now, not from inside the worker thread.
         resolve_precision(train_cfg.precision, resolve_device(train_cfg.device))
-        kind = st.session_state.tr_tokenizer
+        kind = tokenizer_kind(task)
         # The tokenizer the corpus statistics built (cached): the corpus is not tokenized afresh for the run.
         tokenizer = None if base else corpus_tokenizer(text, kind, model_cfg.vocab_size)
         run = prepare_run(text, corpus_name, model_cfg, train_cfg, name=sessions.next_run_name(),
                           tokenizer_kind=kind, tokenizer=tokenizer, base=base.as_base() if base else None,
-                          max_steps=MAX_INTERACTIVE_STEPS)
+                          max_steps=MAX_INTERACTIVE_STEPS, task=task.name if task else None)
         job = TrainingJob(run, owner=st.session_state.session_owner, samples=sample_spec()).start()
     except TrainingBusyError as err:
         st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
@@ -163,16 +174,23 @@ base = active if st.session_state.tr_start.startswith("The active") else None
 
 with st.expander("1 · Corpus", expanded=not running, icon=":material/description:"):
     text, corpus_name = choose_corpus()
+    task = chosen_task()
+    if task is not None and base is not None:
+        st.warning("A toy task trains a new model: its tokens are the task's characters, which the active model's "
+                   "vocabulary does not hold. Choose **A new model** above.", icon=":material/lock:")
+        text = None
     ss = st.session_state
-    corpus = show_stats(text, base, kind=ss.tr_tokenizer, vocab=int(ss.tr_vocab), block=int(ss.tr_block),
+    corpus = show_stats(text, base, kind=tokenizer_kind(task), vocab=int(ss.tr_vocab), block=int(ss.tr_block),
                         batch=int(ss.tr_batch), accum=int(ss.tr_accum)) if text else None
     windows, vocab_size = corpus or (0, 0)
 with st.expander("2 · Model and training settings", expanded=not running, icon=":material/tune:"):
-    choose_settings(base)
+    choose_settings(base, task)
 
 config_error = None
 try:
     model_cfg, train_cfg = form.configs()
+    if task is not None:
+        model_cfg, train_cfg = for_task(task, model_cfg, train_cfg)
 except ConfigError as err:
     config_error = str(err)
     st.error(f"Fix this setting first: {err}", icon=":material/error:")
@@ -187,7 +205,7 @@ if training_in_progress() and not running:
             icon=":material/hourglass_top:")
 if st.button("Train", type="primary", icon=":material/play_arrow:",
              disabled=running or text is None or config_error is not None or not windows):
-    start_training(text, corpus_name, model_cfg, train_cfg, base)
+    start_training(text, corpus_name, model_cfg, train_cfg, base, task)
 
 if job is not None:
     st.subheader(f"3 · {job.name}")

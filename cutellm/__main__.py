@@ -15,6 +15,7 @@ from .completion import DEFAULT_BEAM
 from .options import OPTION, OPTIONS, Option, field_type, options_of
 from .settings import SECTIONS, load_settings, setup_logging
 from .errors import CuteLLMError
+from .tasks import TASKS
 
 log = logging.getLogger("cutellm")
 
@@ -37,6 +38,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "unless --out is given")
     p.add_argument("--stop-at-step", type=int, metavar="N", help="stop after N steps and save a checkpoint that "
                    "--resume continues (Ctrl-C does the same at the next step)")
+    p.add_argument("--task", choices=tuple(TASKS),
+                   help="train on a generated toy task instead of --corpus, with its preset (flags given override it; "
+                        "python -m cutellm evaluate-task TASK scores the model)")
     p.add_argument("--non-causal", action="store_true", help="EXPERIMENT: train without the causal mask, so the "
                    "model may look at the words it should predict (shows why causality matters)")
 
@@ -108,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--beam", type=int, default=DEFAULT_BEAM, help="fillings kept by the search over several "
                    "blanks (default: %(default)s)")
 
+    t = sub.add_parser("evaluate-task", help="exact accuracy of a task model on held-out problems",
+                       description="Solve held-out problems of TASK greedily with a model trained by `train --task "
+                       "TASK`; print the accuracy and the misses.")
+    t.add_argument("task", help=f"one of {', '.join(TASKS)}")
+    t.add_argument("--model", help="checkpoint (default: models/TASK.pth)")
+    t.add_argument("-n", "--problems", type=int, default=200, help="held-out problems (default: %(default)s)")
+
     i = sub.add_parser("inspect", help="describe a saved model", description="Show a checkpoint's config, size, "
                        "training metadata and what it predicts after a prompt.")
     _add_model_arg(i)
@@ -175,15 +186,24 @@ def _train_and_save(args: argparse.Namespace, model_config, train_config, tokeni
     from .data import load_corpus
     from .lab.runs import BaseModel, prepare_run, resume_run
 
-    text = load_corpus(args.corpus)
-    out = args.out or args.resume or DEFAULT_MODEL
+    from .tasks import get_task, task_configs, task_corpus
+
+    task = get_task(args.task) if args.task else None
+    if task:   # a generated toy task: its problems, characters as tokens, its preset under the flags given
+        text, corpus_name = task_corpus(task), f"task:{task.name}"
+        model_config, train_config = task_configs(task, model_over, option_overrides(args, "train"))
+        tokenizer_kind = "char"
+        log.info("task %s: %s; %d training problems", task.name, task.description, text.count("\n"))
+    else:
+        text, corpus_name = load_corpus(args.corpus), Path(args.corpus).name
+    out = args.out or args.resume or (f"models/{task.name}.pth" if task else DEFAULT_MODEL)
     base, state = None, None
     if args.resume:
         if args.init_from:
             log.warning("--resume continues its own run: ignoring --init-from")
         state = load_train_state(args.resume)
         model, tokenizer, meta = load_checkpoint(args.resume, with_meta=True)
-        run = resume_run(text, Path(args.corpus).name, model, tokenizer, meta)
+        run = resume_run(text, corpus_name, model, tokenizer, meta)
         log.info("resuming %s at step %d of %d (its own settings; the shape and training options given here are "
                  "ignored)", args.resume, state.step, state.total_steps)
         return _train_run(args, run, text, out, is_main, state)
@@ -199,8 +219,8 @@ def _train_and_save(args: argparse.Namespace, model_config, train_config, tokeni
         model_config = replace(model_config, causal=False)
         log.warning("EXPERIMENT: training without the causal mask; the model will cheat by reading ahead")
     # Every process builds the same tokenizer and the same initial weights from the same corpus and seed.
-    run = prepare_run(text, Path(args.corpus).name, model_config, train_config, name=Path(out).stem,
-                      tokenizer_kind=tokenizer_kind, base=base)
+    run = prepare_run(text, corpus_name, model_config, train_config, name=Path(out).stem,
+                      tokenizer_kind=tokenizer_kind, base=base, task=task.name if task else None)
     return _train_run(args, run, text, out, is_main)
 
 
@@ -213,9 +233,9 @@ def _train_run(args: argparse.Namespace, run, text: str, out: str, is_main: bool
     from .training import train
 
     model, tokenizer, dataset = run.model, run.tokenizer, run.dataset
-    log.info("corpus %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows", args.corpus,
-             dataset.ids.numel(), tokenizer.vocab_size, 100 * tokenizer.unk_rate(text), dataset.train.size(0),
-             dataset.val.size(0))
+    log.info("corpus %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows",
+             run.metadata["corpus"], dataset.ids.numel(), tokenizer.vocab_size, 100 * tokenizer.unk_rate(text),
+             dataset.train.size(0), dataset.val.size(0))
     log.info("model: %s parameters, %s", f"{model.num_parameters():,}", model.config)
 
     stop = threading.Event()
@@ -247,7 +267,7 @@ def _train_run(args: argparse.Namespace, run, text: str, out: str, is_main: bool
     path = save_checkpoint(out, model, tokenizer, run.checkpoint_metadata(result), result.resume_state)
     if result.resume_state is not None:
         print(f"stopped after {result.steps} of {result.total_steps} steps; continue with: python -m cutellm train "
-              f"--resume {path} --corpus {args.corpus}")
+              f"--resume {path} " + (f"--task {args.task}" if args.task else f"--corpus {args.corpus}"))
     bpc = result.final_val_bits_per_char
     print(f"saved {path}  (train loss {result.final_train_loss:.4f}, val loss "
           f"{result.final_val_loss if result.final_val_loss is None else round(result.final_val_loss, 4)}"
@@ -368,6 +388,25 @@ def cmd_compare_blocks(args: argparse.Namespace, settings) -> int:
     return 0
 
 
+def cmd_evaluate_task(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .tasks import check_model_for, evaluate_task, get_task
+
+    task = get_task(args.task)
+    if args.problems < 1:
+        raise CuteLLMError(f"--problems must be >= 1, got {args.problems}")
+    model, tokenizer, meta = load_checkpoint(args.model or f"models/{task.name}.pth", with_meta=True)
+    check_model_for(task, meta, tokenizer)
+    score = evaluate_task(model, tokenizer, task, args.problems)
+    print(f"{task.name}: {score.accuracy:.1%} exact ({score.problems - len(score.misses)} of {score.problems} "
+          "held-out problems)")
+    for question, expected, answered in score.misses[:10]:
+        print(f"  {question}={expected}  answered {answered!r}")
+    if len(score.misses) > 10:
+        print(f"  ... and {len(score.misses) - 10} more misses")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -378,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare-blocks":
             return cmd_compare_blocks(args, settings)
         return {"generate": cmd_generate, "complete": cmd_complete, "evaluate-blanks": cmd_evaluate_blanks,
-                "inspect": cmd_inspect,
+                "evaluate-task": cmd_evaluate_task, "inspect": cmd_inspect,
                 "visualize": cmd_visualize, "bench": cmd_bench}[args.command](args)
     except CuteLLMError as err:
         from .fast.distributed import launch_context

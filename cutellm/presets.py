@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from .options import OPTION
 from .settings import Settings
+from .tasks import TASK_MODEL, TASK_TRAIN, Task
 
 # What a preset sets: the model, the tokenizer and the recipe, not the machine (device, precision, compile, gradient
 # accumulation stay as the user chose them).
@@ -49,3 +50,11 @@ def presets(settings: Settings) -> dict[str, Preset]:
             "Llama-style": Preset("the default's size and recipe with Llama's block: RoPE, RMSNorm, SwiGLU",
                                   {**default, **LLAMA_BLOCK}, train_for=train_for),
             "bigger": BIGGER}
+
+
+def task_preset(task: Task) -> Preset:
+    """The settings a toy task's run starts from on the Train page: `train --task`'s preset (cutellm.tasks)."""
+    model, train = {**TASK_MODEL, **task.model}, {**TASK_TRAIN, **task.train}
+    return Preset(task.description, train_for="steps", values=dict(
+        tokenizer="char", vocab_size=TINY.values["vocab_size"], **{**GPT2_BLOCK, **model}, epochs=1, seed=1337,
+        **train))

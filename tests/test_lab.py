@@ -111,7 +111,7 @@ def test_samples_keep_within_their_share_of_the_training_time(monkeypatch, sampl
 
     clock = FakeClock()
 
-    def sample_costing(model, tokenizer, spec, step, words=None, *, clock):
+    def sample_costing(model, tokenizer, spec, step, words=None, *, task=None, clock):
         clock.now += sample_s
         return LiveSample(step, "the cat", "the cat sat", sample_s)
 
@@ -142,6 +142,8 @@ def test_the_sample_budget_decision():
     assert spec.due(0.0, 0.0, False) and not spec.due(1.0, 10.0, False)
     assert spec.due(1.0, 10.0, True) and spec.due(0.5, 10.5, False)
     assert spec.due(1.0, 21.0, False) and not spec.due(1.0, 20.5, False)   # 1 s of samples needs 20 s of training
+    # A toy task's held-out accuracy may take 10%: 1 s of it needs 10 s of training.
+    assert spec.due(1.0, 11.0, False, task=True) and not spec.due(1.0, 10.5, False, task=True)
 
 
 # -- pause and resume ----------------------------------------------------------------------------------------------

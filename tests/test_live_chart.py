@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from cutellm.views.curve import Baselines
-from cutellm.views.live_chart import LIVE_SERIES, live_loss_svg, nice_ticks
+from cutellm.views.live_chart import ACCURACY_COLOUR, ACCURACY_SERIES, LIVE_SERIES, live_loss_svg, nice_ticks
 from cutellm.training import StepMetrics
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -95,3 +95,22 @@ def test_nice_ticks_are_round_and_cover_the_range(lo, hi):
     step = ticks[1] - ticks[0]
     assert any(abs(step / 10 ** math.floor(math.log10(step)) - m) < 1e-6 for m in (1, 2, 5)), step
     assert ticks[0] - lo < step and hi - ticks[-1] < step
+
+
+def test_a_toy_task_draws_its_held_out_accuracy_on_a_right_axis():
+    accuracy = [(100, 0.0), (200, 0.05), (300, 0.9), (400, 1.0)]
+    root = parse(live_loss_svg(history(400), Baselines(uniform=2.6, unigram=2.1), width=800, accuracy=accuracy))
+    line = root.find(f"{SVG}polyline[@class='accuracy']")
+    assert line.get("stroke") == ACCURACY_COLOUR
+    xs, ys = zip(*points(line))
+    # Drawn at the steps of the loss curve's x axis; 100% at the top of the plot, 0% at its bottom.
+    assert xs[-1] == pytest.approx(tick_x(root, 400), abs=0.2)
+    assert ys[0] > ys[1] > ys[2] > ys[3]
+    right_axis = {t.text: float(t.get("y")) for t in root.iter(f"{SVG}text") if t.get("fill") == ACCURACY_COLOUR}
+    assert set(right_axis) == {"0%", "50%", "100%"} and right_axis["100%"] < right_axis["0%"]
+    marks = [c.find(f"{SVG}title").text for c in root.findall(f"{SVG}circle[@class='acc']")]
+    assert marks[2] == "step 300: 90% of held-out problems exact"
+    assert ACCURACY_SERIES in [t.text for t in root.iter(f"{SVG}text")]
+    # A text run's chart has no accuracy axis.
+    plain = parse(live_loss_svg(history(400), width=800))
+    assert plain.find(f"{SVG}polyline[@class='accuracy']") is None

@@ -97,6 +97,15 @@ class JobSnapshot:
     def last_val_loss(self) -> float | None:
         return next((m.val_loss for m in reversed(self.history) if m.val_loss is not None), None)
 
+    @property
+    def accuracy(self) -> list[tuple[int, float]]:
+        """(step, held-out accuracy) at each sample of a toy-task run; empty for text."""
+        return [(s.step, s.accuracy) for s in self.samples if s.accuracy is not None]
+
+    @property
+    def last_accuracy(self) -> float | None:
+        return self.accuracy[-1][1] if self.accuracy else None
+
 
 class TrainingJob:
     """Train a prepared run in a background thread. Its model is only safe to use once the job is done."""
@@ -156,6 +165,11 @@ class TrainingJob:
             _SERVER_LOCK.release()
             raise
         return self
+
+    @property
+    def task(self) -> str | None:
+        """The toy task the run learns (cutellm.tasks), or None for text."""
+        return self.run.metadata.get("task")
 
     @property
     def can_continue(self) -> bool:
@@ -255,9 +269,9 @@ class TrainingJob:
         if spec is not None and metrics.val_loss is not None:
             with self._lock:
                 elapsed = self._elapsed_s()
-            if spec.due(self._sample_s, elapsed, metrics.step == metrics.total_steps):
+            if spec.due(self._sample_s, elapsed, metrics.step == metrics.total_steps, task=self.task is not None):
                 sample = take_sample(self.model, self.tokenizer, spec, metrics.step,
-                                     words=self.run.metadata.get("words"), clock=self._clock)
+                                     words=self.run.metadata.get("words"), task=self.task, clock=self._clock)
                 self._sample_s += sample.seconds
                 with self._lock:
                     self._samples.append(sample)

@@ -61,7 +61,7 @@ class PreparedRun:
 
 def prepare_run(text: str, corpus_name: str, model_config: ModelConfig, train_config: TrainConfig, *,
                 name: str = "run", tokenizer_kind: str = "word", tokenizer: Tokenizer | None = None,
-                base: BaseModel | None = None, max_steps: int | None = None) -> PreparedRun:
+                base: BaseModel | None = None, max_steps: int | None = None, task: str | None = None) -> PreparedRun:
     """Corpus text and settings -> a PreparedRun. With `base`, fine-tune a copy of it (its tokenizer and shape win
     over `model_config` and `tokenizer_kind`); `max_steps` refuses a run longer than that with a ConfigError.
     `tokenizer`: for a new model, one already built from this text with these settings, to use rather than build
@@ -80,7 +80,7 @@ def prepare_run(text: str, corpus_name: str, model_config: ModelConfig, train_co
     run = PreparedRun(name=name, model=model, tokenizer=tokenizer, dataset=dataset, config=train_config,
                       metadata={"name": name, "corpus": corpus_name, "corpus_sha1": corpus_fingerprint(text),
                                 "tokenizer_kind": tokenizer.kind, "train_config": train_config.to_dict(),
-                                **lineage_meta, "words": words})
+                                **lineage_meta, "words": words, **({"task": task} if task else {})})
     if max_steps is not None and run.total_steps > max_steps:
         raise ConfigError(f"that is {run.total_steps:,} steps; the playground trains at most {max_steps:,}. "
                           "Use fewer epochs or a larger batch.")

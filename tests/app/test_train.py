@@ -241,3 +241,38 @@ def test_the_corpus_is_tokenized_once_for_its_statistics_and_its_run(app, monkey
     assert job.snapshot().status == "finished" and job.tokenizer.kind == "bpe"
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Vocabulary"] == f"{job.tokenizer.vocab_size:,}" == f"{job.model.config.vocab_size:,}"
+
+
+def test_a_toy_task_trains_with_its_preset_and_shows_held_out_accuracy(app):
+    open_page(app, "train")
+    app.radio(key="tr_source").set_value("Toy task").run()
+    app.selectbox(key="tr_task").set_value("reverse").run()
+    no_exception(app)
+    # The task's preset: characters as tokens (locked), rotary positions, its steps.
+    assert app.radio(key="tr_tokenizer").value == "char" and app.radio(key="tr_tokenizer").disabled
+    assert app.selectbox(key="tr_positions").value == "rope"
+    assert (app.radio(key="tr_mode").value, app.number_input(key="tr_steps").value) == ("Steps", 2000)
+    assert any("=" in c.value and "\n" in c.value for c in app.code)       # example problems: question=answer
+    # A context too short for a problem is refused with the numbers, before Train.
+    app.number_input(key="tr_block").set_value(8).run()
+    assert any("use a block size of at least 15" in e.value for e in app.error)
+    assert button(app, "Train").disabled
+    app.number_input(key="tr_block").set_value(32).run()
+    app.number_input(key="tr_steps").set_value(40).run()
+    button(app, "Train").click().run()
+    job = finish_run(app, app.session_state["train_job"])
+    assert job.task == "reverse" and job.tokenizer.kind == "char"
+    assert job.run.metadata["corpus"] == "task:reverse"
+    snap = job.snapshot()
+    assert snap.accuracy and snap.accuracy[-1][0] == 40 and 0 <= snap.last_accuracy <= 1
+    view = live_view(app)
+    assert "Held-out accuracy" in view and "Held-out problems" in view and "Val perplexity" not in view
+
+
+def test_a_toy_task_is_not_offered_for_fine_tuning(app):
+    open_page(app, "train")
+    app.radio(key="tr_source").set_value("Toy task").run()
+    app.radio(key="tr_start").set_value("The active model (fine-tune)").run()
+    no_exception(app)
+    assert any("A toy task trains a new model" in w.value for w in app.warning)
+    assert button(app, "Train").disabled

@@ -1,5 +1,5 @@
-"""The Train page's corpus step: where the text comes from (bundled, uploaded, pasted) and what it looks like under
-the chosen tokenizer (words, tokens, vocabulary, <unk> rate, windows)."""
+"""The Train page's corpus step: where the text comes from (bundled, uploaded, pasted, or a generated toy task) and
+what it looks like under the chosen tokenizer (words, tokens, vocabulary, <unk> rate, windows)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import streamlit as st
 
 from cutellm import CuteLLMError
 from cutellm.data import bundled_corpora as corpora_in, clean_corpus, corpus_stats, decode_corpus_bytes
+from cutellm.presets import task_preset
+from cutellm.tasks import TASKS, Task, held_out_problems, task_corpus
 from cutellm.tokenizer import build_tokenizer
 
 from .. import state
+from . import settings_form as form
 
 DATA_DIR = state.ROOT / "data"
 
@@ -35,11 +38,52 @@ def remember_upload() -> None:
         st.session_state.tr_upload_error = str(err)
 
 
+TOY_TASK = "Toy task"   # the source radio's choice for a generated task
+
+
+def chosen_task() -> Task | None:
+    """The toy task the corpus step has chosen, or None for text."""
+    s = st.session_state
+    return TASKS[s.tr_task] if s.tr_source == TOY_TASK and s.get("tr_task") in TASKS else None
+
+
+def apply_task_preset() -> None:
+    """on_change of the source and the task: a task fills in its preset (characters as tokens, its model and steps),
+    as the Preset box does; a text source leaves the settings as they are."""
+    task = chosen_task()
+    if task is not None:
+        form.apply_values(task_preset(task))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _task_text(name: str) -> str:
+    return task_corpus(TASKS[name])
+
+
+def choose_task() -> tuple[str, str]:
+    st.selectbox("Task", list(TASKS), key="tr_task", on_change=apply_task_preset,
+                 format_func=lambda name: f"{name} — {TASKS[name].description}",
+                 help="Generated problems with exact answers, one per line: question=answer. The model has found "
+                      "the rule when it answers problems it never saw.")
+    task = TASKS[st.session_state.tr_task]
+    text = _task_text(task.name)
+    held_out = held_out_problems(task)
+    st.code("".join(text.splitlines(keepends=True)[:4]) + "…", language=None)
+    st.caption(f"{text.count(chr(10)):,} training problems like these; {len(held_out)} others are held out (never "
+               "in the training text) and scored at each evaluation: the live view shows the share answered "
+               "exactly. A task model trains with characters as tokens.")
+    return text, f"task:{task.name}"
+
+
 def choose_corpus() -> tuple[str | None, str]:
     """The cleaned corpus text (None when there is none yet) and its name."""
-    st.radio("Corpus", ["Bundled", "Upload", "Paste"], key="tr_source", horizontal=True,
-             help="Bundled: the text that ships with CuteGPT. Upload: a .txt file of your own. Paste: type or paste.")
+    st.radio("Corpus", ["Bundled", "Upload", "Paste", TOY_TASK], key="tr_source", horizontal=True,
+             on_change=apply_task_preset,
+             help="Bundled: the text that ships with CuteGPT. Upload: a .txt file of your own. Paste: type or paste. "
+                  "Toy task: generated problems with exact answers (copy, reverse, sort, add, brackets).")
     source = st.session_state.tr_source
+    if source == TOY_TASK:
+        return choose_task()
     if source == "Bundled":
         names = bundled_corpora()
         if st.session_state.tr_bundled not in names:

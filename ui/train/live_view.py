@@ -115,12 +115,18 @@ def _stats(job: TrainingJob, snap: JobSnapshot) -> str:
     where = ("paused" if snap.paused else f"about {duration(snap.eta_s)} left") if snap.running else ""
     heading = (f"{job.name}: step {last.step if last else 0:,} of {snap.total_steps:,}"
                + (f" · {where}" if where else ""))
+    if job.task is None:
+        fourth = ("Val perplexity", f"{perplexity(val):,.1f}" if val is not None else "–",
+                  "e^loss: as unsure as choosing among this many equally likely tokens.")
+    else:   # a toy task: what counts is whether the answers are right
+        accuracy = snap.last_accuracy
+        fourth = ("Held-out accuracy", f"{accuracy:.0%}" if accuracy is not None else "–",
+                  "Exact answers to problems the model never trained on, at the last evaluation.")
     return stats_html(heading, snap.progress, [
         ("Step", f"{last.step:,}" if last else "0", None),
         ("Train loss", f"{last.train_loss:.3f}" if last else "–", None),
         ("Val loss", f"{val:.3f}" if val is not None else "–", None),
-        ("Val perplexity", f"{perplexity(val):,.1f}" if val is not None else "–",
-         "e^loss: as unsure as choosing among this many equally likely tokens."),
+        fourth,
         ("Tokens/s", f"{last.tokens_per_s:,.0f}" if last else "–", None),
         ("Elapsed", duration(snap.elapsed_s), "Training time; pauses are not counted.")])
 
@@ -137,7 +143,7 @@ def view_parts(job: TrainingJob, width: int = DEFAULT_WIDTH) -> tuple[JobSnapsho
     snap = job.snapshot()
     return snap, {"stats": _stats(job, snap),
                   "chart": chart_img(live_loss_svg(snap.history, job.baselines, width=width,
-                                                   max_points=LIVE_CHART_POINTS)),
+                                                   max_points=LIVE_CHART_POINTS, accuracy=snap.accuracy or None)),
                   "reading": reading_html(snap, job.baselines),
                   "samples": samples_html(snap)}
 

@@ -56,9 +56,15 @@ def reading_html(snap: JobSnapshot, baselines: Baselines) -> str:
 
 def samples_html(snap: JobSnapshot) -> str:
     """What the model wrote at each evaluation, newest first."""
+    if snap.samples and snap.samples[-1].accuracy is not None:   # a toy task's answers
+        lines = "".join(f'<div class="sample">step {s.step:,}: <b>{s.accuracy:.0%}</b> exact · {code(s.continuation)}'
+                        "</div>" for s in reversed(snap.samples))
+        return ("<p><b>Held-out problems</b> · at each evaluation, newest first: the share answered exactly, and the "
+                f'first answers (✓ right, ✗ wrong with the right one)</p><div class="live-samples">{lines}</div>')
     if not snap.samples:
         return ('<p class="live-caption">Live samples appear here at each evaluation: the model continues your prompt '
-                'and fills your blank.</p>') if snap.running else ""
+                'and fills your blank (for a toy task: answers problems it never trained on).</p>'
+                ) if snap.running else ""
     lines = "".join(f'<div class="sample">step {s.step:,}: {code(s.continuation)} · {code(s.filled)}</div>'
                     for s in reversed(snap.samples))
     return ("<p><b>Live samples</b> · at each evaluation, newest first: the prompt's greedy continuation · the blank "

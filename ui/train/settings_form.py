@@ -41,7 +41,11 @@ def kept_defaults(settings: Settings, default: Preset) -> dict[str, Any]:
 
 def apply_preset(presets: dict[str, Preset]) -> None:
     """on_change of the Preset box: fill in every setting the chosen preset holds."""
-    for key, value in preset_values(presets[st.session_state.tr_preset]).items():
+    apply_values(presets[st.session_state.tr_preset])
+
+
+def apply_values(preset: Preset) -> None:
+    for key, value in preset_values(preset).items():
         st.session_state[key] = value
 
 
@@ -52,22 +56,23 @@ def _range(option: Option) -> tuple[float, float]:
 
 def draw(name: str, container: Any = st, **kwargs: Any) -> None:
     """The widget of setting `name` in `container`; kwargs go to Streamlit (e.g. disabled=, or a select's options=
-    and format_func= when they are only known at run time)."""
+    and format_func= when they are only known at run time; help_suffix= adds a sentence to the help)."""
     option = OPTION[name]
     w = option.widget
+    help_text = w.help + kwargs.pop("help_suffix", "")
     if w.labels:
         kwargs.setdefault("format_func", w.labels.__getitem__)
     if w.kind == "number":
         low, high = _range(option)
         state.clamp(w.key, low, high, w.label)   # a kept value outside the range would crash the widget
-        container.number_input(w.label, low, high, step=w.step, key=w.key, help=w.help, format=w.format, **kwargs)
+        container.number_input(w.label, low, high, step=w.step, key=w.key, help=help_text, format=w.format, **kwargs)
     elif w.kind == "select":
-        container.selectbox(w.label, kwargs.pop("options", option.choices), key=w.key, help=w.help, **kwargs)
+        container.selectbox(w.label, kwargs.pop("options", option.choices), key=w.key, help=help_text, **kwargs)
     elif w.kind == "radio":
-        container.radio(w.label, kwargs.pop("options", option.choices), key=w.key, horizontal=True, help=w.help,
+        container.radio(w.label, kwargs.pop("options", option.choices), key=w.key, horizontal=True, help=help_text,
                         **kwargs)
     elif w.kind == "checkbox":
-        container.checkbox(w.label, key=w.key, help=w.help, **kwargs)
+        container.checkbox(w.label, key=w.key, help=help_text, **kwargs)
     else:
         raise ValueError(f"{name}: unknown widget kind {w.kind!r}")
 
