@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .helpers import (LIVE_CHART, assert_no_exception, button, choose, chart_drawn, expect, live_samples,
+from .helpers import (LIVE_CHART, assert_no_exception, button, chart_drawn, expect, live_samples,
                       live_stat, open_page, pick_radio, set_number, shot, wait_idle)
 
 pytestmark = pytest.mark.e2e
@@ -16,10 +16,12 @@ def test_train_a_copy_model_watch_its_accuracy_and_see_its_attention(page):
     page.goto(page.app_url)
     wait_idle(page)
     open_page(page, "Train")
-    pick_radio(page, "Toy task")
-    choose(page, "Task", "copy")
-    expect(page.locator("[data-testid='stCode']").first).to_contain_text("=")
+    pick_radio(page, "Toy task")   # copy, the first task, is chosen
+    # Wait for the rerun that applied the task's preset (steps, not epochs): a change sent before it arrives would
+    # carry the widgets' old values and undo it.
     expect(page.get_by_text("the copy task's preset").first).to_be_visible()
+    expect(page.locator("[data-testid='stNumberInput']", has_text="Steps").first).to_be_visible()
+    expect(page.locator("[data-testid='stCode']").first).to_contain_text("=")
     set_number(page, "Steps", 300)
     button(page, "Train").click()
     expect(page.locator(".live-stat[data-label='Held-out accuracy']")).to_be_visible(timeout=60_000)
