@@ -7,6 +7,9 @@ from cutellm import CuteLLMError
 
 from cutellm.tasks import TASKS, task_example
 from cutellm.views import charts, inspection
+from cutellm.views.attention_steps import derive_attention
+from cutellm.views.attention_steps_charts import VIEWS as STEP_VIEWS
+from cutellm.views.attention_steps_charts import attention_steps_figure
 from ui import state
 from ui.notices import note_beyond_context, warn_unknown_words
 from ui.explore.ablation_view import DEFAULTS as ABLATION_DEFAULTS
@@ -16,7 +19,8 @@ from ui.explore.tokens_view import tokens_tab
 
 state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Tokens", "ex_position": "all",
             "ex_emb_dims": "2D", "ex_emb_top": 300, "ex_emb_highlight": inspection.DEFAULT_HIGHLIGHT,
-            "ex_emb_special": False, "ex_att_layer": 1, "ex_att_head": "all heads", **ABLATION_DEFAULTS})
+            "ex_emb_special": False, "ex_att_layer": 1, "ex_att_head": "all heads", "ex_att_pos": "last",
+            **ABLATION_DEFAULTS})
 
 st.title("Explore")
 st.caption("Look inside the active model. Every picture is computed from the model in the sidebar and the text "
@@ -129,6 +133,43 @@ def attention_tab() -> None:
     head = st.session_state.ex_att_head
     show(charts.attention_figure(att, layer=st.session_state.ex_att_layer - 1,
                                  head=None if head == "all heads" else int(head) - 1), "ex_attention")
+    attention_steps_section(att, st.session_state.ex_att_layer - 1, 0 if head == "all heads" else int(head) - 1)
+
+
+def attention_steps_section(att: inspection.AttentionMaps, layer: int, head: int) -> None:
+    """One row of the map derived: query, keys, scores, softmax, weighted values, with the model's numbers."""
+    st.subheader(STEP_VIEWS["attention_steps"].title)
+    st.caption(STEP_VIEWS["attention_steps"].explanation)
+    positions = [*range(len(att.tokens) - 1), "last"]   # "last" follows the text as it changes
+    if st.session_state.ex_att_pos not in positions:
+        st.session_state.ex_att_pos = "last"
+    st.select_slider("Token whose row to derive", positions, key="ex_att_pos",
+                     format_func=lambda p: f"{p} · {att.tokens[p]}" if p != "last" else
+                     f"{len(att.tokens) - 1} · {att.tokens[-1]} (the last)",
+                     help="Its query is compared with the keys of every token up to it.")
+    if st.session_state.ex_att_head == "all heads":
+        st.caption("Head 1 (choose a head above to derive another).")
+    position = None if st.session_state.ex_att_pos == "last" else int(st.session_state.ex_att_pos)
+    steps = derive_attention(model, tokenizer, text, layer, head, position)
+    show(attention_steps_figure(steps), "ex_attention_steps")
+    q, v = st.columns(2)
+    q.markdown(f"**Query** of “{steps.tokens[steps.position]}” ({steps.head_dim} numbers): "
+               f"`{_numbers(steps.query)}`" + (" — rotated by its position (RoPE), as the keys are" if steps.rotary
+                                               else ""))
+    v.markdown(f"**Output** = Σ weight × value: `{_numbers(steps.output)}`. Every head's output, side by side, goes "
+               "through the output projection into the residual stream.")
+    st.dataframe(steps.to_frame(), hide_index=True, width="stretch",
+                 column_config={"weight": st.column_config.ProgressColumn("weight", min_value=0.0, max_value=1.0,
+                                                                          format="%.3f")})
+    row = att.weights[layer, head, steps.position, :len(steps.weights)]
+    gap = float(abs(row - steps.weights.double().numpy()).max())
+    st.caption(f"These weights are row {steps.position} of the map above (largest difference {gap:.0e}): the model "
+               "computes exactly this, for every token and every head at once.")
+
+
+def _numbers(vector, shown: int = 6) -> str:
+    values = vector.tolist()
+    return "[" + ", ".join(f"{x:+.2f}" for x in values[:shown]) + (", …]" if len(values) > shown else "]")
 
 
 def logit_lens_tab() -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cutellm import CuteLLM, ModelConfig, SimpleWordTokenizer, save_checkpoint
-from cutellm.views import ablation_charts, charts, visualize
+from cutellm.views import ablation_charts, attention_steps_charts, charts, visualize
 from cutellm.__main__ import main
 
 from conftest import TINY_TEXT
@@ -34,7 +34,7 @@ def test_export_is_one_self_contained_page(page):
     assert result.html_path.name == "model_visualizations.html"
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     # plotly.js inlined exactly once, then one newPlot per figure; nothing loaded from the network
-    assert html.count("Plotly.newPlot(") == 9
+    assert html.count("Plotly.newPlot(") == 10
     assert "cdn.plot.ly" not in html and "<script src" not in html.lower() and "<link" not in html.lower()
     assert html.count('<script type="text/javascript">') == 1
     assert len(html) < 10_000_000
@@ -42,7 +42,7 @@ def test_export_is_one_self_contained_page(page):
 
 def test_export_has_every_title_and_explanation(page):
     _, html = page
-    for view in [*charts.VIEWS.values(), *ablation_charts.VIEWS.values()]:
+    for view in [*charts.VIEWS.values(), *ablation_charts.VIEWS.values(), *attention_steps_charts.VIEWS.values()]:
         assert f"<h2>{view.title}" in html
         assert view.explanation.replace("'", "&#x27;").replace('"', "&quot;") in html
     assert "Word embeddings (2D)" in html and "Word embeddings (3D)" in html
@@ -75,7 +75,7 @@ def test_pngs_are_written_when_an_engine_is_there(mt, tmp_path, monkeypatch):
     monkeypatch.setattr("plotly.graph_objects.Figure.write_image",
                         lambda self, path, **kw: open(path, "wb").write(b"\x89PNG fake"))
     result = visualize.export_html(model, tok, tmp_path, text=TEXT)
-    assert result.note is None and len(result.images) == 9
+    assert result.note is None and len(result.images) == 10
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == sorted(p.name for p in result.images)
 
     def broken(self, path, **kw):

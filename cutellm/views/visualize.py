@@ -19,7 +19,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from . import ablation, ablation_charts, charts
+from . import ablation, ablation_charts, attention_steps, attention_steps_charts, charts
 
 from ..errors import PromptError
 from ..inference import encode_context
@@ -78,9 +78,17 @@ def build_sections(model: CuteLLM, tokenizer: Tokenizer, text: str = inspection.
         view("embeddings", charts.embedding_figure(inspection.embedding_pca(
             model, tokenizer, 3, top_n=TOP_WORDS_3D, highlight=highlight)), "3D"),
         view("attention", charts.attention_figure(inspection.attention_maps(model, tokenizer, text))),
+        _attention_steps_section(model, tokenizer, text),
         view("logit_lens", charts.logit_lens_figure(inspection.logit_lens(model, tokenizer, text))),
     ]
     return sections + _ablation_sections(model, tokenizer, text)
+
+
+def _attention_steps_section(model: CuteLLM, tokenizer: Tokenizer, text: str) -> Section:
+    """The last token's row of the first layer's first head, derived step by step."""
+    v = attention_steps_charts.VIEWS["attention_steps"]
+    steps = attention_steps.derive_attention(model, tokenizer, text, layer=0, head=0)
+    return Section("attention_steps", v.title, v.explanation, attention_steps_charts.attention_steps_figure(steps))
 
 
 def _ablation_sections(model: CuteLLM, tokenizer: Tokenizer, text: str) -> list[Section]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cutellm.views import ablation_charts
@@ -69,6 +71,24 @@ def test_explore_options(app):
     no_exception(app)
     app.text_input(key="ex_text").set_value("").run()
     assert any("empty" in e.value for e in app.error)
+
+
+def test_attention_is_derived_step_by_step_for_the_chosen_token(app):
+    open_page(app, "explore")
+    app.session_state["ex_tab"] = "Attention"
+    app.session_state["ex_att_layer"] = 2
+    app.session_state["ex_att_head"] = 3
+    app.run()
+    no_exception(app)
+    app.select_slider(key="ex_att_pos").set_value(4).run()
+    no_exception(app)
+    frame = app.dataframe[0].value
+    tokens = "the cat sat on the mat and the dog ran to the park".split()
+    assert list(frame["token"]) == tokens and frame["weight"][:5].sum() == pytest.approx(1)
+    assert (frame["weight"][5:] == 0).all()                         # the future: masked
+    check = next(c.value for c in app.caption if c.value.startswith("These weights are row 4 of the map above"))
+    assert float(re.search(r"largest difference ([0-9.e+-]+)", check).group(1)) < 1e-6
+    assert any(m.value.startswith("**Query** of “the” (32 numbers)") for m in app.markdown)
 
 
 def test_switch_parts_off_shows_the_loss_before_and_after_and_leaves_the_model_intact(app):
