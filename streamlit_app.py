@@ -20,6 +20,7 @@ if __name__ == "__main__":
 
     pages = [
         st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/learn.py", title="Learn", icon=":material/school:"),
         st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("app_pages/runs.py", title="Runs", icon=":material/stacked_line_chart:"),
         st.Page("app_pages/generate.py", title="Generate", icon=":material/edit_note:"),

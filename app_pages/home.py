@@ -10,6 +10,8 @@ st.title("CuteGPT")
 st.markdown("A playground to **see** how a language model is made. Train a tiny GPT on a text, watch it learn, ask it "
             "to continue your sentences, and look inside it. Everything runs right here, on this computer's CPU.")
 
+st.page_link("app_pages/learn.py", label="New here? Start with lesson 1 on the Learn page", icon=":material/school:")
+
 st.subheader("From text to words, in five steps")
 steps = st.columns(5)
 pipeline = [

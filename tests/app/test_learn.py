@@ -1,0 +1,139 @@
+"""The Learn page through AppTest: each lesson renders on the active model and notices its Try this; the lesson and
+the lessons done live in the URL; a bad URL gets lesson 1 and a notice."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ui.learn.lessons import LESSONS
+
+from .conftest import button, no_exception, open_page
+
+
+def open_learn(app, **params):
+    for key, value in params.items():
+        app.query_params[key] = value
+    return open_page(app, "learn")
+
+
+def header(app) -> str:
+    return app.header[0].value
+
+
+def noticed(app) -> str | None:
+    return next((s.value for s in app.success), None)
+
+
+def do_tokens(app):
+    app.text_input(key="learn_tok_text").set_value("the zebra sat on the mat").run()
+    return r"“zebra” is not among the 1,000 tokens this model knows, so it reads `<unk>`"
+
+
+def do_embeddings(app):
+    app.text_input(key="learn_emb_word").set_value("dog").run()
+    return r"The nearest tokens to “dog” are “[^”]+” \(0\.\d\d\)"
+
+
+def do_attention(app):
+    app.selectbox(key="learn_att_head").set_value(2).run()
+    return r"For “sat” in layer 1, head 1 puts \d+% on “\w+”; head 2 puts \d+% on “\w+”"
+
+
+def do_logit_lens(app):
+    app.number_input(key="learn_lens_pos").set_value(2).run()
+    return r"After “sat” the model finally predicts “[^”]+” \(\d+%\); read from the (embedding|block \d) on"
+
+
+def do_sampling(app):
+    app.slider(key="learn_samp_temp").set_value(1.7).run()
+    return r"At temperature 1.7 the top token “mat” fell from (\d+)% to (\d+)%"
+
+
+def do_blanks(app):
+    app.text_input(key="learn_blank_phrase").set_value("the ___ ran to the park").run()
+    return r"With `the ___ ran to the park` the model picks “\w+” \(\d+% of the candidates' probability\)"
+
+
+def do_task(app):
+    button(app, "Train a copy model (300 steps)").click().run()
+    return r"Held-out accuracy went from 0% to (\d+)% in 300 steps"
+
+
+TRY_THIS = [do_tokens, do_embeddings, do_attention, do_logit_lens, do_sampling, do_blanks, do_task]
+
+
+def test_there_is_one_try_this_per_lesson():
+    assert len(TRY_THIS) == len(LESSONS)
+
+
+@pytest.mark.parametrize("number", range(1, len(LESSONS) + 1))
+def test_each_lesson_notices_its_try_this(app, number):
+    open_learn(app, lesson=str(number))
+    no_exception(app)
+    assert header(app) == f"{number} · {LESSONS[number - 1].title}"
+    assert noticed(app) is None, "nothing is done before the learner acts"
+    expected = TRY_THIS[number - 1](app)
+    no_exception(app)
+    outcome = noticed(app)
+    assert outcome and re.search(expected, outcome), outcome
+    if TRY_THIS[number - 1] is do_sampling:   # the top token's share falls when the temperature rises
+        before, after = map(int, re.search(expected, outcome).groups())
+        assert after < before
+    if TRY_THIS[number - 1] is do_task:   # the copy rule is found in 300 steps; the model joins the session's
+        assert int(re.search(expected, outcome).group(1)) >= 90
+        assert [m.value for m in app.metric][:2] == ["0%", re.search(expected, outcome).group(1) + "%"]
+        button(app, "Make it the active model").click().run()
+        assert app.session_state["active_model"].startswith("session:run-")
+    assert app.query_params["done"] == str(number) and app.query_params["lesson"] == str(number)
+    assert app.selectbox(key="learn_pick").options[number - 1].startswith(f"✓ {number}")
+
+
+def test_next_and_previous_walk_the_lessons_and_the_url_follows(app):
+    open_learn(app)
+    assert header(app).startswith("1 · ")
+    button(app, "Next lesson").click().run()
+    assert header(app).startswith("2 · ") and app.query_params["lesson"] == "2"
+    button(app, "Previous").click().run()
+    assert header(app).startswith("1 · ") and app.query_params["lesson"] == "1"
+    app.selectbox(key="learn_pick").set_value(3).run()
+    assert header(app).startswith("3 · ") and app.query_params["lesson"] == "3"
+
+
+def test_a_link_opens_its_lesson_with_the_lessons_done(app):
+    open_learn(app, lesson="2", done="1,3")
+    no_exception(app)
+    assert header(app).startswith("2 · ")
+    labels = app.selectbox(key="learn_pick").options
+    assert labels[0].startswith("✓ 1") and labels[1].startswith("○ 2") and labels[2].startswith("✓ 3")
+
+
+@pytest.mark.parametrize("params", [dict(lesson="abc"), dict(lesson="99"), dict(lesson="0"),
+                                    dict(lesson="x" * 5000), dict(lesson="2", done="x,99,-1")])
+def test_a_bad_url_gets_lesson_one_or_is_ignored_with_a_notice(app, params):
+    open_learn(app, **params)
+    no_exception(app)
+    if params["lesson"] == "2":
+        assert header(app).startswith("2 · ") and "done" not in app.query_params
+        return
+    assert header(app).startswith("1 · ")
+    assert any("There is no lesson" in i.value and "showing lesson 1" in i.value for i in app.info)
+    assert app.query_params["lesson"] == "1"
+
+
+def test_home_points_to_the_first_lesson(app):
+    links = [link for link in app.get("page_link") if "Start with lesson 1" in link.proto.label]
+    assert links and links[0].proto.page.endswith("learn")
+
+
+def test_every_lesson_renders_on_a_character_model_it_trained(app):
+    """The lessons run on the learner's own model, whatever its tokenizer: here the copy model lesson 7 trains
+    (characters, a vocabulary of 13), with whose alphabet the default English texts are mostly unknown."""
+    open_learn(app, lesson=str(len(LESSONS)))
+    do_task(app)
+    button(app, "Make it the active model").click().run()
+    for number in range(1, len(LESSONS)):
+        app.selectbox(key="learn_pick").set_value(number).run()
+        no_exception(app)
+        assert header(app).startswith(f"{number} · ")

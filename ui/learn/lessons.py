@@ -1,0 +1,323 @@
+"""The Learn page's lessons: each draws a few short paragraphs, one live figure or control computed from the active
+model, and a *Try this* whose outcome it notices. A lesson returns that outcome (a sentence with the numbers it
+saw) once the learner has done the Try this, or None before.
+
+The numbers come from the core (cutellm.views, cutellm.sampling, cutellm.tasks), as on every other page; a lesson
+only decides what to show and when its Try this is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from cutellm import CuteLLMError
+from cutellm.completion import complete_phrase
+from cutellm.errors import TrainingBusyError
+from cutellm.lab.jobs import TrainingJob
+from cutellm.lab.runs import prepare_run
+from cutellm.sampling import SamplingSettings, final_distribution
+from cutellm.tasks import TASKS, evaluate_task, task_configs, task_corpus, task_example
+from cutellm.views import charts, inspection
+from cutellm.views.attention_steps import derive_attention
+from cutellm.views.attention_steps_charts import attention_steps_figure
+
+from .. import state
+from ..explore.tokens_view import chips_html
+from ..text import code_span
+
+Outcome = str | None
+
+
+def md(text: str) -> str:
+    """Model or user text inside a markdown sentence, shown as itself (no emphasis, LaTeX or links)."""
+    return "".join(f"\\{c}" if c in "\\`*_$<>[]#|~" else c for c in text)
+
+
+@dataclass(frozen=True)
+class Lesson:
+    title: str
+    draw: Callable[[state.LoadedModel], Outcome]
+    page: str            # the full page this lesson is a doorway to
+    page_label: str
+
+
+def try_this(text: str) -> None:
+    st.markdown(f":material/touch_app: **Try this:** {text}")
+
+
+def _show(fig, key: str) -> None:
+    st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+# -- 1. Text becomes tokens --------------------------------------------------------------------------------------
+def tokens_lesson(active: state.LoadedModel) -> Outcome:
+    tok = active.tokenizer
+    st.markdown("A language model never sees letters. A **tokenizer** cuts the text into pieces (**tokens**) and "
+                "gives each an id, a row of the model's vocabulary table. Everything after this step is arithmetic "
+                "on those ids.")
+    st.markdown(f"The active model, **{active.name}**, uses a **{tok.kind}** tokenizer with **{tok.vocab_size:,}** "
+                "tokens. " + {"word": "Each word is one token; a word it never saw in training has no id and is "
+                                      "read as `<unk>` (unknown), a blank.",
+                              "char": "Each character is one token: it can read any word made of characters it "
+                                      "has seen, at the price of long sequences.",
+                              "bpe": "Frequent words are one token; a rare word is spelled from smaller pieces, "
+                                     "so nothing is unknown (a `·` is a space kept in front of a word)."}[tok.kind])
+    text = st.text_input("Text", key="learn_tok_text", max_chars=300)
+    if not text.strip():
+        st.warning("Type some text to see its tokens.")
+        return None
+    pieces = inspection.token_pieces(tok, text)
+    st.html(chips_html(pieces))
+    st.caption(f"{len(pieces)} tokens; hover one for its id.")
+    try_this("add a word this model has surely never read, like *zebra* or *Quixotic*.")
+    unknown = [p for p in pieces.itertuples() if p.unknown]
+    if unknown:
+        return (f"“{md(unknown[0].piece)}” is not among the {tok.vocab_size:,} tokens this model knows, so it reads "
+                "`<unk>`: whatever the word meant is lost before the model starts. BPE avoids this by spelling rare "
+                "words from pieces (Explore → Tokens puts the three tokenizers side by side).")
+    if tok.kind == "bpe":
+        words = text.split()
+        split = [w for w in words if len(tok.encode(" " + w)) > 1]
+        if split:
+            parts = [tok.token(i) for i in tok.encode(" " + split[-1])]
+            return (f"“{md(split[-1])}” is not one token: BPE spells it as {len(parts)} pieces, "
+                    f"{' · '.join(md(p) for p in parts)}. Nothing is unknown, but a rare word costs more of the "
+                    "context.")
+    return None
+
+
+# -- 2. Words as points ----------------------------------------------------------------------------------------
+def embeddings_lesson(active: state.LoadedModel) -> Outcome:
+    tok = active.tokenizer
+    st.markdown(f"A token's id picks one row of the **embedding table**: a list of {active.model.config.d_model} "
+                "numbers, learned in training, that is all the model knows of the token. Tokens used in similar "
+                "places end up with similar rows. To draw them we project the rows onto the two directions along "
+                "which they differ most (**PCA**); the percentage on each axis is how much of the differences that "
+                "direction shows, so a flat picture hides the rest. **Neighbours** are measured in all the "
+                "dimensions, by cosine similarity.")
+    word = st.text_input("A word to highlight", key="learn_emb_word", max_chars=40).strip()
+    word = word.lower() if tok.kind == "word" else word
+    try:
+        frame = inspection.embedding_pca(active.model, tok, 2, top_n=200, highlight=word or None)
+    except CuteLLMError as err:   # not a token of this model: the map without a highlight
+        st.warning(f"{err} Try another word.", icon=":material/warning:")
+        word, frame = "", inspection.embedding_pca(active.model, tok, 2, top_n=200)
+    _show(charts.embedding_figure(frame), "learn_emb_fig")
+    try_this("highlight a word of your own (an animal, a place, a food): are its neighbours the words you expected?")
+    chosen = frame[frame["is_highlight"]]
+    if not word or word == DEFAULTS["learn_emb_word"] or chosen.empty:
+        return None
+    row = chosen.iloc[0]
+    near = ", ".join(f"“{md(n)}” ({sim:.2f})" for n, sim in list(zip(row["neighbours"], row["neighbour_sims"]))[:3])
+    return (f"The nearest tokens to “{md(word)}” are {near} (cosine similarity: 1 means the same direction). The model "
+            "put them close because they occur in similar places in its training text, not because it knows what "
+            "they mean.")
+
+
+# -- 3. Attention, derived -----------------------------------------------------------------------------------------
+def attention_lesson(active: state.LoadedModel) -> Outcome:
+    model, tok, cfg = active.model, active.tokenizer, active.model.config
+    st.markdown("Each token asks a question of the tokens before it. Its **query** (a vector) is compared with every "
+                "earlier token's **key** by a dot product; the scores are divided by √(head size), the future is "
+                "masked, and a **softmax** turns them into weights that add up to 1. The token then takes that "
+                "mix of the earlier tokens' **values**. A **head** does this with its own query, key and value "
+                f"matrices; this model has {cfg.n_heads} heads in each of its {cfg.n_layers} layers.")
+    text = st.text_input("Text", key="learn_att_text", max_chars=300)
+    try:
+        n = len(inspection.token_pieces(tok, text)) if text.strip() else 0
+        if n == 0:
+            st.warning("Type some text to look at.")
+            return None
+        a, b, c = st.columns(3)
+        layer = a.selectbox("Layer", range(1, cfg.n_layers + 1), key="learn_att_layer")
+        head = b.selectbox("Head", range(1, cfg.n_heads + 1), key="learn_att_head")
+        st.session_state.learn_att_pos = min(int(st.session_state.learn_att_pos), min(n, cfg.block_size) - 1)
+        position = c.number_input("Token (position)", 0, min(n, cfg.block_size) - 1, key="learn_att_pos")
+        steps = derive_attention(model, tok, text, layer - 1, head - 1, int(position))
+    except CuteLLMError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
+    _show(attention_steps_figure(steps), "learn_att_fig")
+    st.dataframe(steps.to_frame(), hide_index=True, width="stretch")
+    try_this(f"keep the token and choose another head of layer {layer}: its weights change, because each head "
+             "compares its own queries and keys.")
+    if head == 1:
+        return None
+    first = derive_attention(model, tok, text, layer - 1, 0, int(position))
+
+    def top(s) -> str:
+        j = int(s.weights.argmax())
+        return f"{float(s.weights[j]):.0%} on “{md(s.tokens[j])}”"
+
+    return (f"For “{md(steps.tokens[steps.position])}” in layer {layer}, head 1 puts {top(first)}; head {head} puts "
+            f"{top(steps)}. Same token, same text: only the head's matrices differ.")
+
+
+# -- 4. What each layer adds --------------------------------------------------------------------------------------
+def logit_lens_lesson(active: state.LoadedModel) -> Outcome:
+    bottom = ("The bottom row reads the embedding alone; this model's output head is its embedding table (tied), "
+              "and a row matches itself best, so there it mostly \"predicts\" the input token itself."
+              if active.model.config.tie_weights else "The bottom row reads the embedding alone, before any block.")
+    st.markdown("Each token's vector travels up the model in the **residual stream**: every block reads it and adds "
+                "its own contribution. The **logit lens** stops the model early: it reads the stream after each "
+                f"layer with the final norm and the output head, as if the model ended there. {bottom} Each block "
+                "above moves the stream towards the next token, using the words before it.")
+    text = st.text_input("Text", key="learn_lens_text", max_chars=300)
+    try:
+        lens = inspection.logit_lens(active.model, active.tokenizer, text)
+    except CuteLLMError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
+    _show(charts.logit_lens_figure(lens), "learn_lens_fig")
+    n = len(lens.tokens)
+    st.session_state.learn_lens_pos = min(int(st.session_state.learn_lens_pos), n - 1)
+    position = st.number_input("Position to follow", 0, n - 1, key="learn_lens_pos")
+    try_this("follow another position: at which layer does the model's final guess first come out on top?")
+    if position == DEFAULTS["learn_lens_pos"]:
+        return None
+    final = lens.top_tokens[-1, position]
+    first = next(layer for layer in range(len(lens.layer_labels)) if all(
+        lens.top_tokens[later, position] == final for later in range(layer, len(lens.layer_labels))))
+    return (f"After “{md(lens.tokens[position])}” the model finally predicts “{md(final)}” "
+            f"({lens.top_probs[-1, position]:.0%}); read from the {lens.layer_labels[first]} on, it is already the "
+            f"top guess. Below that, the stream still pointed elsewhere (“{md(lens.top_tokens[0, position])}” from the "
+            "embedding alone).")
+
+
+# -- 5. From logits to one token -----------------------------------------------------------------------------------
+def sampling_lesson(active: state.LoadedModel) -> Outcome:
+    st.markdown("At the last position the model gives one score, a **logit**, to every token of its vocabulary. The "
+                "**softmax** makes them probabilities. To pick the next token we may take the most likely one "
+                "(greedy) or draw one at random; the **temperature** divides the logits first: below 1 it sharpens "
+                "the distribution, above 1 it flattens it, so unlikely tokens get drawn more often.")
+    prompt = st.text_input("Prompt", key="learn_samp_prompt", max_chars=300)
+    temperature = st.slider("Temperature", 0.1, 2.0, step=0.1, key="learn_samp_temp")
+    try:
+        probs = torch.from_numpy(inspection.next_token_probs(active.model, active.tokenizer, prompt).probs[-1])
+    except CuteLLMError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
+    log_probs = probs.log()   # logits up to a constant, which the softmax ignores
+    at_one = final_distribution(log_probs, SamplingSettings(temperature=1.0))
+    now = final_distribution(log_probs, SamplingSettings(temperature=float(temperature)))
+    top = torch.argsort(at_one, descending=True)[:8].tolist()
+    frame = pd.DataFrame({"token": [active.tokenizer.token(i) for i in top],
+                          "at temperature 1": [float(at_one[i]) for i in top],
+                          f"at temperature {temperature:.1f}": [float(now[i]) for i in top]})
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.3f")
+        for c in frame.columns[1:]})
+    try_this("raise the temperature to 1.5 or more and watch the top token's share.")
+    if temperature < 1.5:
+        return None
+    best = top[0]
+    return (f"At temperature {temperature:.1f} the top token “{md(active.tokenizer.token(best))}” fell from "
+            f"{float(at_one[best]):.0%} to {float(now[best]):.0%}; the 8th most likely rose from "
+            f"{float(at_one[top[-1]]):.1%} to {float(now[top[-1]]):.1%}. Sampled text gets more surprising, and "
+            "more often wrong.")
+
+
+# -- 6. Scoring whole sentences ------------------------------------------------------------------------------------
+def blanks_lesson(active: state.LoadedModel) -> Outcome:
+    st.markdown("A model that only ever predicts the next token can still fill a blank in the middle of a sentence: "
+                "try each candidate word in the blank and score the **whole sentence**, the sum of the "
+                "log-probabilities of all its tokens. The words after the blank count too: in *the \\_\\_\\_ "
+                "barked*, *barked* has its say about the blank although it comes after it.")
+    phrase = st.text_input("A phrase with ___", key="learn_blank_phrase", max_chars=200)
+    try:
+        result = complete_phrase(active.model, active.tokenizer, phrase, top_k=5, words=active.meta.get("words"))
+    except CuteLLMError as err:
+        st.warning(str(err), icon=":material/warning:")
+        return None
+    blank = result.blanks[0]
+    st.markdown(f"Best: {code_span(result.filled_text)}")
+    st.dataframe(pd.DataFrame({"word": [c.word for c in blank.candidates], "probability": [c.prob for c in
+                                                                                            blank.candidates]}),
+                 hide_index=True, width="stretch", column_config={"probability": st.column_config.ProgressColumn(
+                     "probability", min_value=0.0, max_value=1.0, format="%.3f")})
+    try_this("change only the words *after* the blank and watch the best word change.")
+    if phrase.strip() == DEFAULTS["learn_blank_phrase"]:
+        return None
+    return (f"With {code_span(phrase)} the model picks “{md(blank.best.word)}” ({blank.best.prob:.0%} of the "
+            "candidates' probability): the words on both sides of the blank decide.")
+
+
+# -- 7. Watch a rule being learned ---------------------------------------------------------------------------------
+COPY_STEPS = 300   # the copy preset's rule appears within 250-500 steps (docs/tasks.md): a few seconds here
+
+
+def task_lesson(active: state.LoadedModel) -> Outcome:
+    task = TASKS["copy"]
+    st.markdown("Stories teach a model style, and nobody can say exactly what it learned. A task with exact answers "
+                "can: here every line is a problem, `question=answer`, and the answer repeats the question. A model "
+                "that has found the rule answers questions it never saw; 10% of all questions are held out of "
+                "training to check exactly that.")
+    st.code("".join(task_corpus(task, 3)), language=None)
+    result = st.session_state.get("learn_task")
+    try_this(f"train a small copy model here ({COPY_STEPS} steps, characters as tokens) and compare its held-out "
+             "accuracy before and after.")
+    if st.button(f"Train a copy model ({COPY_STEPS} steps)", icon=":material/play_arrow:", key="learn_task_train"):
+        result = train_copy_model(task)
+    if result is None:
+        return None
+    loaded = st.session_state.session_models.models.get(result["name"])
+    if loaded is None:
+        return None
+    a, b, c = st.columns(3)
+    a.metric("Held-out accuracy before", f"{result['before']:.0%}")
+    b.metric(f"After {COPY_STEPS} steps", f"{result['after']:.0%}")
+    c.metric("Training time", f"{result['seconds']:.1f} s")
+    example = task_example(task)
+    st.markdown(f"**Its attention on a held-out problem**, `{example}`: {task.attention_hint}")
+    maps = inspection.attention_maps(loaded.model, loaded.tokenizer, example)
+    _show(charts.attention_figure(maps, layer=maps.n_layers - 1), "learn_task_att")
+    st.button("Make it the active model", key="learn_task_use", on_click=state.set_active,
+              args=(state.session_key(result["name"]),), help="Then Explore and Generate use it.")
+    return (f"Held-out accuracy went from {result['before']:.0%} to {result['after']:.0%} in {COPY_STEPS} steps: "
+            "the model answers copy problems it never trained on, so it learned the rule, not the examples.")
+
+
+def train_copy_model(task) -> dict | None:
+    """A copy model trained on this server's training slot (one run at a time), kept as a model of this session."""
+    model_config, train_config = task_configs(task, train=dict(max_steps=COPY_STEPS))
+    sessions = st.session_state.session_models
+    try:
+        run = prepare_run(task_corpus(task), f"task:{task.name}", model_config, train_config,
+                          name=sessions.next_run_name(), tokenizer_kind="char", task=task.name)
+        before = evaluate_task(run.model, run.tokenizer, task, 100).accuracy
+        job = TrainingJob(run, owner=st.session_state.session_owner).start()
+    except TrainingBusyError as err:
+        st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
+        return None
+    with st.spinner(f"Training {run.name} on the copy task…"):
+        job.join(300)
+    if not job.usable:
+        st.error(f"The run did not finish: {job.snapshot().error or job.stop_reason}", icon=":material/error:")
+        return None
+    after = evaluate_task(job.model, job.tokenizer, task, 100).accuracy
+    state.add_session_model(job.name, job.model, job.tokenizer, job.checkpoint_metadata(),
+                            job.result.snapshots if job.result else None)
+    result = {"name": job.name, "before": before, "after": after, "seconds": job.result.wall_time_s}
+    st.session_state.learn_task = result
+    return result
+
+
+LESSONS = (
+    Lesson("Text becomes tokens", tokens_lesson, "app_pages/explore.py", "Explore → Tokens"),
+    Lesson("Words as points", embeddings_lesson, "app_pages/explore.py", "Explore → Word embeddings"),
+    Lesson("Attention, derived", attention_lesson, "app_pages/explore.py", "Explore → Attention"),
+    Lesson("What each layer adds", logit_lens_lesson, "app_pages/explore.py", "Explore → Logit lens"),
+    Lesson("From logits to one token", sampling_lesson, "app_pages/generate.py", "Generate"),
+    Lesson("Scoring whole sentences", blanks_lesson, "app_pages/fill_blanks.py", "Fill the blanks"),
+    Lesson("Watch a rule being learned", task_lesson, "app_pages/train.py", "Train → Toy task"),
+)
+DEFAULTS = {"learn_tok_text": "the cat sat on the mat", "learn_emb_word": "cat",
+            "learn_att_text": "the cat sat on the mat", "learn_att_layer": 1, "learn_att_head": 1, "learn_att_pos": 2,
+            "learn_lens_text": "the cat sat on the mat", "learn_lens_pos": 5,
+            "learn_samp_prompt": "the cat sat on the", "learn_samp_temp": 1.0,
+            "learn_blank_phrase": "the ___ sat on the mat"}
