@@ -10,7 +10,7 @@ session, as `__main__`.
 import streamlit as st
 
 if __name__ == "__main__":
-    from ui import state
+    from ui import share, state
     from ui.sidebar import render_sidebar
     from ui.text import TEXT_STYLES
 
@@ -30,6 +30,7 @@ if __name__ == "__main__":
     page = st.navigation(pages)
     st.html(TEXT_STYLES)
     state.collect_finished_job()
+    share.sync_model(page.url_path)   # a link's model=<name>, before the sidebar picks the active model
     render_sidebar()
     page.run()
 else:

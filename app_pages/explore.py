@@ -10,13 +10,15 @@ from cutellm.views import charts, inspection
 from cutellm.views.attention_steps import derive_attention
 from cutellm.views.attention_steps_charts import VIEWS as STEP_VIEWS
 from cutellm.views.attention_steps_charts import attention_steps_figure
-from ui import state
+from ui import share, state
 from ui.notices import note_beyond_context, warn_unknown_words
 from ui.explore.ablation_view import DEFAULTS as ABLATION_DEFAULTS
 from ui.explore.ablation_view import ablation_tab
 from ui.explore.timeline import timeline_model
 from ui.explore.tokens_view import tokens_tab
 
+TABS = ("Tokens", "Architecture", "Next-token probabilities", "Prediction heatmap", "Word embeddings", "Attention",
+        "Logit lens", "Switch parts off")
 state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Tokens", "ex_position": "all",
             "ex_emb_dims": "2D", "ex_emb_top": 300, "ex_emb_highlight": inspection.DEFAULT_HIGHLIGHT,
             "ex_emb_special": False, "ex_att_layer": 1, "ex_att_head": "all heads", "ex_att_pos": "last",
@@ -25,6 +27,9 @@ state.keep({"ex_text": inspection.DEFAULT_TEXT, "ex_tab": "Tokens", "ex_position
 st.title("Explore")
 st.caption("Look inside the active model. Every picture is computed from the model in the sidebar and the text "
            "below.")
+share.sync([share.Param("text", "ex_text", share.text(2000)), share.choice("tab", "ex_tab", {t: t for t in TABS}),
+            share.Param("layer", "ex_att_layer", share.number(1, 64, whole=True)),
+            share.choice("head", "ex_att_head", {"all": "all heads", **{str(h): h for h in range(1, 65)}})])
 active = state.active_model()
 tokenizer, cfg = active.tokenizer, active.model.config
 # A task model reads its problems, not English: its text starts as one of its held-out problems. A text the user
@@ -178,9 +183,8 @@ def logit_lens_tab() -> None:
     show(charts.logit_lens_figure(lens), "ex_lens")
 
 
-RENDER = {"Tokens": lambda: tokens_tab(tokenizer, text), "Architecture": architecture_tab, "Next-token probabilities": logits_tab,
-          "Prediction heatmap": heatmap_tab, "Word embeddings": embeddings_tab, "Attention": attention_tab,
-          "Logit lens": logit_lens_tab, "Switch parts off": lambda: ablation_tab(model, active, text)}
+RENDER = dict(zip(TABS, (lambda: tokens_tab(tokenizer, text), architecture_tab, logits_tab, heatmap_tab,
+                         embeddings_tab, attention_tab, logit_lens_tab, lambda: ablation_tab(model, active, text))))
 
 for name, tab in zip(RENDER, st.tabs(list(RENDER), key="ex_tab", on_change="rerun")):
     if tab.open is False:  # lazy tabs: only the open one is computed

@@ -5,7 +5,7 @@ import streamlit as st
 
 from cutellm import complete_phrase
 from cutellm.completion import DEFAULT_BEAM, count_blanks
-from ui import state
+from ui import share, state
 from ui.notices import warn_unknown_words
 from ui.text import highlighted
 
@@ -23,6 +23,7 @@ def use_example() -> None:
 
 
 st.title("Fill the blanks")
+share.sync([share.Param("phrase", "fill_phrase", share.text(500))])
 st.caption("Each word the model knows is tried in the blank, and the model scores the whole sentence, so the words "
            "after the blank count too. Several blanks are searched together: the best combination wins, not the "
            "best word for each blank on its own.")

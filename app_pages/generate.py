@@ -5,7 +5,7 @@ import streamlit as st
 from cutellm import CuteLLMError
 from cutellm.inference import encode_prompt
 from cutellm.sampling import SamplingSettings
-from ui import state
+from ui import share, state
 from ui.generate import sampling_lab, streaming
 from ui.notices import note_beyond_context, warn_unknown_words
 
@@ -18,6 +18,14 @@ state.keep({"gen_prompt": "once upon a time", "gen_mode": "Sampled", "gen_max_to
 st.title("Generate")
 st.caption("The model reads your prompt and predicts one token at a time; each new token is added to the text and "
            "the model predicts again.")
+share.sync([share.Param("prompt", "gen_prompt", share.text(2000)),
+            share.choice("view", "gen_view", {"generate": "Generate", "step": sampling_lab.STEP_VIEW}),
+            share.choice("mode", "gen_mode", {"greedy": "Greedy", "sampled": "Sampled"}),
+            share.Param("temperature", "gen_temperature", share.number(0.05, 2.0)),
+            share.Param("top_k", "gen_top_k", share.number(1, 200, whole=True)),
+            share.Param("top_p", "gen_top_p", share.number(0.05, 1.0)),
+            share.Param("seed", "gen_seed", share.number(0, 2**31 - 1, whole=True)),
+            share.Param("tokens", "gen_max_tokens", share.number(1, MAX_TOKENS_UI, whole=True))])
 active = state.active_model()
 tokenizer = active.tokenizer
 block = active.model.config.block_size

@@ -16,10 +16,10 @@ from cutellm.lab.samples import DEFAULT_BLANK, DEFAULT_PROMPT, SampleSpec
 from cutellm.options import MAX_INTERACTIVE_STEPS
 from cutellm.presets import presets
 from cutellm.settings import Settings
-from cutellm.tasks import Task, for_task
-from ui import state
+from cutellm.tasks import TASKS, Task, for_task
+from ui import share, state
 from ui.train import settings_form as form
-from ui.train.corpus import choose_corpus, chosen_task, corpus_tokenizer, show_stats
+from ui.train.corpus import TOY_TASK, bundled_corpora, choose_corpus, chosen_task, corpus_tokenizer, show_stats
 from ui.train.preview import preview_panel
 from ui.train.training_panel import live_panel, results
 
@@ -162,6 +162,13 @@ def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cf
 st.title("Train")
 st.caption("Choose a text and a model size, press Train, and watch the loss fall: the model is learning to predict "
            "each next token of your text.")
+share.sync([share.choice("source", "tr_source", {"bundled": "Bundled", "upload": "Upload", "paste": "Paste",
+                                                 "task": TOY_TASK}),
+            share.choice("corpus", "tr_bundled", {name: name for name in bundled_corpora()}),
+            share.choice("task", "tr_task", {name: name for name in TASKS}),
+            share.choice("preset", "tr_preset", {name: name for name in PRESETS}),
+            share.choice("train_for", "tr_mode", {"epochs": "Epochs", "steps": "Steps"}),
+            *share.option_params(form.page_options("model") + form.page_options("train"))])
 
 job = state.current_job()
 running = job is not None and job.running

@@ -46,6 +46,12 @@ def _parse_key(key: str) -> tuple[str, str]:
 SHIPPED_KEY = file_key(DEFAULT_MODEL)
 
 
+def model_name(key: str) -> str:
+    """The name a model goes by (a file's stem, a session model's name): what links and the sidebar call it."""
+    kind, ref = _parse_key(key)
+    return Path(ref).stem if kind == "file" else ref
+
+
 def models_dir() -> Path:
     """Where saved models go (CUTEGPT_MODELS_DIR, default models/)."""
     return Path(os.environ.get("CUTEGPT_MODELS_DIR", ROOT / "models"))
