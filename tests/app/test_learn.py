@@ -56,12 +56,17 @@ def do_blanks(app):
     return r"With `the ___ ran to the park` the model picks “\w+” \(\d+% of the candidates' probability\)"
 
 
+def do_loss(app):
+    button(app, "Train a tiny model (300 steps)").click().run()
+    return r"The validation loss fell from (\d+\.\d\d) \(a uniform guess scores 6\.\d\d\) to (\d+\.\d\d)"
+
+
 def do_task(app):
     button(app, "Train a copy model (300 steps)").click().run()
     return r"Held-out accuracy went from 0% to (\d+)% in 300 steps"
 
 
-TRY_THIS = [do_tokens, do_embeddings, do_attention, do_logit_lens, do_sampling, do_blanks, do_task]
+TRY_THIS = [do_tokens, do_embeddings, do_attention, do_logit_lens, do_sampling, do_blanks, do_loss, do_task]
 
 
 def test_there_is_one_try_this_per_lesson():
@@ -81,6 +86,11 @@ def test_each_lesson_notices_its_try_this(app, number):
     if TRY_THIS[number - 1] is do_sampling:   # the top token's share falls when the temperature rises
         before, after = map(int, re.search(expected, outcome).groups())
         assert after < before
+    if TRY_THIS[number - 1] is do_loss:   # the loss falls, and each sample says what the model wrote then
+        start, end = map(float, re.search(expected, outcome).groups())
+        assert end < start
+        frame = app.dataframe[0].value
+        assert len(frame) >= 5 and frame["step"].iloc[-1] == 300 and frame["validation loss"].notna().all()
     if TRY_THIS[number - 1] is do_task:   # the copy rule is found in 300 steps; the model joins the session's
         assert int(re.search(expected, outcome).group(1)) >= 90
         assert [m.value for m in app.metric][:2] == ["0%", re.search(expected, outcome).group(1) + "%"]

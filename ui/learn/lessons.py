@@ -8,6 +8,7 @@ only decides what to show and when its Try this is done.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,6 +21,12 @@ from cutellm.completion import complete_phrase
 from cutellm.errors import TrainingBusyError
 from cutellm.lab.jobs import TrainingJob
 from cutellm.lab.runs import prepare_run
+from cutellm.lab.samples import SampleSpec
+from cutellm.presets import TINY
+from cutellm.config import ModelConfig, TrainConfig
+from cutellm.data import load_corpus
+from cutellm.views.curve import perplexity
+from cutellm.views.live_chart import live_loss_svg
 from cutellm.sampling import SamplingSettings, final_distribution
 from cutellm.tasks import TASKS, evaluate_task, task_configs, task_corpus, task_example
 from cutellm.views import charts, inspection
@@ -247,7 +254,71 @@ def blanks_lesson(active: state.LoadedModel) -> Outcome:
             "candidates' probability): the words on both sides of the blank decide.")
 
 
-# -- 7. Watch a rule being learned ---------------------------------------------------------------------------------
+# -- 7. What the loss means ----------------------------------------------------------------------------------------
+LOSS_STEPS = TINY.values["max_steps"]   # the "tiny & fast" preset: a 1-layer model, seconds on 2 cores
+
+
+def loss_lesson(active: state.LoadedModel) -> Outcome:
+    st.markdown("Training shows the model a window of text and asks, at every position, for the probability of the "
+                "token that really comes next. The **loss** is the average of −ln of those probabilities "
+                "(**cross-entropy**): 0 if it were always sure and right, large when it is surprised. Two reference "
+                "lines tell how good a number is: a **uniform guess** over V tokens scores ln V, and guessing by "
+                "each token's frequency (the **unigram** model) scores lower. **Perplexity**, e^loss, says the same "
+                "as \"as unsure as choosing among this many tokens\". The **validation** loss is measured on text "
+                "held out of training, so it says what carries over to new text.")
+    result = st.session_state.get("learn_loss")
+    try_this(f"train a tiny model on the bundled stories here ({LOSS_STEPS} steps) and read what it writes at "
+             "each loss.")
+    if st.button(f"Train a tiny model ({LOSS_STEPS} steps)", icon=":material/play_arrow:", key="learn_loss_train"):
+        result = train_tiny_model()
+    if result is None:
+        return None
+    job = result["job"]
+    snap = job.snapshot()
+    st.html(f'<img alt="loss by step" style="width: 100%" src="data:image/svg+xml;base64,'
+            f'{base64.b64encode(live_loss_svg(snap.history, job.baselines).encode()).decode()}">')
+    val = {m.step: m.val_loss for m in snap.history if m.val_loss is not None}
+    rows = [{"step": s.step, "validation loss": val.get(s.step), "perplexity": perplexity(val[s.step]) if s.step in val
+             else None, "what it writes after “the cat sat on the”": s.continuation} for s in snap.samples]
+    st.markdown("**What a loss reads like**: the same prompt, continued greedily at several points of the run.")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "validation loss": st.column_config.NumberColumn(format="%.3f"),
+        "perplexity": st.column_config.NumberColumn(format="%.1f")})
+    first, last = snap.samples[0], snap.samples[-1]
+    return (f"The validation loss fell from {val[first.step]:.2f} (a uniform guess scores "
+            f"{job.baselines.uniform:.2f}) to {val[last.step]:.2f}, perplexity {perplexity(val[last.step]):,.0f}: "
+            f"from “{md(first.continuation)}” at step {first.step} to “{md(last.continuation)}” at step {last.step}.")
+
+
+def train_tiny_model() -> dict | None:
+    """The tiny preset on the bundled corpus, with a live sample at every evaluation (a short run can afford it)."""
+    values = TINY.values
+    model_config = ModelConfig(**{k: v for k, v in values.items() if k in ModelConfig.__dataclass_fields__})
+    train_config = TrainConfig(**{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__},
+                               eval_interval=LOSS_STEPS // 10)
+    sessions = st.session_state.session_models
+    text = load_corpus(state.ROOT / "data" / "training_data.txt")
+    try:
+        run = prepare_run(text, "training_data.txt", model_config, train_config, name=sessions.next_run_name(),
+                          tokenizer_kind=values["tokenizer"])
+        job = TrainingJob(run, owner=st.session_state.session_owner,
+                          samples=SampleSpec(prompt="the cat sat on the", budget=1.0)).start()
+    except TrainingBusyError as err:
+        st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
+        return None
+    with st.spinner(f"Training {run.name} on the bundled stories…"):
+        job.join(300)
+    if not job.usable or not job.snapshot().samples:
+        st.error(f"The run did not finish: {job.snapshot().error or job.stop_reason}", icon=":material/error:")
+        return None
+    state.add_session_model(job.name, job.model, job.tokenizer, job.checkpoint_metadata(),
+                            job.result.snapshots if job.result else None)
+    result = {"job": job}
+    st.session_state.learn_loss = result
+    return result
+
+
+# -- 8. Watch a rule being learned ---------------------------------------------------------------------------------
 COPY_STEPS = 300   # the copy preset's rule appears within 250-500 steps (docs/tasks.md): a few seconds here
 
 
@@ -314,6 +385,7 @@ LESSONS = (
     Lesson("What each layer adds", logit_lens_lesson, "app_pages/explore.py", "Explore → Logit lens"),
     Lesson("From logits to one token", sampling_lesson, "app_pages/generate.py", "Generate"),
     Lesson("Scoring whole sentences", blanks_lesson, "app_pages/fill_blanks.py", "Fill the blanks"),
+    Lesson("What the loss means", loss_lesson, "app_pages/train.py", "Train"),
     Lesson("Watch a rule being learned", task_lesson, "app_pages/train.py", "Train → Toy task"),
 )
 DEFAULTS = {"learn_tok_text": "the cat sat on the mat", "learn_emb_word": "cat",
