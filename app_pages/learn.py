@@ -3,6 +3,8 @@
 The lesson and the lessons done live in the URL (`?lesson=2&done=1`), so a reload, a bookmark or a link sent to
 someone opens the same lesson."""
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
 from ui import state
@@ -69,7 +71,11 @@ with navigation:
                  format_func=lambda n: f"{'✓' if n in done else '○'} {n} · {LESSONS[n - 1].title}",
                  on_change=lambda: _go(st.session_state.learn_pick))
 
-st.page_link(lesson.page, label=f"The full page: {lesson.page_label}", icon=":material/open_in_new:")
+# The full page, opened with this lesson's settings (ui/share.py reads them), on the same model.
+params = {**{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in lesson.link(st.session_state).items()},
+          "model": state.active_model().name}
+st.markdown(f":material/open_in_new: [The full page: {lesson.page_label}, with these settings]"
+            f"({lesson.page}?{urlencode(params)})")
 back, forward, _ = st.columns([1, 1, 4])
 back.button("Previous", icon=":material/arrow_back:", disabled=current == 1, on_click=_go, args=(current - 1,),
             key="learn_prev")

@@ -168,7 +168,8 @@ share.sync([share.choice("source", "tr_source", {"bundled": "Bundled", "upload":
             share.choice("task", "tr_task", {name: name for name in TASKS}),
             share.choice("preset", "tr_preset", {name: name for name in PRESETS}),
             share.choice("train_for", "tr_mode", {"epochs": "Epochs", "steps": "Steps"}),
-            *share.option_params(form.page_options("model") + form.page_options("train"))])
+            *share.option_params(form.page_options("settings") + form.page_options("model")
+                                 + form.page_options("train"))])
 
 job = state.current_job()
 running = job is not None and job.running

@@ -4,6 +4,7 @@ the lessons done live in the URL; a bad URL gets lesson 1 and a notice."""
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -147,3 +148,26 @@ def test_every_lesson_renders_on_a_character_model_it_trained(app):
         app.selectbox(key="learn_pick").set_value(number).run()
         no_exception(app)
         assert header(app).startswith(f"{number} · ")
+
+
+@pytest.mark.parametrize("number", range(1, len(LESSONS) + 1))
+def test_each_lesson_links_to_its_full_page_with_its_settings(app, number):
+    open_learn(app, lesson=str(number))
+    link = next(m.value for m in app.markdown if "The full page:" in m.value)
+    target = re.search(r"\]\((\w+)\?([^)]*)\)", link)
+    page, query = target.group(1), dict(parse_qsl(target.group(2)))
+    assert page == LESSONS[number - 1].page and query["model"] == "cute_llm"
+    for key in list(app.query_params):   # the link is a new address: the Learn page's parameters are not in it
+        del app.query_params[key]
+    for key, value in query.items():
+        app.query_params[key] = value
+    open_page(app, page)
+    no_exception(app)
+    # Every setting of the link is one the page reads: none is refused.
+    assert not [i.value for i in app.info if i.value.startswith("The link")]
+    if number == 5:
+        assert (app.text_area(key="gen_prompt").value, app.session_state["gen_mode"],
+                app.session_state["gen_temperature"]) == ("the cat sat on the", "Sampled", 1.0)
+    if number == 7:
+        assert (app.radio(key="tr_tokenizer").value, app.number_input(key="tr_layers").value,
+                app.number_input(key="tr_steps").value) == ("word", 1, 300)

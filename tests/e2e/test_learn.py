@@ -21,6 +21,16 @@ def test_a_lesson_notices_its_try_this_and_its_link_opens_it_in_a_new_browser(pa
     box.press("Enter")
     wait_rerun(page)
     expect(page.locator("[data-testid='stAlert']", has_text="“zebra” is not among")).to_be_visible()
+    # The lesson's link opens the full page (Explore's Tokens tab) on the same text.
+    with page.context.expect_page() as opened:
+        page.get_by_role("link", name="The full page: Explore → Tokens, with these settings").click()
+    explore = opened.value
+    explore.wait_for_selector("h1:has-text('Explore')")
+    wait_idle(explore)
+    expect(explore.locator("[data-testid='stTextInput'] input").first).to_have_value("the zebra sat on the mat")
+    expect(explore.locator(".cute-chips span").first).to_be_visible()
+    assert explore.locator("[data-testid='stException']").count() == 0
+    explore.close()
     page.locator("[data-testid='stButton'] button", has_text="Next lesson").first.click()
     wait_rerun(page)
     expect(page.get_by_role("heading", name="2 · Words as points")).to_be_visible()

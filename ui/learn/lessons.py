@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import streamlit as st
@@ -49,8 +49,10 @@ def md(text: str) -> str:
 class Lesson:
     title: str
     draw: Callable[[state.LoadedModel], Outcome]
-    page: str            # the full page this lesson is a doorway to
+    page: str            # the full page this lesson is a doorway to (its URL path: the file's stem)
     page_label: str
+    # The full page's settings (ui/share.py's names) that show what the lesson shows, from the lesson's own.
+    link: Callable[[Mapping[str, Any]], dict[str, Any]] = lambda s: {}
 
 
 def try_this(text: str) -> None:
@@ -379,14 +381,25 @@ def train_copy_model(task) -> dict | None:
 
 
 LESSONS = (
-    Lesson("Text becomes tokens", tokens_lesson, "app_pages/explore.py", "Explore → Tokens"),
-    Lesson("Words as points", embeddings_lesson, "app_pages/explore.py", "Explore → Word embeddings"),
-    Lesson("Attention, derived", attention_lesson, "app_pages/explore.py", "Explore → Attention"),
-    Lesson("What each layer adds", logit_lens_lesson, "app_pages/explore.py", "Explore → Logit lens"),
-    Lesson("From logits to one token", sampling_lesson, "app_pages/generate.py", "Generate"),
-    Lesson("Scoring whole sentences", blanks_lesson, "app_pages/fill_blanks.py", "Fill the blanks"),
-    Lesson("What the loss means", loss_lesson, "app_pages/train.py", "Train"),
-    Lesson("Watch a rule being learned", task_lesson, "app_pages/train.py", "Train → Toy task"),
+    Lesson("Text becomes tokens", tokens_lesson, "explore", "Explore → Tokens",
+           lambda s: {"text": s["learn_tok_text"], "tab": "Tokens"}),
+    Lesson("Words as points", embeddings_lesson, "explore", "Explore → Word embeddings",
+           lambda s: {"tab": "Word embeddings"}),
+    Lesson("Attention, derived", attention_lesson, "explore", "Explore → Attention",
+           lambda s: {"text": s["learn_att_text"], "tab": "Attention", "layer": s["learn_att_layer"],
+                      "head": s["learn_att_head"]}),
+    Lesson("What each layer adds", logit_lens_lesson, "explore", "Explore → Logit lens",
+           lambda s: {"text": s["learn_lens_text"], "tab": "Logit lens"}),
+    Lesson("From logits to one token", sampling_lesson, "generate", "Generate, step by step",
+           lambda s: {"prompt": s["learn_samp_prompt"], "view": "step", "mode": "sampled",
+                      "temperature": s["learn_samp_temp"], "top_p": 1.0}),
+    Lesson("Scoring whole sentences", blanks_lesson, "fill_blanks", "Fill the blanks",
+           lambda s: {"phrase": s["learn_blank_phrase"]}),
+    Lesson("What the loss means", loss_lesson, "train", "Train, with the tiny preset",
+           lambda s: {"source": "bundled", "preset": "tiny & fast", **{k: v for k, v in TINY.values.items()},
+                      "train_for": "steps"}),
+    Lesson("Watch a rule being learned", task_lesson, "train", "Train → Toy task (copy)",
+           lambda s: {"source": "task", "task": "copy"}),
 )
 DEFAULTS = {"learn_tok_text": "the cat sat on the mat", "learn_emb_word": "cat",
             "learn_att_text": "the cat sat on the mat", "learn_att_layer": 1, "learn_att_head": 1, "learn_att_pos": 2,
