@@ -1,6 +1,8 @@
 """Explore: pictures of the active model — its tokens, architecture, predictions, embeddings, attention, logit lens,
 and what it loses when a part is switched off."""
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
 from cutellm import CuteLLMError
@@ -48,8 +50,14 @@ note_beyond_context(tokenizer.encode(text), cfg.block_size)
 model = timeline_model(active, text)  # the model at the chosen step of its run (or the active model itself)
 
 
+# The glossary term each picture rests on (Learn's glossary explains it in one line).
+TERM_OF = {"architecture": "d_model", "logits": "logits", "heatmap": "softmax", "embeddings": "PCA",
+           "attention": "attention", "logit_lens": "logit lens"}
+
+
 def explain(key: str) -> None:
-    st.caption(charts.VIEWS[key].explanation)
+    term = TERM_OF[key]
+    st.caption(f"{charts.VIEWS[key].explanation} [What is {term}?](learn?{urlencode({'term': term})})")
 
 
 def show(fig, key: str, **kwargs):

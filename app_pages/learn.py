@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from cutellm.glossary import GLOSSARY
 from ui import state
 from ui.learn.lessons import DEFAULTS, LESSONS
 
@@ -42,12 +43,31 @@ def _to_url(lesson: int) -> None:
 
 def _go(lesson: int) -> None:
     st.session_state.learn_lesson = lesson
+    if "term" in st.query_params:   # a glossary link's term is shown once, not on every lesson after it
+        del st.query_params["term"]
     _to_url(lesson)
 
 
 st.title("Learn")
 st.caption("Short lessons in order, each computed live from the active model (the one in the sidebar). Do each "
-           "lesson's *Try this*: the page notices, and ticks it off.")
+           "lesson's *Try this*: the page notices, and ticks it off. Every term is in the glossary at the bottom.")
+LESSON_OF = {lesson.title: n for n, lesson in enumerate(LESSONS, 1)}
+
+
+def term_line(name: str) -> str:
+    term = GLOSSARY[name]
+    shown = f" *Live in [lesson {LESSON_OF[term.lesson]}](learn?lesson={LESSON_OF[term.lesson]}).*" \
+        if term.lesson else ""
+    return f"**{name.replace('<', '&lt;')}**: {term.meaning}{shown}"
+
+
+asked = st.query_params.get("term")   # "" opens the glossary; a term shows its line here too
+if asked:
+    if asked in GLOSSARY:
+        st.info(term_line(asked), icon=":material/menu_book:")
+    else:
+        st.info(f"The glossary has no {asked[:40]!r}: all its terms are at the bottom of this page.",
+                icon=":material/menu_book:")
 
 if "learn_lesson" not in st.session_state or "lesson" in st.query_params and \
         st.query_params.get("lesson") != str(st.session_state.learn_lesson):
@@ -81,3 +101,7 @@ back.button("Previous", icon=":material/arrow_back:", disabled=current == 1, on_
             key="learn_prev")
 forward.button("Next lesson", icon=":material/arrow_forward:", type="primary", disabled=current == len(LESSONS),
                on_click=_go, args=(current + 1,), key="learn_next")
+
+st.subheader("Glossary", anchor="glossary")
+with st.expander(f"{len(GLOSSARY)} terms, one line each", expanded=asked is not None):
+    st.markdown("\n".join(f"- {term_line(name)}" for name in GLOSSARY))

@@ -47,5 +47,5 @@ def render_sidebar() -> state.LoadedModel:
         elif training_in_progress():
             st.caption(":material/hourglass_top: Another session is training on this server.")
         models_panel()
-        st.caption(f"Device: `{resolve_device('auto')}`")
+        st.caption(f"Device: `{resolve_device('auto')}` · [Glossary: every term in one line](learn?term=)")
     return active

@@ -85,8 +85,9 @@ VIEWS = {
     "embeddings": View(
         "Word embeddings",
         "Every word is a vector of numbers the model learned; PCA squeezes those vectors onto the two (or three) "
-        "directions where they differ most, so words the model treats alike land close together. Hover a point for "
-        "its frequency and its nearest neighbours, measured in the full embedding space."),
+        "directions where they differ most, so words the model treats alike land close together. \"PC1 (7% of "
+        "variance)\" means the first direction shows 7% of how the vectors differ: the flat picture hides the rest. "
+        "Hover a point for its frequency and its nearest neighbours, measured in the full embedding space."),
     "attention": View(
         "Attention",
         "Each square shows, for one head of one layer, how much each word (row) draws from each earlier word "
@@ -95,7 +96,9 @@ VIEWS = {
     "logit_lens": View(
         "Logit lens",
         "What the model would predict if it stopped after each layer: the bottom row reads the raw embeddings, the "
-        "top row is its real prediction. Watch the guesses sharpen as information flows up through the blocks."),
+        "top row is its real prediction. With the output head tied to the embedding table, the bottom row mostly "
+        "names the input token itself (a row matches itself best); watch the guesses move to the next token as "
+        "information flows up through the blocks."),
 }
 
 # Whitespace tokens (character models) would be invisible: show a visible stand-in.

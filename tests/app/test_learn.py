@@ -171,3 +171,28 @@ def test_each_lesson_links_to_its_full_page_with_its_settings(app, number):
     if number == 7:
         assert (app.radio(key="tr_tokenizer").value, app.number_input(key="tr_layers").value,
                 app.number_input(key="tr_steps").value) == ("word", 1, 300)
+
+
+def test_the_glossary_explains_each_term_the_app_shows_and_links_its_lesson(app):
+    from cutellm.glossary import GLOSSARY
+
+    # The terms a learner met unexplained, each now in one place.
+    for term in ("logits", "softmax", "loss", "perplexity", "ln V", "d_model", "head", "query / key / value",
+                 "LayerNorm", "residual stream", "tied LM head", "AdamW", "warmup / cosine", "dropout", "overfitting",
+                 "PCA", "bits per character", "beam width", "bf16", "gradient accumulation"):
+        assert term in GLOSSARY and GLOSSARY[term].meaning.endswith(".")
+    titles = {lesson.title for lesson in LESSONS}
+    assert {t.lesson for t in GLOSSARY.values() if t.lesson} <= titles, "every lesson a term names exists"
+    open_learn(app, term="perplexity")
+    no_exception(app)
+    line = next(i.value for i in app.info if i.value.startswith("**perplexity**"))
+    number = 1 + [lesson.title for lesson in LESSONS].index("What the loss means")
+    assert f"[lesson {number}](learn?lesson={number})" in line
+    assert any(e.label.startswith(f"{len(GLOSSARY)} terms") for e in app.expander)
+    open_learn(app, term="flux capacitor")
+    assert any("The glossary has no 'flux capacitor'" in i.value for i in app.info)
+    # Explore's pictures point to the term they rest on.
+    open_page(app, "explore")
+    app.session_state["ex_tab"] = "Logit lens"
+    app.run()
+    assert any("[What is logit lens?](learn?term=logit+lens)" in c.value for c in app.caption)
