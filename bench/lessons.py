@@ -4,7 +4,7 @@
 
 Opens the Learn page on each lesson in a fresh AppTest session (the shipped model active), runs it once to warm the
 caches, then `--repeat` more times, and reports the median time of one page run: what the learner waits for when a
-lesson opens or a setting changes. The two lessons that train a model inside the lesson are timed twice: drawing
+lesson opens or a setting changes. The lessons that train models inside the lesson are timed twice: drawing
 (the slower of before the button and after, with the trained model's figures) and the training their button
 starts (one run each), since that wait is of another kind. Prints
 a table and writes JSON. The target (issue 30) is 0.5 s per lesson view on a 2-core machine.
@@ -27,7 +27,9 @@ from streamlit.testing.v1 import AppTest  # noqa: E402  (after the path is set)
 
 from ui.learn.lessons import LESSONS  # noqa: E402
 
-TRAINING_BUTTONS = {"What the loss means": "Train a tiny model", "Watch a rule being learned": "Train a copy model"}
+TRAINING_BUTTONS = {"What the loss means": "Train a tiny model", "Overfitting": "Train on",
+                    "Why causal": "Train both", "Does a bigger model help?": "Train three sizes",
+                    "Watch a rule being learned": "Train a copy model"}
 
 
 def _open(number: int) -> AppTest:

@@ -62,12 +62,28 @@ def do_loss(app):
     return r"The validation loss fell from (\d+\.\d\d) \(a uniform guess scores 6\.\d\d\) to (\d+\.\d\d)"
 
 
+def do_overfitting(app):
+    button(app, "Train on 3,000 words (300 steps)").click().run()
+    return r"Validation loss was lowest at step (\d+) \((\d+\.\d\d)\) and rose to (\d+\.\d\d) by step 300"
+
+
+def do_causal(app):
+    button(app, "Train both (with and without the mask)").click().run()
+    return r"Without the mask the training loss reached (\d+\.\d\d) \(with it: (\d+\.\d\d)\)"
+
+
+def do_scale(app):
+    button(app, "Train three sizes").click().run()
+    return r"From ([\d,]+) to ([\d,]+) parameters \(\d+×\) the validation loss fell: (\d+\.\d\d) to (\d+\.\d\d)"
+
+
 def do_task(app):
     button(app, "Train a copy model (300 steps)").click().run()
-    return r"Held-out accuracy went from 0% to (\d+)% in 300 steps"
+    return r"Held-out accuracy went from 0% at step \d+ to (\d+)% at step 300"
 
 
-TRY_THIS = [do_tokens, do_embeddings, do_attention, do_logit_lens, do_sampling, do_blanks, do_loss, do_task]
+TRY_THIS = [do_tokens, do_embeddings, do_attention, do_logit_lens, do_sampling, do_loss, do_overfitting,
+            do_causal, do_blanks, do_scale, do_task]
 
 
 def test_there_is_one_try_this_per_lesson():
@@ -92,9 +108,16 @@ def test_each_lesson_notices_its_try_this(app, number):
         assert end < start
         frame = app.dataframe[0].value
         assert len(frame) >= 5 and frame["step"].iloc[-1] == 300 and frame["validation loss"].notna().all()
+    if TRY_THIS[number - 1] is do_overfitting:   # validation turned back up
+        _, best, last = re.search(expected, outcome).groups()
+        assert float(last) > float(best)
+    if TRY_THIS[number - 1] is do_causal:   # reading the answer makes the training loss lower
+        cheat, causal = map(float, re.search(expected, outcome).groups())
+        assert cheat < causal
     if TRY_THIS[number - 1] is do_task:   # the copy rule is found in 300 steps; the model joins the session's
         assert int(re.search(expected, outcome).group(1)) >= 90
         assert [m.value for m in app.metric][:2] == ["0%", re.search(expected, outcome).group(1) + "%"]
+        assert app.metric[0].label.startswith("Held-out accuracy at step")
         button(app, "Make it the active model").click().run()
         assert app.session_state["active_model"].startswith("session:run-")
     assert app.query_params["done"] == str(number) and app.query_params["lesson"] == str(number)
@@ -165,10 +188,10 @@ def test_each_lesson_links_to_its_full_page_with_its_settings(app, number):
     no_exception(app)
     # Every setting of the link is one the page reads: none is refused.
     assert not [i.value for i in app.info if i.value.startswith("The link")]
-    if number == 5:
+    if LESSONS[number - 1].title == "From logits to one token":
         assert (app.text_area(key="gen_prompt").value, app.session_state["gen_mode"],
                 app.session_state["gen_temperature"]) == ("the cat sat on the", "Sampled", 1.0)
-    if number == 7:
+    if LESSONS[number - 1].title == "What the loss means":
         assert (app.radio(key="tr_tokenizer").value, app.number_input(key="tr_layers").value,
                 app.number_input(key="tr_steps").value) == ("word", 1, 300)
 

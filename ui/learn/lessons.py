@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -25,7 +26,8 @@ from cutellm.lab.samples import SampleSpec
 from cutellm.presets import TINY
 from cutellm.config import ModelConfig, TrainConfig
 from cutellm.data import load_corpus
-from cutellm.views.curve import perplexity
+from cutellm.inference import generate
+from cutellm.views.curve import overfitting, perplexity
 from cutellm.views.live_chart import live_loss_svg
 from cutellm.sampling import SamplingSettings, final_distribution
 from cutellm.tasks import TASKS, evaluate_task, task_configs, task_corpus, task_example
@@ -231,7 +233,7 @@ def sampling_lesson(active: state.LoadedModel) -> Outcome:
             "more often wrong.")
 
 
-# -- 6. Scoring whole sentences ------------------------------------------------------------------------------------
+# -- 9. Scoring whole sentences ------------------------------------------------------------------------------------
 def blanks_lesson(active: state.LoadedModel) -> Outcome:
     st.markdown("A model that only ever predicts the next token can still fill a blank in the middle of a sentence: "
                 "try each candidate word in the blank and score the **whole sentence**, the sum of the "
@@ -256,7 +258,7 @@ def blanks_lesson(active: state.LoadedModel) -> Outcome:
             "candidates' probability): the words on both sides of the blank decide.")
 
 
-# -- 7. What the loss means ----------------------------------------------------------------------------------------
+# -- 6. What the loss means ----------------------------------------------------------------------------------------
 LOSS_STEPS = TINY.values["max_steps"]   # the "tiny & fast" preset: a 1-layer model, seconds on 2 cores
 
 
@@ -292,35 +294,163 @@ def loss_lesson(active: state.LoadedModel) -> Outcome:
             f"from “{md(first.continuation)}” at step {first.step} to “{md(last.continuation)}” at step {last.step}.")
 
 
-def train_tiny_model() -> dict | None:
-    """The tiny preset on the bundled corpus, with a live sample at every evaluation (a short run can afford it)."""
+def tiny_configs(**model) -> tuple[ModelConfig, TrainConfig]:
+    """The "tiny & fast" preset as configs (model fields given on top), evaluated 10 times along its steps."""
     values = TINY.values
-    model_config = ModelConfig(**{k: v for k, v in values.items() if k in ModelConfig.__dataclass_fields__})
-    train_config = TrainConfig(**{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__},
-                               eval_interval=LOSS_STEPS // 10)
-    sessions = st.session_state.session_models
+    return (ModelConfig(**{**{k: v for k, v in values.items() if k in ModelConfig.__dataclass_fields__}, **model}),
+            TrainConfig(**{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__},
+                        eval_interval=LOSS_STEPS // 10))
+
+
+def stories(words: int | None = None) -> str:
     text = load_corpus(state.ROOT / "data" / "training_data.txt")
+    return text if words is None else " ".join(text.split()[:words])
+
+
+def train_in_lesson(text: str, corpus: str, model_config: ModelConfig, train_config: TrainConfig, *,
+                    tokenizer_kind: str = "word", samples: SampleSpec | None = None, task: str | None = None,
+                    what: str = "") -> TrainingJob | None:
+    """One run, trained while the lesson waits (seconds), on this server's training slot (one run at a time); the
+    model then joins this session's models, so Explore and Generate can use it."""
+    sessions = st.session_state.session_models
     try:
-        run = prepare_run(text, "training_data.txt", model_config, train_config, name=sessions.next_run_name(),
-                          tokenizer_kind=values["tokenizer"])
-        job = TrainingJob(run, owner=st.session_state.session_owner,
-                          samples=SampleSpec(prompt="the cat sat on the", budget=1.0)).start()
+        run = prepare_run(text, corpus, model_config, train_config, name=sessions.next_run_name(),
+                          tokenizer_kind=tokenizer_kind, task=task)
+        job = TrainingJob(run, owner=st.session_state.session_owner, samples=samples).start()
     except TrainingBusyError as err:
         st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
         return None
-    with st.spinner(f"Training {run.name} on the bundled stories…"):
+    with st.spinner(f"Training {run.name}{what}…"):
         job.join(300)
-    if not job.usable or not job.snapshot().samples:
+    if not job.usable:
         st.error(f"The run did not finish: {job.snapshot().error or job.stop_reason}", icon=":material/error:")
         return None
     state.add_session_model(job.name, job.model, job.tokenizer, job.checkpoint_metadata(),
                             job.result.snapshots if job.result else None)
-    result = {"job": job}
-    st.session_state.learn_loss = result
-    return result
+    return job
 
 
-# -- 8. Watch a rule being learned ---------------------------------------------------------------------------------
+def train_tiny_model() -> dict | None:
+    """The tiny preset on the bundled corpus, with a live sample at every evaluation (a short run can afford it)."""
+    job = train_in_lesson(stories(), "training_data.txt", *tiny_configs(),
+                          samples=SampleSpec(prompt="the cat sat on the", budget=1.0), what=" on the bundled stories")
+    if job is None or not job.snapshot().samples:
+        return None
+    st.session_state.learn_loss = {"job": job}
+    return st.session_state.learn_loss
+
+
+def loss_chart(job: TrainingJob) -> None:
+    svg = live_loss_svg(job.snapshot().history, job.baselines)
+    st.html(f'<img alt="loss by step" style="width: 100%" src="data:image/svg+xml;base64,'
+            f'{base64.b64encode(svg.encode()).decode()}">')
+
+
+# -- 7. Overfitting ---------------------------------------------------------------------------------------------
+# A short text and a model with room to memorise it (no dropout, no weight decay): measured on 2 cores, the
+# validation loss falls for ~100 steps, then rises while the training loss keeps falling (a few seconds).
+OVERFIT_WORDS, OVERFIT_STEPS = 3000, 300
+
+
+def overfitting_lesson(active: state.LoadedModel) -> Outcome:
+    st.markdown("The training loss says how well the model predicts the text it learns from; the **validation** "
+                "loss, on text it never trains on, says how much of that carries over. With little text and a "
+                "model big enough to memorise it, the two part ways: training keeps falling, validation turns "
+                "back up. That is **overfitting**. The cures: more text, **dropout** (randomly silencing values "
+                "while training), weight decay, a smaller model, or stopping where validation was lowest.")
+    try_this(f"train a 2-layer model on only the first {OVERFIT_WORDS:,} words of the stories, "
+             f"{OVERFIT_STEPS} steps, and watch the two curves part.")
+    result = st.session_state.get("learn_overfit")
+    if st.button(f"Train on {OVERFIT_WORDS:,} words ({OVERFIT_STEPS} steps)", icon=":material/play_arrow:",
+                 key="learn_overfit_train"):
+        model_config = ModelConfig(vocab_size=500, d_model=128, n_heads=4, n_layers=2, block_size=16, dropout=0.0)
+        train_config = TrainConfig(batch_size=16, max_steps=OVERFIT_STEPS, learning_rate=2e-3, warmup_steps=20,
+                                   weight_decay=0.0, eval_interval=25, seed=1)
+        job = train_in_lesson(stories(OVERFIT_WORDS), f"first {OVERFIT_WORDS} words", model_config, train_config,
+                              what=" on a short text")
+        result = st.session_state.learn_overfit = {"job": job} if job else None
+    if result is None:
+        return None
+    job = result["job"]
+    loss_chart(job)
+    history = job.snapshot().history
+    evals = [(m.step, m.val_loss) for m in history if m.val_loss is not None]
+    best_step, best = min(evals, key=lambda e: e[1])
+    last_step, last = evals[-1]
+    if overfitting(history) is None or last <= best:
+        return (f"This time validation stayed close to its best ({best:.2f} at step {best_step}): no clear "
+                "overfitting in this run.")
+    return (f"Validation loss was lowest at step {best_step} ({best:.2f}) and rose to {last:.2f} by step "
+            f"{last_step}, while the training loss fell to {history[-1].train_loss:.2f}: the model memorised its "
+            f"{OVERFIT_WORDS:,} words instead of learning what carries over to new text.")
+
+
+# -- 8. Why causal -------------------------------------------------------------------------------------------------
+def causal_lesson(active: state.LoadedModel) -> Outcome:
+    st.markdown("While training, each position predicts the next token, and the **causal mask** lets it look only "
+                "at the tokens before it. Take the mask away and a position can read the very token it must "
+                "predict: the training loss falls fast, because the model copies instead of predicting. At "
+                "generation time there is no next token to peek at, and the text falls apart.")
+    try_this(f"train the same tiny model ({LOSS_STEPS} steps) with and without the mask, and compare.")
+    result = st.session_state.get("learn_causal")
+    if st.button("Train both (with and without the mask)", icon=":material/play_arrow:", key="learn_causal_train"):
+        jobs = [train_in_lesson(stories(), "training_data.txt", *tiny_configs(causal=causal),
+                                what=" with the mask" if causal else " without the mask") for causal in (True, False)]
+        result = st.session_state.learn_causal = {"jobs": jobs} if all(jobs) else None
+    if result is None:
+        return None
+    prompt = "the cat sat on the"
+    rows = []
+    for job in result["jobs"]:
+        rows.append({"mask": "causal" if job.model.config.causal else "none (sees the future)",
+                     "training loss": job.result.final_train_loss, "validation loss": job.result.final_val_loss,
+                     "greedy continuation": generate(job.model, job.tokenizer, prompt, 12)})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "training loss": st.column_config.NumberColumn(format="%.3f"),
+        "validation loss": st.column_config.NumberColumn(format="%.3f")})
+    causal, cheat = rows
+    return (f"Without the mask the training loss reached {cheat['training loss']:.2f} (with it: "
+            f"{causal['training loss']:.2f}), yet asked to continue “{prompt}” it writes "
+            f"“{md(cheat['greedy continuation'])}” where the causal model writes "
+            f"“{md(causal['greedy continuation'])}”. A low loss means nothing if the model could read the answer.")
+
+
+# -- 10. Does a bigger model help? ----------------------------------------------------------------------------------
+SCALE_WIDTHS = (32, 64, 128)
+
+
+def scale_lesson(active: state.LoadedModel) -> Outcome:
+    st.markdown("Language models got better mostly by getting bigger and reading more. Does that hold at this "
+                "size? Train the same recipe at three widths (d_model) for the same number of steps and plot the "
+                "validation loss against the number of parameters.")
+    try_this(f"train three tiny models, d_model {', '.join(map(str, SCALE_WIDTHS))} ({LOSS_STEPS} steps each).")
+    result = st.session_state.get("learn_scale")
+    if st.button("Train three sizes", icon=":material/play_arrow:", key="learn_scale_train"):
+        jobs = [train_in_lesson(stories(), "training_data.txt", *tiny_configs(d_model=width),
+                                what=f", d_model {width}") for width in SCALE_WIDTHS]
+        result = st.session_state.learn_scale = {"jobs": jobs} if all(jobs) else None
+    if result is None:
+        return None
+    frame = pd.DataFrame([{"d_model": job.model.config.d_model, "parameters": job.model.num_parameters(),
+                           "validation loss": job.result.final_val_loss} for job in result["jobs"]])
+    fig = go.Figure(go.Scatter(x=frame["parameters"], y=frame["validation loss"], mode="lines+markers+text",
+                               text=[f"d_model {d}" for d in frame["d_model"]], textposition="top center"))
+    fig.update_xaxes(type="log", title="parameters (log scale)")
+    fig.update_yaxes(title="validation loss after the same steps")
+    fig.update_layout(height=360, margin=dict(l=60, r=30, t=30, b=50))
+    _show(fig, "learn_scale_fig")
+    small, big = result["jobs"][0], result["jobs"][-1]
+    small = {"parameters": small.model.num_parameters(), "validation loss": small.result.final_val_loss}
+    big = {"parameters": big.model.num_parameters(), "validation loss": big.result.final_val_loss}
+    times = big["parameters"] / small["parameters"]
+    change = "fell" if big["validation loss"] < small["validation loss"] else "did not fall"
+    return (f"From {small['parameters']:,} to {big['parameters']:,} parameters ({times:.0f}×) the validation loss "
+            f"{change}: {small['validation loss']:.2f} to {big['validation loss']:.2f} in the same steps. More "
+            "parameters help only while there is text enough to fill them (the overfitting lesson shows the other "
+            "side).")
+
+
+# -- 11. Watch a rule being learned ---------------------------------------------------------------------------------
 COPY_STEPS = 300   # the copy preset's rule appears within 250-500 steps (docs/tasks.md): a few seconds here
 
 
@@ -341,45 +471,39 @@ def task_lesson(active: state.LoadedModel) -> Outcome:
     loaded = st.session_state.session_models.models.get(result["name"])
     if loaded is None:
         return None
+    (first_step, first), job = result["first"], result["job"]
     a, b, c = st.columns(3)
-    a.metric("Held-out accuracy before", f"{result['before']:.0%}")
+    a.metric(f"Held-out accuracy at step {first_step}", f"{first:.0%}")
     b.metric(f"After {COPY_STEPS} steps", f"{result['after']:.0%}")
     c.metric("Training time", f"{result['seconds']:.1f} s")
+    svg = live_loss_svg(job.snapshot().history, job.baselines, accuracy=job.snapshot().accuracy)
+    st.html(f'<img alt="loss and held-out accuracy by step" style="width: 100%" src="data:image/svg+xml;base64,'
+            f'{base64.b64encode(svg.encode()).decode()}">')
     example = task_example(task)
     st.markdown(f"**Its attention on a held-out problem**, `{example}`: {task.attention_hint}")
     maps = inspection.attention_maps(loaded.model, loaded.tokenizer, example)
     _show(charts.attention_figure(maps, layer=maps.n_layers - 1), "learn_task_att")
     st.button("Make it the active model", key="learn_task_use", on_click=state.set_active,
               args=(state.session_key(result["name"]),), help="Then Explore and Generate use it.")
-    return (f"Held-out accuracy went from {result['before']:.0%} to {result['after']:.0%} in {COPY_STEPS} steps: "
-            "the model answers copy problems it never trained on, so it learned the rule, not the examples.")
+    return (f"Held-out accuracy went from {first:.0%} at step {first_step} to {result['after']:.0%} at step "
+            f"{COPY_STEPS}: the model answers copy problems it never trained on, so it learned the rule, not the "
+            "examples.")
 
 
 def train_copy_model(task) -> dict | None:
-    """A copy model trained on this server's training slot (one run at a time), kept as a model of this session."""
+    """A copy model, its held-out accuracy taken at every evaluation (a short run can afford it)."""
     model_config, train_config = task_configs(task, train=dict(max_steps=COPY_STEPS))
-    sessions = st.session_state.session_models
-    try:
-        run = prepare_run(task_corpus(task), f"task:{task.name}", model_config, train_config,
-                          name=sessions.next_run_name(), tokenizer_kind="char", task=task.name)
-        before = evaluate_task(run.model, run.tokenizer, task, 100).accuracy
-        job = TrainingJob(run, owner=st.session_state.session_owner).start()
-    except TrainingBusyError as err:
-        st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
+    job = train_in_lesson(task_corpus(task), f"task:{task.name}", model_config, train_config, tokenizer_kind="char",
+                          task=task.name, samples=SampleSpec(budget=1.0), what=" on the copy task")
+    if job is None or not job.snapshot().accuracy:
         return None
-    with st.spinner(f"Training {run.name} on the copy task…"):
-        job.join(300)
-    if not job.usable:
-        st.error(f"The run did not finish: {job.snapshot().error or job.stop_reason}", icon=":material/error:")
-        return None
-    after = evaluate_task(job.model, job.tokenizer, task, 100).accuracy
-    state.add_session_model(job.name, job.model, job.tokenizer, job.checkpoint_metadata(),
-                            job.result.snapshots if job.result else None)
-    result = {"name": job.name, "before": before, "after": after, "seconds": job.result.wall_time_s}
+    result = {"name": job.name, "job": job, "first": job.snapshot().accuracy[0],
+              "after": evaluate_task(job.model, job.tokenizer, task, 100).accuracy, "seconds": job.result.wall_time_s}
     st.session_state.learn_task = result
     return result
 
 
+TINY_LINK = {"source": "bundled", "preset": "tiny & fast", **TINY.values, "train_for": "steps"}
 LESSONS = (
     Lesson("Text becomes tokens", tokens_lesson, "explore", "Explore → Tokens",
            lambda s: {"text": s["learn_tok_text"], "tab": "Tokens"}),
@@ -393,11 +517,13 @@ LESSONS = (
     Lesson("From logits to one token", sampling_lesson, "generate", "Generate, step by step",
            lambda s: {"prompt": s["learn_samp_prompt"], "view": "step", "mode": "sampled",
                       "temperature": s["learn_samp_temp"], "top_p": 1.0}),
+    Lesson("What the loss means", loss_lesson, "train", "Train, with the tiny preset", lambda s: TINY_LINK),
+    Lesson("Overfitting", overfitting_lesson, "runs", "Runs (compare your runs' curves)"),
+    Lesson("Why causal", causal_lesson, "train", "Train (its no-mask experiment)", lambda s: TINY_LINK),
     Lesson("Scoring whole sentences", blanks_lesson, "fill_blanks", "Fill the blanks",
            lambda s: {"phrase": s["learn_blank_phrase"]}),
-    Lesson("What the loss means", loss_lesson, "train", "Train, with the tiny preset",
-           lambda s: {"source": "bundled", "preset": "tiny & fast", **{k: v for k, v in TINY.values.items()},
-                      "train_for": "steps"}),
+    Lesson("Does a bigger model help?", scale_lesson, "train", "Train, with the tiny preset",
+           lambda s: TINY_LINK),
     Lesson("Watch a rule being learned", task_lesson, "train", "Train → Toy task (copy)",
            lambda s: {"source": "task", "task": "copy"}),
 )
