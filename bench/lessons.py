@@ -29,6 +29,7 @@ from ui.learn.lessons import LESSONS  # noqa: E402
 
 TRAINING_BUTTONS = {"What the loss means": "Train a tiny model", "Overfitting": "Train on",
                     "Why causal": "Train both", "Does a bigger model help?": "Train three sizes",
+                    "GPT-2 or Llama: one part at a time": "Train both",
                     "Watch a rule being learned": "Train a copy model"}
 
 

@@ -1,4 +1,4 @@
-"""Showing user and model text literally.
+"""Showing user and model text literally (and a text's tokens as coloured chips).
 
 Streamlit's markdown turns `$x$` into LaTeX, `:smile:` into an emoji and `<b>` into HTML (when allowed). User prompts
 and generated words must appear exactly as typed, so they go through one of these helpers, never raw into markdown.
@@ -9,9 +9,12 @@ from __future__ import annotations
 import html
 import os
 import re
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from cutellm.inference import GeneratedToken
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def code_span(text: str) -> str:
@@ -115,3 +118,23 @@ def duration(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m {seconds % 60:02d}s"
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+# Soft colours that tell neighbouring tokens apart (token i gets colour i mod len).
+CHIP_COLOURS = ("#E6E1FF", "#D5F5EA", "#FFE8CC", "#DCEBFF", "#FFE1EC", "#EEF2C4")
+CHIP_STYLE = """<style>
+.cute-chips { line-height: 2.3; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.98rem; }
+.cute-chips span { padding: 0.15rem 0.3rem; margin: 0 0.12rem; border-radius: 0.3rem; white-space: pre; }
+.cute-chips span.unk { outline: 2px dashed #f59e0b; }
+</style>"""
+
+
+def chips_html(pieces: "pd.DataFrame") -> str:
+    """`inspection.token_pieces` as coloured chips; hovering one shows its id and readable form."""
+    spans = []
+    for row in pieces.itertuples():
+        shown = row.piece.replace(" ", "␣").replace("\n", "↵") if row.piece.strip() != row.piece else row.piece
+        title = f"id {row.id} · {row.token}" + (" (not in the vocabulary: read as <unk>)" if row.unknown else "")
+        spans.append(f'<span class="{"unk" if row.unknown else ""}" title="{html.escape(title)}" '
+                     f'style="background:{CHIP_COLOURS[row.position % len(CHIP_COLOURS)]}">{html.escape(shown)}</span>')
+    return f'{CHIP_STYLE}<div class="cute-chips">{"".join(spans)}</div>'

@@ -77,13 +77,24 @@ def do_scale(app):
     return r"From ([\d,]+) to ([\d,]+) parameters \(\d+×\) the validation loss fell: (\d+\.\d\d) to (\d+\.\d\d)"
 
 
+def do_blocks(app):
+    button(app, "Train both (learned positions, RoPE)").click().run()
+    return r"With RoPE the validation loss is \d+\.\d{3}, with learned positions \d+\.\d{3} \([+-]\d+\.\d{3}\)"
+
+
+def do_ablation(app):
+    box = app.selectbox(key="learn_abl_head")
+    box.set_value(box.options[1]).run()
+    return r"Without layer 1 head 1 the loss on this text goes from (\d+\.\d{3}) to (\d+\.\d{3})"
+
+
 def do_task(app):
     button(app, "Train a copy model (300 steps)").click().run()
     return r"Held-out accuracy went from 0% at step \d+ to (\d+)% at step 300"
 
 
 TRY_THIS = [do_tokens, do_embeddings, do_attention, do_logit_lens, do_sampling, do_loss, do_overfitting,
-            do_causal, do_blanks, do_scale, do_task]
+            do_causal, do_blanks, do_scale, do_blocks, do_ablation, do_task]
 
 
 def test_there_is_one_try_this_per_lesson():

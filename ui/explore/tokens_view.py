@@ -3,8 +3,6 @@ side on the same text."""
 
 from __future__ import annotations
 
-import html
-
 import pandas as pd
 import streamlit as st
 
@@ -12,27 +10,10 @@ from cutellm.views import inspection
 from cutellm.data import load_corpus
 
 from .. import state
+from ..text import chips_html
 
-# Soft colours that tell neighbouring tokens apart (token i gets colour i mod len).
-CHIP_COLOURS = ("#E6E1FF", "#D5F5EA", "#FFE8CC", "#DCEBFF", "#FFE1EC", "#EEF2C4")
-CHIP_STYLE = """<style>
-.cute-chips { line-height: 2.3; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.98rem; }
-.cute-chips span { padding: 0.15rem 0.3rem; margin: 0 0.12rem; border-radius: 0.3rem; white-space: pre; }
-.cute-chips span.unk { outline: 2px dashed #f59e0b; }
-</style>"""
 # The corpus the comparison table builds its three tokenizers from.
 COMPARISON_CORPUS = state.ROOT / "data" / "training_data.txt"
-
-
-def chips_html(pieces: pd.DataFrame) -> str:
-    """`inspection.token_pieces` as coloured chips; hovering one shows its id and readable form."""
-    spans = []
-    for row in pieces.itertuples():
-        shown = row.piece.replace(" ", "␣").replace("\n", "↵") if row.piece.strip() != row.piece else row.piece
-        title = f"id {row.id} · {row.token}" + (" (not in the vocabulary: read as <unk>)" if row.unknown else "")
-        spans.append(f'<span class="{"unk" if row.unknown else ""}" title="{html.escape(title)}" '
-                     f'style="background:{CHIP_COLOURS[row.position % len(CHIP_COLOURS)]}">{html.escape(shown)}</span>')
-    return f'{CHIP_STYLE}<div class="cute-chips">{"".join(spans)}</div>'
 
 
 @st.cache_data(show_spinner="Building the three tokenizers…", max_entries=32)

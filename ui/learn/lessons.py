@@ -19,25 +19,24 @@ import torch
 
 from cutellm import CuteLLMError
 from cutellm.completion import complete_phrase
+from cutellm.config import ModelConfig, TrainConfig
+from cutellm.data import load_corpus
 from cutellm.errors import TrainingBusyError
+from cutellm.inference import generate
 from cutellm.lab.jobs import TrainingJob
 from cutellm.lab.runs import prepare_run
 from cutellm.lab.samples import SampleSpec
 from cutellm.presets import TINY
-from cutellm.config import ModelConfig, TrainConfig
-from cutellm.data import load_corpus
-from cutellm.inference import generate
-from cutellm.views.curve import overfitting, perplexity
-from cutellm.views.live_chart import live_loss_svg
 from cutellm.sampling import SamplingSettings, final_distribution
 from cutellm.tasks import TASKS, evaluate_task, task_configs, task_corpus, task_example
-from cutellm.views import charts, inspection
+from cutellm.views import ablation, ablation_charts, charts, inspection
 from cutellm.views.attention_steps import derive_attention
 from cutellm.views.attention_steps_charts import attention_steps_figure
+from cutellm.views.curve import overfitting, perplexity
+from cutellm.views.live_chart import live_loss_svg
 
 from .. import state
-from ..explore.tokens_view import chips_html
-from ..text import code_span
+from ..text import chips_html, code_span
 
 Outcome = str | None
 
@@ -450,7 +449,67 @@ def scale_lesson(active: state.LoadedModel) -> Outcome:
             "side).")
 
 
-# -- 11. Watch a rule being learned ---------------------------------------------------------------------------------
+# -- 11. GPT-2 or Llama: one part at a time -------------------------------------------------------------------
+def blocks_lesson(active: state.LoadedModel) -> Outcome:
+    cfg = active.model.config
+    st.markdown("GPT-2 and Llama build the same block (attention, then an MLP, each added to the residual stream) "
+                "with different parts: **positions** learned as a table or **RoPE** (queries and keys rotated by "
+                "position, so attention sees distances), **LayerNorm** or **RMSNorm**, a **GELU** MLP or a gated "
+                f"**SwiGLU** one. The active model uses a **{cfg.block_design}**. Does one part matter at this size? "
+                "Change only that part, train both the same way, and compare.")
+    try_this(f"train the tiny model ({LOSS_STEPS} steps) with learned positions and with RoPE, everything else "
+             "equal.")
+    result = st.session_state.get("learn_blocks")
+    if st.button("Train both (learned positions, RoPE)", icon=":material/play_arrow:", key="learn_blocks_train"):
+        jobs = [train_in_lesson(stories(), "training_data.txt", *tiny_configs(positions=positions),
+                                what=f" with {positions} positions") for positions in ("learned", "rope")]
+        result = st.session_state.learn_blocks = {"jobs": jobs} if all(jobs) else None
+    if result is None:
+        return None
+    rows = [{"positions": job.model.config.positions, "parameters": job.model.num_parameters(),
+             "validation loss": job.result.final_val_loss} for job in result["jobs"]]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"validation loss": st.column_config.NumberColumn(format="%.3f")})
+    learned, rope = rows
+    gap = rope["validation loss"] - learned["validation loss"]
+    return (f"With RoPE the validation loss is {rope['validation loss']:.3f}, with learned positions "
+            f"{learned['validation loss']:.3f} ({gap:+.3f}). One run each says little: a difference counts only "
+            "beyond the spread between seeds, which `python -m cutellm compare-blocks` measures over several "
+            "(README, \"Inside the block\").")
+
+
+# -- 12. Switching parts off ----------------------------------------------------------------------------------
+def ablation_lesson(active: state.LoadedModel) -> Outcome:
+    st.markdown("Which parts does the model need? Switch one off (its output multiplied by 0, for one pass; the "
+                "weights stay) and measure how much the loss on a text rises. The map below does it for each head "
+                "alone: purple, the model needs it; green, it did better without it, on this text.")
+    text = st.text_input("Text", key="learn_abl_text", max_chars=300)
+    try:
+        table = ablation.head_importance(active.model, active.tokenizer, text)
+    except CuteLLMError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
+    _show(ablation_charts.head_importance_figure(table), "learn_abl_fig")
+    heads = table[table["kind"] == "head"]
+    options = [f"layer {r.layer} head {r.head}" for r in heads.itertuples()]
+    try_this("switch off the head the table marks as most important, and read the loss.")
+    chosen = st.selectbox("Head to switch off", ["none", *options], key="learn_abl_head")
+    if chosen == "none":
+        return None
+    row = heads.iloc[options.index(chosen)]
+    top = heads.loc[heads["increase"].idxmax()]
+    layer, head = int(row["layer"]), int(row["head"])
+    effect = ablation.ablation_effect(active.model, active.tokenizer, text, ablation.Part("head", layer - 1, head - 1))
+    _show(ablation_charts.ablation_figure(effect), "learn_abl_effect")
+    most = (layer, head) == (int(top["layer"]), int(top["head"]))
+    return (f"Without layer {layer} head {head} the loss on this text goes from {effect.loss_before:.3f} to "
+            f"{effect.loss_after:.3f} ({effect.loss_after - effect.loss_before:+.3f})"
+            + (": the head this text needs most." if most else f"; the most needed head here is layer "
+               f"{int(top['layer'])} head {int(top['head'])} ({float(top['increase']):+.3f}).") +
+            " Explore → Switch parts off does the same for any part and position.")
+
+
+# -- 13. Watch a rule being learned ---------------------------------------------------------------------------------
 COPY_STEPS = 300   # the copy preset's rule appears within 250-500 steps (docs/tasks.md): a few seconds here
 
 
@@ -524,6 +583,10 @@ LESSONS = (
            lambda s: {"phrase": s["learn_blank_phrase"]}),
     Lesson("Does a bigger model help?", scale_lesson, "train", "Train, with the tiny preset",
            lambda s: TINY_LINK),
+    Lesson("GPT-2 or Llama: one part at a time", blocks_lesson, "train", "Train (Block design)",
+           lambda s: {**TINY_LINK, "positions": "rope"}),
+    Lesson("Switching parts off", ablation_lesson, "explore", "Explore → Switch parts off",
+           lambda s: {"text": s["learn_abl_text"], "tab": "Switch parts off"}),
     Lesson("Watch a rule being learned", task_lesson, "train", "Train → Toy task (copy)",
            lambda s: {"source": "task", "task": "copy"}),
 )
@@ -531,4 +594,5 @@ DEFAULTS = {"learn_tok_text": "the cat sat on the mat", "learn_emb_word": "cat",
             "learn_att_text": "the cat sat on the mat", "learn_att_layer": 1, "learn_att_head": 1, "learn_att_pos": 2,
             "learn_lens_text": "the cat sat on the mat", "learn_lens_pos": 5,
             "learn_samp_prompt": "the cat sat on the", "learn_samp_temp": 1.0,
-            "learn_blank_phrase": "the ___ sat on the mat"}
+            "learn_blank_phrase": "the ___ sat on the mat", "learn_abl_text": "the cat sat on the mat and the dog ran",
+            "learn_abl_head": "none"}
