@@ -1,8 +1,6 @@
 """Explore: pictures of the active model — its tokens, architecture, predictions, embeddings, attention, logit lens,
 and what it loses when a part is switched off."""
 
-from urllib.parse import urlencode
-
 import streamlit as st
 
 from cutellm import CuteLLMError
@@ -13,6 +11,7 @@ from cutellm.views.attention_steps import derive_attention
 from cutellm.views.attention_steps_charts import VIEWS as STEP_VIEWS
 from cutellm.views.attention_steps_charts import attention_steps_figure
 from ui import share, state
+from ui.text import glossary_link
 from ui.notices import note_beyond_context, warn_unknown_words
 from ui.explore.ablation_view import DEFAULTS as ABLATION_DEFAULTS
 from ui.explore.ablation_view import ablation_tab
@@ -57,7 +56,7 @@ TERM_OF = {"architecture": "d_model", "logits": "logits", "heatmap": "softmax", 
 
 def explain(key: str) -> None:
     term = TERM_OF[key]
-    st.caption(f"{charts.VIEWS[key].explanation} [What is {term}?](learn?{urlencode({'term': term})})")
+    st.caption(f"{charts.VIEWS[key].explanation} {glossary_link(term)}")
 
 
 def show(fig, key: str, **kwargs):

@@ -7,7 +7,7 @@ from cutellm import complete_phrase
 from cutellm.completion import DEFAULT_BEAM, count_blanks
 from ui import share, state
 from ui.notices import warn_unknown_words
-from ui.text import highlighted
+from ui.text import glossary_link, highlighted
 
 EXAMPLES = ["the cat sat on the ___", "the ___ sat on the mat", "the ___ ___ on the mat", "the cow eats ___",
             "the sky is ___ and the sun is ___", "she put the cup on the ___.", "once upon a ___, there was a little ___."]
@@ -40,7 +40,8 @@ a.slider("Candidates per blank", 1, 20, key="fill_top_k")
 state.clamp("fill_beam", 1, 32, "Combinations kept")
 b.slider("Combinations kept (beam width)", 1, 32, key="fill_beam",
          help="With several blanks, the search keeps this many best partial fillings from one blank to the next. "
-              "1 fills the blanks one by one, left to right, each looking only at the words before it.")
+              "1 fills the blanks one by one, left to right, each looking only at the words before it. "
+              + glossary_link("beam width"))
 
 phrase = st.session_state.fill_phrase
 if count_blanks(phrase) == 0:

@@ -6,6 +6,7 @@ from cutellm import CuteLLMError
 from cutellm.inference import encode_prompt
 from cutellm.sampling import SamplingSettings
 from ui import share, state
+from ui.text import glossary_link
 from ui.generate import sampling_lab, streaming
 from ui.notices import note_beyond_context, warn_unknown_words
 
@@ -48,7 +49,7 @@ left, right = st.columns([1, 2])
 with left:
     st.radio("Decoding", ["Greedy", "Sampled"], key="gen_mode", horizontal=True,
              help="Greedy always takes the most likely token (same output every time). Sampled draws tokens at "
-                  "random according to their probabilities.")
+                  "random according to their probabilities. " + glossary_link("greedy"))
     if not stepping:
         state.clamp("gen_max_tokens", 1, MAX_TOKENS_UI, "New tokens")
         st.slider("New tokens", 1, MAX_TOKENS_UI, key="gen_max_tokens",
@@ -63,13 +64,15 @@ with right:
         state.clamp("gen_top_p", 0.05, 1.0, "Top-p")
         state.clamp("gen_seed", 0, 2**31 - 1, "Seed")
         a.slider("Temperature", 0.05, 2.0, step=0.05, key="gen_temperature",
-                 help="Below 1 sharpens the distribution (safer words), above 1 flattens it (more surprising).")
+                 help="Below 1 sharpens the distribution (safer words), above 1 flattens it (more surprising). "
+                      + glossary_link("temperature"))
         a.number_input("Seed", 0, 2**31 - 1, step=1, key="gen_seed",
                        help="The same seed with the same settings gives the same text.")
         b.slider("Top-k", 1, top_k_max, key="gen_top_k",
-                 help="Sample only among the k most likely tokens.")
+                 help="Sample only among the k most likely tokens. " + glossary_link("top-k"))
         b.slider("Top-p", 0.05, 1.0, step=0.05, key="gen_top_p",
-                 help="Sample only among the most likely tokens whose probabilities add up to p (1 = no limit).")
+                 help="Sample only among the most likely tokens whose probabilities add up to p (1 = no limit). "
+                      + glossary_link("top-p"))
     else:
         st.caption("Greedy decoding needs no other settings: it always picks the most likely next token.")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import os
 import re
+from urllib.parse import urlencode
 from typing import TYPE_CHECKING, Sequence
 
 from cutellm.inference import GeneratedToken
@@ -138,3 +139,8 @@ def chips_html(pieces: "pd.DataFrame") -> str:
         spans.append(f'<span class="{"unk" if row.unknown else ""}" title="{html.escape(title)}" '
                      f'style="background:{CHIP_COLOURS[row.position % len(CHIP_COLOURS)]}">{html.escape(shown)}</span>')
     return f'{CHIP_STYLE}<div class="cute-chips">{"".join(spans)}</div>'
+
+
+def glossary_link(term: str) -> str:
+    """A markdown link to a term's line in the Learn page's glossary (cutellm/glossary.py)."""
+    return f"[What is {term}?](learn?{urlencode({'term': term})})"

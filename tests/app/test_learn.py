@@ -230,3 +230,17 @@ def test_the_glossary_explains_each_term_the_app_shows_and_links_its_lesson(app)
     app.session_state["ex_tab"] = "Logit lens"
     app.run()
     assert any("[What is logit lens?](learn?term=logit+lens)" in c.value for c in app.caption)
+
+
+def test_the_help_where_a_term_appears_links_to_its_glossary_line(app):
+    from cutellm.glossary import GLOSSARY
+    from ui.train.settings_form import GLOSSARY_TERMS
+
+    assert set(GLOSSARY_TERMS.values()) <= set(GLOSSARY)
+    open_page(app, "train")
+    assert "[What is d_model?](learn?term=d_model)" in app.number_input(key="tr_d_model").help
+    assert "learn?term=learning+rate" in app.number_input(key="tr_lr").help
+    open_page(app, "generate")
+    assert "[What is temperature?](learn?term=temperature)" in app.slider(key="gen_temperature").help
+    open_page(app, "fill_blanks")
+    assert "learn?term=beam+width" in app.slider(key="fill_beam").help

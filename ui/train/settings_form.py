@@ -14,9 +14,16 @@ from cutellm.options import OPTION, OPTIONS, Option, field_type
 from cutellm.presets import Preset
 from cutellm.settings import SECTIONS, Settings
 from ui import state
+from ui.text import glossary_link
 
 TIMELINE_SNAPSHOTS = 8  # weight copies kept per run for Explore's training timeline (capped at 64 MB)
 TRAIN_FOR = {"epochs": "Epochs", "steps": "Steps"}  # Preset.train_for -> the "Train for" radio's value (tr_mode)
+# The glossary term (cutellm/glossary.py) each setting's help links to.
+GLOSSARY_TERMS = {"tokenizer": "token", "vocab_size": "vocabulary", "d_model": "d_model", "n_heads": "head",
+                  "n_layers": "residual stream", "block_size": "context", "dropout": "dropout", "positions": "RoPE",
+                  "norm": "LayerNorm", "mlp": "MLP", "tie_weights": "tied LM head", "batch_size": "batch",
+                  "epochs": "epoch", "max_steps": "warmup / cosine", "learning_rate": "learning rate",
+                  "precision": "bf16", "grad_accum_steps": "gradient accumulation"}
 
 
 def page_options(section: str | None = None) -> tuple[Option, ...]:
@@ -59,7 +66,8 @@ def draw(name: str, container: Any = st, **kwargs: Any) -> None:
     and format_func= when they are only known at run time; help_suffix= adds a sentence to the help)."""
     option = OPTION[name]
     w = option.widget
-    help_text = w.help + kwargs.pop("help_suffix", "")
+    help_text = w.help + kwargs.pop("help_suffix", "") + (f" {glossary_link(GLOSSARY_TERMS[name])}"
+                                                          if name in GLOSSARY_TERMS else "")
     if w.labels:
         kwargs.setdefault("format_func", w.labels.__getitem__)
     if w.kind == "number":
