@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .config import ModelConfig, TrainConfig
 from .options import OPTION
 from .settings import Settings
-from .tasks import TASK_MODEL, TASK_TRAIN, Task
+from .tasks import Task
 
 # What a preset sets: the model, the tokenizer and the recipe, not the machine (device, precision, compile, gradient
 # accumulation stay as the user chose them).
@@ -26,6 +28,16 @@ class Preset:
     # Which of `epochs` and `max_steps` sets the run's length ("epochs" or "steps"); the other is kept for when the
     # user switches.
     train_for: str = "epochs"
+
+    def configs(self, **model: Any) -> tuple[ModelConfig, TrainConfig]:
+        """The model and training configs this preset describes (`model` fields given on top); the settings it does
+        not hold (the tokenizer, the machine's) are the configs' own."""
+        def fields(cls: type) -> dict[str, Any]:
+            return {k: v for k, v in self.values.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        train = fields(TrainConfig)
+        if self.train_for == "epochs":
+            train["max_steps"] = None
+        return ModelConfig(**{**fields(ModelConfig), **model}), TrainConfig(**train)
 
 
 TINY = Preset("a 1-layer model, 300 steps: the quickest", train_for="steps", values=dict(
@@ -54,7 +66,7 @@ def presets(settings: Settings) -> dict[str, Preset]:
 
 def task_preset(task: Task) -> Preset:
     """The settings a toy task's run starts from on the Train page: `train --task`'s preset (cutellm.tasks)."""
-    model, train = {**TASK_MODEL, **task.model}, {**TASK_TRAIN, **task.train}
+    model, train = task.preset()
     return Preset(task.description, train_for="steps", values=dict(
         tokenizer="char", vocab_size=TINY.values["vocab_size"], **{**GPT2_BLOCK, **model}, epochs=1, seed=1337,
         **train))

@@ -17,6 +17,7 @@ training corpus, whatever the seed or the size. `solve` answers greedily; `evalu
 
 from __future__ import annotations
 
+import functools
 import random
 import zlib
 from dataclasses import dataclass, field, replace
@@ -85,6 +86,10 @@ class Task:
     def line(self, question: str) -> str:
         return f"{question}{SEPARATOR}{self.answer(question)}{END}"
 
+    def preset(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The model and training fields of this task's preset: the tasks' shared ones, then its own."""
+        return {**TASK_MODEL, **self.model}, {**TASK_TRAIN, **self.train}
+
 
 def _add_question(rng: random.Random) -> str:
     # Zero-padded, so each digit sits at the same distance from the digits it is added to: the model can find
@@ -134,8 +139,9 @@ def for_task(task: Task, model_config: ModelConfig, train_config: TrainConfig) -
 def task_configs(task: Task, model: Mapping[str, Any] | None = None, train: Mapping[str, Any] | None = None
                  ) -> tuple[ModelConfig, TrainConfig]:
     """The task's preset, with `model` / `train` fields given on top (the CLI's flags)."""
-    return for_task(task, ModelConfig(**{**TASK_MODEL, **task.model, **(model or {})}),
-                    TrainConfig(**{**TASK_TRAIN, **task.train, **(train or {})}))
+    preset_model, preset_train = task.preset()
+    return for_task(task, ModelConfig(**{**preset_model, **(model or {})}),
+                    TrainConfig(**{**preset_train, **(train or {})}))
 
 
 def get_task(name: str) -> Task:
@@ -149,13 +155,13 @@ def is_held_out(question: str) -> bool:
     return zlib.crc32(question.encode()) % HELD_OUT_SHARE == 0
 
 
-def _questions(task: Task, n: int, seed: int, held_out: bool) -> list[str]:
-    rng = random.Random(f"{task.name}:{seed}:{held_out}")
+def _questions(name: str, question: Callable[[random.Random], str], n: int, seed: int, held_out: bool) -> list[str]:
+    rng = random.Random(f"{name}:{seed}:{held_out}")
     out, seen = [], set()
     for _ in range(200 * n):
         if len(out) == n:
             break
-        q = task.question(rng)
+        q = question(rng)
         if is_held_out(q) == held_out and (not held_out or q not in seen):   # held-out problems are distinct
             seen.add(q)
             out.append(q)
@@ -164,12 +170,18 @@ def _questions(task: Task, n: int, seed: int, held_out: bool) -> list[str]:
 
 def task_corpus(task: Task, n: int | None = None, seed: int = 0) -> str:
     """The training text: `n` problems (the task's default count), one per line, none of them held out."""
-    return "".join(task.line(q) for q in _questions(task, n or task.problems, seed, held_out=False))
+    return "".join(task.line(q) for q in _questions(task.name, task.question, n or task.problems, seed, held_out=False))
 
 
 def held_out_problems(task: Task, n: int = 200, seed: int = 0) -> list[tuple[str, str]]:
-    """Up to `n` distinct evaluation problems as (question, answer)."""
-    return [(q, task.answer(q)) for q in _questions(task, n, seed, held_out=True)]
+    """Up to `n` distinct evaluation problems as (question, answer). Drawn once per task and size: a task run asks
+    for the same ones at every evaluation."""
+    return list(_held_out(task.name, task.question, task.answer, n, seed))
+
+
+@functools.lru_cache(maxsize=64)
+def _held_out(name: str, question: Callable, answer: Callable, n: int, seed: int) -> tuple[tuple[str, str], ...]:
+    return tuple((q, answer(q)) for q in _questions(name, question, n, seed, held_out=True))
 
 
 def task_example(task: Task) -> str:
