@@ -103,7 +103,8 @@ def sync(params: list[Param]) -> None:
     if active.source in ("session", "uploaded"):
         st.caption(f"Links to this page name **{active.name}**, which lives only in this browser tab: save it to "
                    "models/ to share it.")
-    st.query_params.from_dict(out)
+    if out != url:   # each change of the URL goes to the browser: only when the page's settings changed
+        st.query_params.from_dict(out)
     written[page] = out
 
 

@@ -6,6 +6,7 @@ and generated words must appear exactly as typed, so they go through one of thes
 
 from __future__ import annotations
 
+import base64
 import html
 import os
 import re
@@ -144,3 +145,10 @@ def chips_html(pieces: "pd.DataFrame") -> str:
 def glossary_link(term: str) -> str:
     """A markdown link to a term's line in the Learn page's glossary (cutellm/glossary.py)."""
     return f"[What is {term}?](learn?{urlencode({'term': term})})"
+
+
+def svg_img(svg: str, alt: str, css_class: str = "") -> str:
+    """An SVG drawing as an <img>: Streamlit's HTML sanitizer (DOMPurify, HTML profile) drops inline SVG, so a chart
+    drawn as <svg> would not show in st.html."""
+    return (f'<img class="{css_class}" alt="{html.escape(alt)}" style="width: 100%" '
+            f'src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()}">')

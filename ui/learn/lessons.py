@@ -8,8 +8,7 @@ only decides what to show and when its Try this is done.
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import pandas as pd
@@ -22,7 +21,7 @@ from cutellm.completion import complete_phrase
 from cutellm.config import ModelConfig, TrainConfig
 from cutellm.data import load_corpus
 from cutellm.errors import TrainingBusyError
-from cutellm.inference import generate
+from cutellm.inference import encode_prompt, generate, next_token_logits
 from cutellm.lab.jobs import TrainingJob
 from cutellm.lab.runs import prepare_run
 from cutellm.lab.samples import SampleSpec
@@ -36,7 +35,7 @@ from cutellm.views.curve import overfitting, perplexity
 from cutellm.views.live_chart import live_loss_svg
 
 from .. import state
-from ..text import chips_html, code_span
+from ..text import chips_html, code_span, svg_img
 
 Outcome = str | None
 
@@ -208,13 +207,12 @@ def sampling_lesson(active: state.LoadedModel) -> Outcome:
     prompt = st.text_input("Prompt", key="learn_samp_prompt", max_chars=300)
     temperature = st.slider("Temperature", 0.1, 2.0, step=0.1, key="learn_samp_temp")
     try:
-        probs = torch.from_numpy(inspection.next_token_probs(active.model, active.tokenizer, prompt).probs[-1])
+        logits = next_token_logits(active.model, active.tokenizer, encode_prompt(active.tokenizer, prompt))
     except CuteLLMError as err:
         st.error(str(err), icon=":material/error:")
         return None
-    log_probs = probs.log()   # logits up to a constant, which the softmax ignores
-    at_one = final_distribution(log_probs, SamplingSettings(temperature=1.0))
-    now = final_distribution(log_probs, SamplingSettings(temperature=float(temperature)))
+    at_one = final_distribution(logits, SamplingSettings(temperature=1.0))
+    now = final_distribution(logits, SamplingSettings(temperature=float(temperature)))
     top = torch.argsort(at_one, descending=True)[:8].tolist()
     frame = pd.DataFrame({"token": [active.tokenizer.token(i) for i in top],
                           "at temperature 1": [float(at_one[i]) for i in top],
@@ -278,8 +276,7 @@ def loss_lesson(active: state.LoadedModel) -> Outcome:
         return None
     job = result["job"]
     snap = job.snapshot()
-    st.html(f'<img alt="loss by step" style="width: 100%" src="data:image/svg+xml;base64,'
-            f'{base64.b64encode(live_loss_svg(snap.history, job.baselines).encode()).decode()}">')
+    loss_chart(job)
     val = {m.step: m.val_loss for m in snap.history if m.val_loss is not None}
     rows = [{"step": s.step, "validation loss": val.get(s.step), "perplexity": perplexity(val[s.step]) if s.step in val
              else None, "what it writes after “the cat sat on the”": s.continuation} for s in snap.samples]
@@ -294,11 +291,9 @@ def loss_lesson(active: state.LoadedModel) -> Outcome:
 
 
 def tiny_configs(**model) -> tuple[ModelConfig, TrainConfig]:
-    """The "tiny & fast" preset as configs (model fields given on top), evaluated 10 times along its steps."""
-    values = TINY.values
-    return (ModelConfig(**{**{k: v for k, v in values.items() if k in ModelConfig.__dataclass_fields__}, **model}),
-            TrainConfig(**{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__},
-                        eval_interval=LOSS_STEPS // 10))
+    """The "tiny & fast" preset's configs (model fields given on top), evaluated 10 times along its steps."""
+    model_config, train_config = TINY.configs(**model)
+    return model_config, replace(train_config, eval_interval=LOSS_STEPS // 10)
 
 
 def stories(words: int | None = None) -> str:
@@ -340,9 +335,7 @@ def train_tiny_model() -> dict | None:
 
 
 def loss_chart(job: TrainingJob) -> None:
-    svg = live_loss_svg(job.snapshot().history, job.baselines)
-    st.html(f'<img alt="loss by step" style="width: 100%" src="data:image/svg+xml;base64,'
-            f'{base64.b64encode(svg.encode()).decode()}">')
+    st.html(svg_img(live_loss_svg(job.snapshot().history, job.baselines), "loss by step"))
 
 
 # -- 7. Overfitting ---------------------------------------------------------------------------------------------
@@ -535,9 +528,8 @@ def task_lesson(active: state.LoadedModel) -> Outcome:
     a.metric(f"Held-out accuracy at step {first_step}", f"{first:.0%}")
     b.metric(f"After {COPY_STEPS} steps", f"{result['after']:.0%}")
     c.metric("Training time", f"{result['seconds']:.1f} s")
-    svg = live_loss_svg(job.snapshot().history, job.baselines, accuracy=job.snapshot().accuracy)
-    st.html(f'<img alt="loss and held-out accuracy by step" style="width: 100%" src="data:image/svg+xml;base64,'
-            f'{base64.b64encode(svg.encode()).decode()}">')
+    st.html(svg_img(live_loss_svg(job.snapshot().history, job.baselines, accuracy=job.snapshot().accuracy),
+                    "loss and held-out accuracy by step"))
     example = task_example(task)
     st.markdown(f"**Its attention on a held-out problem**, `{example}`: {task.attention_hint}")
     maps = inspection.attention_maps(loaded.model, loaded.tokenizer, example)

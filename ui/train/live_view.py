@@ -10,7 +10,6 @@ ends, the script clicks the panel's hidden button, and that rerun draws the resu
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import re
@@ -23,7 +22,7 @@ from cutellm.views.curve import perplexity
 from cutellm.lab.jobs import JobSnapshot, TrainingJob, find_job
 from cutellm.views.live_chart import live_loss_svg
 
-from ..text import duration
+from ..text import duration, svg_img
 from .run_reading import reading_html, samples_html
 
 LIVE_REFRESH_S = 2.0
@@ -132,10 +131,9 @@ def _stats(job: TrainingJob, snap: JobSnapshot) -> str:
 
 
 def chart_img(svg: str) -> str:
-    """The chart as an image: Streamlit's HTML sanitizer (DOMPurify, HTML profile) drops inline SVG, so a chart drawn
-    as <svg> would show only once the script had swapped it in, and never in a finished run's view."""
-    return (f'<img class="live-chart" alt="training and validation loss by step" style="width: 100%" '
-            f'src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()}">')
+    """The live chart as an image (ui/text.svg_img): as inline SVG it would show only once the script had swapped it
+    in, and never in a finished run's view."""
+    return svg_img(svg, "training and validation loss by step", "live-chart")
 
 
 def view_parts(job: TrainingJob, width: int = DEFAULT_WIDTH) -> tuple[JobSnapshot, dict[str, str]]:
