@@ -69,8 +69,7 @@ if asked:
         st.info(f"The glossary has no {asked[:40]!r}: all its terms are at the bottom of this page.",
                 icon=":material/menu_book:")
 
-if "learn_lesson" not in st.session_state or "lesson" in st.query_params and \
-        st.query_params.get("lesson") != str(st.session_state.learn_lesson):
+if "learn_lesson" not in st.session_state:   # the URL is read once, as ui/share.py does, then the page rules it
     st.session_state.learn_lesson = _from_url()
 current = st.session_state.learn_lesson
 done = st.session_state.learn_done

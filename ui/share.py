@@ -2,10 +2,12 @@
 link opens the same prompt, sampling settings, phrase, text or training settings in a fresh browser.
 
 Each page declares its parameters (`Param`: the URL name, the session-state key of its widget, how to read the
-URL's text) and calls `sync(params)` after its defaults are set and before its widgets are drawn. A URL that differs
-from the one this session last wrote is a link being opened (or edited by hand): its settings are applied, a bad or
-unknown one is left out with a one-line notice. Then the URL is rewritten from the settings, so it always holds
-the page as it is. The active model travels as `model=<name>` (`sync_model`, before the sidebar picks it).
+URL's text) and calls `sync(params)` after its defaults are set and before its widgets are drawn. A link is read
+once, on the page's first run in a session: opening a link, or pressing Enter on an edited address, loads the page
+afresh (a new session). Its settings are applied, a bad or unknown one is left out with a one-line notice. After
+that the page's widgets rule, and the URL is rewritten from them, so it always holds the page as it is. (Reading it
+again on every run would let a rerun that carries the address of a moment ago, one the browser had not yet
+updated, undo the change the learner just made.) The active model travels as `model=<name>` (`sync_model`, before the sidebar picks it).
 """
 
 from __future__ import annotations
@@ -88,12 +90,13 @@ def option_params(options: Iterable[Option]) -> list[Param]:
 
 
 def sync(params: list[Param]) -> None:
-    """Apply a link's settings to this page (once per link), then write the page's settings into the URL."""
+    """Apply a link's settings to this page (on its first run in this session), then write the page's settings into
+    the URL."""
     page = st.session_state.get("share_page", "")
     written = st.session_state.setdefault(WRITTEN, {})
     url = {k: st.query_params[k] for k in st.query_params}
     notices = st.session_state.pop(NOTICES, [])
-    if url and url != written.get(page):
+    if url and page not in written:
         notices += _apply(params, url)
     for line in notices:
         st.info(line, icon=":material/link:")
@@ -131,8 +134,7 @@ def sync_model(page: str) -> None:
     when this server has it (shipped or saved in models/; a model of another browser tab cannot be)."""
     st.session_state.share_page = page
     name = st.query_params.get(MODEL)
-    written = st.session_state.get(WRITTEN, {}).get(page, {})
-    if not name or name == written.get(MODEL):
+    if not name or page in st.session_state.get(WRITTEN, {}):   # read on the page's first run only, as in sync
         return
     choices = state.model_choices()
     for key in choices:

@@ -244,3 +244,11 @@ def test_the_help_where_a_term_appears_links_to_its_glossary_line(app):
     assert "[What is temperature?](learn?term=temperature)" in app.slider(key="gen_temperature").help
     open_page(app, "fill_blanks")
     assert "learn?term=beam+width" in app.slider(key="fill_beam").help
+
+
+def test_a_stale_address_does_not_take_the_learner_back_a_lesson(app):
+    open_learn(app, lesson="1")
+    button(app, "Next lesson").click().run()
+    app.query_params["lesson"] = "1"   # a rerun sent before the browser took the new address
+    app.run()
+    assert header(app).startswith("2 · ") and app.query_params["lesson"] == "2"

@@ -87,3 +87,17 @@ def test_a_train_link_carries_the_corpus_and_the_settings_in_their_option_names(
     # Where to compute is the opening machine's choice: not a setting a link carries.
     assert any("`device` is not a setting of this page" in n for n in notices(app))
     assert "device" not in app.query_params and app.query_params["d_model"] == "96"
+
+
+def test_a_rerun_that_carries_the_address_of_a_moment_ago_does_not_undo_a_change(app):
+    """The browser may send a rerun before it has taken the URL the last run wrote (a loaded host): the link was
+    read once, on the page's first run, so the stale address cannot put the old settings back."""
+    open_link(app, "generate", prompt="the dog ran to the", mode="greedy")
+    link = {k: app.query_params[k] for k in app.query_params}
+    app.text_area(key="gen_prompt").set_value("the cat sat on the").run()
+    for key, value in link.items():   # the address from before the change comes back with the next rerun
+        app.query_params[key] = value
+    app.run()
+    no_exception(app)
+    assert app.text_area(key="gen_prompt").value == "the cat sat on the"
+    assert app.query_params["prompt"] == "the cat sat on the"
