@@ -6,7 +6,7 @@ PHRASE ?= the ___ sat on the mat
 DEVICE ?=
 DEVICE_ARG = $(if $(DEVICE),--device $(DEVICE))
 
-.PHONY: help install install-dev run run-bpe generate complete evaluate inspect test test-fast app bench visualize clean
+.PHONY: help install install-dev run run-bpe run-chat generate complete evaluate inspect test test-fast app bench visualize clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,6 +22,12 @@ run:  ## train the default model on data/training_data.txt -> models/cute_llm.pt
 
 run-bpe:  ## train the shipped subword (BPE) model on data/training_data.txt -> models/cute_bpe.pth
 	$(PYTHON) -m cutellm train --tokenizer bpe --corpus data/training_data.txt --out models/cute_bpe.pth $(DEVICE_ARG) $(ARGS)
+
+run-chat:  ## pretrain the chat preset, then instruction-tune it on data/chat_train.jsonl -> models/cute_chat.pth (+ its base), and score both
+	$(PYTHON) -m cutellm train --preset chat --corpus data/training_data.txt --out models/cute_chat_base.pth $(DEVICE_ARG) $(ARGS)
+	$(PYTHON) -m cutellm sft --init-from models/cute_chat_base.pth --data data/chat_train.jsonl --out models/cute_chat.pth $(DEVICE_ARG)
+	$(PYTHON) -m cutellm evaluate-chat data/chat_eval.jsonl --model models/cute_chat.pth --out bench/chat_eval_cute_chat.json
+	$(PYTHON) -m cutellm evaluate-chat data/chat_eval.jsonl --model models/cute_chat_base.pth --out bench/chat_eval_cute_chat_base.json
 
 generate:  ## continue PROMPT with the shipped model (greedy; add ARGS="--temperature 0.8 --seed 1")
 	$(PYTHON) -m cutellm generate "$(PROMPT)" --probs $(ARGS)

@@ -1,5 +1,5 @@
-"""Command line: python -m cutellm train | generate | complete | evaluate-blanks | inspect | visualize | bench |
-compare-blocks (each with --help)."""
+"""Command line: python -m cutellm train | sft | chat | generate | complete | evaluate-blanks | evaluate-chat |
+evaluate-task | inspect | visualize | bench | compare-blocks (each with --help)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ from .completion import DEFAULT_BEAM
 from .options import OPTION, OPTIONS, Option, field_type, options_of
 from .settings import SECTIONS, load_settings, setup_logging
 from .errors import CuteLLMError
+from .presets import CLI_NAMES
 from .tasks import TASKS
 
 log = logging.getLogger("cutellm")
 
 DEFAULT_CORPUS = "data/training_data.txt"
 DEFAULT_MODEL = "models/cute_llm.pth"
+DEFAULT_CHAT_DATA = "data/chat_train.jsonl"
+DEFAULT_CHAT_EVAL = "data/chat_eval.jsonl"
+DEFAULT_CHAT_MODEL = "models/cute_chat.pth"
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +47,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "python -m cutellm evaluate-task TASK scores the model)")
     p.add_argument("--non-causal", action="store_true", help="EXPERIMENT: train without the causal mask, so the "
                    "model may look at the words it should predict (shows why causality matters)")
+    p.add_argument("--preset", choices=tuple(CLI_NAMES), help="start from one of the Train page's presets "
+                   "(the model's shape, tokenizer and recipe); flags given override it")
+
+
+def _add_sft(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sft", help="instruction-tune a trained model on conversations (a chat model)",
+                       description="Supervised fine-tuning: teach a trained model the chat format on conversations "
+                       "(JSON lines). The chat tokens <|user|>, <|assistant|>, <|end|> are added to its vocabulary, "
+                       "and the loss counts only the assistant's answers. Unset training options take the SFT "
+                       "recipe (cutellm.chat.SFT_RECIPE), then .env and the defaults.")
+    p.add_argument("--init-from", metavar="BASE", help="the trained model to tune (required unless --resume)")
+    p.add_argument("--data", default=DEFAULT_CHAT_DATA, help="conversations, one JSON object per line "
+                   "(default: %(default)s)")
+    p.add_argument("--out", help="checkpoint to write (default: BASE_chat.pth beside BASE, or the --resume file)")
+    add_option_flags(p, options_of("train"))
+    p.add_argument("--log-every", type=int, default=50, help="print progress every N steps (default: %(default)s)")
+    p.add_argument("--resume", metavar="PATH", help="continue a stopped SFT run exactly where it was (same --data)")
+    p.add_argument("--stop-at-step", type=int, metavar="N", help="stop after N steps and save a resumable checkpoint")
 
 
 def add_option_flags(p: argparse.ArgumentParser, options: tuple[Option, ...] = OPTIONS) -> None:
@@ -81,6 +103,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", default=".env", help="settings file read before the defaults (default: .env)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
+
+    _add_sft(sub)
+
+    ch = sub.add_parser("chat", help="ask an instruction-tuned model a question",
+                        description="Reply to MESSAGE with a chat model (python -m cutellm sft makes one); a model "
+                        "that was never instruction-tuned is asked with the same template, untrained chat tokens "
+                        "and all.")
+    ch.add_argument("message", help="the user's message")
+    ch.add_argument("--model", default=DEFAULT_CHAT_MODEL, help="checkpoint (default: %(default)s)")
+    ch.add_argument("-n", "--max-new-tokens", type=int, default=40, help="reply budget in tokens (default: "
+                    "%(default)s)")
+    ch.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples")
+    ch.add_argument("--seed", type=int, help="seed for sampling")
+    ch.add_argument("--show-context", action="store_true", help="print the tokens the model reads")
+
+    ec = sub.add_parser("evaluate-chat", help="score a chat model on questions with accepted words",
+                        description="Reply greedily to every question of FILE (JSON lines: {\"messages\": [{\"role\": "
+                        "\"user\", \"content\": Q}], \"accept\": [words]}); print and write accuracy (replies "
+                        "holding an accepted word), format_rate (replies ending with <|end|> within the budget) "
+                        "and the misses.")
+    ec.add_argument("file", nargs="?", default=DEFAULT_CHAT_EVAL, help="questions (default: %(default)s)")
+    ec.add_argument("--model", default=DEFAULT_CHAT_MODEL, help="checkpoint (default: %(default)s)")
+    ec.add_argument("--out", help="JSON file to write (default: bench/chat_eval_MODEL.json)")
+    ec.add_argument("-n", "--max-new-tokens", type=int, default=None, help="reply budget in tokens (default: "
+                    "cutellm.chat.MAX_REPLY_TOKENS)")
 
     g = sub.add_parser("generate", help="continue a prompt", description="Generate text after a prompt.")
     _add_model_arg(g)
@@ -164,6 +211,10 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
     """Train and save. Under torchrun every process runs this: all train, the main one (rank 0) logs and saves."""
     from .fast import distributed
 
+    if args.preset:
+        from .presets import CLI_NAMES, presets
+
+        settings = presets(settings)[CLI_NAMES[args.preset]].applied_to(settings)
     settings = replace(settings, **option_overrides(args, "settings"))  # --tokenizer
     model_over = option_overrides(args, "model")
     train_over = option_overrides(args, "train")
@@ -178,6 +229,77 @@ def cmd_train(args: argparse.Namespace, settings) -> int:
             if not ctx.is_main:
                 log.setLevel(logging.WARNING)
         return _train_and_save(args, model_config, train_config, settings.tokenizer, model_over, ctx.is_main)
+
+
+def cmd_sft(args: argparse.Namespace, settings) -> int:
+    """Instruction-tune a model: the same run path as `train`, on conversations, with the SFT recipe."""
+    from .chat import SFT_RECIPE
+    from .checkpoint import load_checkpoint, load_train_state
+    from .data import decode_corpus_bytes
+    from .lab.runs import BaseModel, prepare_run, resume_run
+
+    data = Path(args.data)
+    if not data.is_file():
+        raise CuteLLMError(f"--data: '{data}' does not exist")
+    text, data_name = decode_corpus_bytes(data.read_bytes(), f"'{data}'"), data.name
+    if args.resume:
+        state = load_train_state(args.resume)
+        model, tokenizer, meta = load_checkpoint(args.resume, with_meta=True)
+        run = resume_run(text, data_name, model, tokenizer, meta)
+        log.info("resuming %s at step %d of %d", args.resume, state.step, state.total_steps)
+        return _train_run(args, run, text, args.out or args.resume, True, state)
+    if not args.init_from:
+        raise CuteLLMError("sft needs --init-from BASE.pth, the trained model to instruction-tune")
+    model, tokenizer, meta = load_checkpoint(args.init_from, with_meta=True)
+    base_path = Path(args.init_from)
+    out = args.out or str(base_path.with_name(f"{base_path.stem}_chat.pth"))
+    train_config = replace(settings.train, **{**SFT_RECIPE, **option_overrides(args, "train")})
+    run = prepare_run(text, data_name, model.config, train_config, name=Path(out).stem,
+                      base=BaseModel(base_path.stem, model, tokenizer, meta), chat=True)
+    log.info("instruction-tuning %s on %s: %d conversations to learn from, %d to validate", args.init_from,
+             data_name, run.dataset.train.size(0), run.dataset.val.size(0))
+    return _train_run(args, run, text, out, True)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .chat import Message, add_chat_tokens, check_message, reply
+    from .checkpoint import load_checkpoint
+    from .sampling import SamplingSettings
+
+    model, tokenizer = load_checkpoint(args.model)
+    if not tokenizer.has_chat_tokens:
+        print("note: this model was never instruction-tuned; its chat tokens are new, untrained rows",
+              file=sys.stderr)
+        model, tokenizer = add_chat_tokens(model, tokenizer)
+    sampling = SamplingSettings(args.temperature, seed=args.seed) if args.temperature > 0 else None
+    r = reply(model, tokenizer, [Message("user", check_message(args.message))], args.max_new_tokens,
+              sampling=sampling)
+    if args.show_context:
+        print("the model reads: " + " ".join(tokenizer.token(i) for i in r.context.ids), file=sys.stderr)
+    print(r.text + ("" if r.ended else "  (no <|end|> within the budget)"))
+    return 0
+
+
+def cmd_evaluate_chat(args: argparse.Namespace) -> int:
+    import json
+
+    from .chat import MAX_REPLY_TOKENS, add_chat_tokens, evaluate_chat, read_conversations, score_json, score_report
+    from .checkpoint import load_checkpoint
+
+    items = read_conversations(args.file, evaluation=True)
+    model, tokenizer = load_checkpoint(args.model)
+    if not tokenizer.has_chat_tokens:
+        print("note: this model was never instruction-tuned: it is asked with the same template, its chat tokens "
+              "new, untrained rows", file=sys.stderr)
+        model, tokenizer = add_chat_tokens(model, tokenizer)
+    score = evaluate_chat(model, tokenizer, items, args.max_new_tokens or MAX_REPLY_TOKENS)
+    name = Path(args.model).name
+    print(score_report(score, name, Path(args.file).name))
+    out = Path(args.out or f"bench/chat_eval_{Path(args.model).stem}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(score_json(score, name, Path(args.file).name), indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
 
 
 def _train_and_save(args: argparse.Namespace, model_config, train_config, tokenizer_kind: str, model_over: dict,
@@ -232,10 +354,13 @@ def _train_run(args: argparse.Namespace, run, text: str, out: str, is_main: bool
     from .checkpoint import save_checkpoint
     from .training import train
 
+    from .chat import messages_text
+
     model, tokenizer, dataset = run.model, run.tokenizer, run.dataset
-    log.info("corpus %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows",
-             run.metadata["corpus"], dataset.ids.numel(), tokenizer.vocab_size, 100 * tokenizer.unk_rate(text),
-             dataset.train.size(0), dataset.val.size(0))
+    words = messages_text(text) if run.chat else text
+    log.info("%s %s: %d tokens, vocabulary %d, <unk> rate %.1f%%, %d train / %d val windows",
+             "conversations" if run.chat else "corpus", run.metadata["corpus"], dataset.ids.numel(),
+             tokenizer.vocab_size, 100 * tokenizer.unk_rate(words), dataset.train.size(0), dataset.val.size(0))
     log.info("model: %s parameters, %s", f"{model.num_parameters():,}", model.config)
 
     stop = threading.Event()
@@ -266,8 +391,9 @@ def _train_run(args: argparse.Namespace, run, text: str, out: str, is_main: bool
         return 0
     path = save_checkpoint(out, model, tokenizer, run.checkpoint_metadata(result), result.resume_state)
     if result.resume_state is not None:
-        print(f"stopped after {result.steps} of {result.total_steps} steps; continue with: python -m cutellm train "
-              f"--resume {path} " + (f"--task {args.task}" if args.task else f"--corpus {args.corpus}"))
+        how = (f"sft --resume {path} --data {args.data}" if args.command == "sft" else
+               f"train --resume {path} " + (f"--task {args.task}" if args.task else f"--corpus {args.corpus}"))
+        print(f"stopped after {result.steps} of {result.total_steps} steps; continue with: python -m cutellm {how}")
     bpc = result.final_val_bits_per_char
     print(f"saved {path}  (train loss {result.final_train_loss:.4f}, val loss "
           f"{result.final_val_loss if result.final_val_loss is None else round(result.final_val_loss, 4)}"
@@ -416,8 +542,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args, settings)
         if args.command == "compare-blocks":
             return cmd_compare_blocks(args, settings)
+        if args.command == "sft":
+            return cmd_sft(args, settings)
         return {"generate": cmd_generate, "complete": cmd_complete, "evaluate-blanks": cmd_evaluate_blanks,
-                "evaluate-task": cmd_evaluate_task, "inspect": cmd_inspect,
+                "evaluate-task": cmd_evaluate_task, "inspect": cmd_inspect, "chat": cmd_chat,
+                "evaluate-chat": cmd_evaluate_chat,
                 "visualize": cmd_visualize, "bench": cmd_bench}[args.command](args)
     except CuteLLMError as err:
         from .fast.distributed import launch_context

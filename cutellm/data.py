@@ -99,6 +99,16 @@ class Dataset:
     # character, the figure that compares models with different tokenizers.
     train_characters: int | None = None
     val_characters: int | None = None
+    # The loss masks of instruction tuning (cutellm.chat), (n_train, block_size) and (n_val, block_size): True where
+    # a target counts. None: every target counts, as in pretraining.
+    train_mask: torch.Tensor | None = None
+    val_mask: torch.Tensor | None = None
+
+    def learned_ids(self) -> torch.Tensor:
+        """The training targets the loss counts (the token stream's training part when there is no mask)."""
+        if self.train_mask is None:
+            return self.ids[:self.n_train_tokens]
+        return self.train[:, 1:][self.train_mask]
 
     @property
     def n_val_tokens(self) -> int:
@@ -109,6 +119,16 @@ class Dataset:
         chars = self.val_characters if part == "val" else self.train_characters
         tokens = self.n_val_tokens if part == "val" else self.n_train_tokens
         return tokens / chars if chars else None
+
+
+def inputs_and_targets(windows: torch.Tensor, loss_mask: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows (B, block_size + 1) -> inputs (B, block_size) and targets (B, block_size), the next token at each
+    position. A target the `loss_mask` (B, block_size) excludes becomes -1, which the loss ignores."""
+    inputs, targets = windows[:, :-1], windows[:, 1:]
+    if loss_mask is not None:
+        targets = targets.masked_fill(~loss_mask, -1)
+    return inputs, targets
 
 
 def bits_per_char(loss: float | None, tokens_per_char: float | None) -> float | None:

@@ -89,4 +89,12 @@ GLOSSARY: dict[str, Term] = {
                            "copies what came after it.", "Watch a rule being learned"),
     "held-out accuracy": Term("The share of problems the model never trained on that it answers exactly.",
                               "Watch a rule being learned"),
+    "instruction tuning": Term("Training a pretrained model further on example conversations (supervised "
+                               "fine-tuning, SFT), so it answers questions instead of continuing text.",
+                               "From a completer to an assistant"),
+    "chat template": Term("How a conversation is written as one token sequence: <|user|> question <|end|> "
+                          "<|assistant|> answer <|end|>. The model replies after <|assistant|> and stops at <|end|>.",
+                          "From a completer to an assistant"),
+    "loss mask": Term("Which targets the loss counts: in instruction tuning only the assistant's words and its "
+                      "<|end|>; the question is read, never learned.", "From a completer to an assistant"),
 }

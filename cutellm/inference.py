@@ -208,14 +208,14 @@ def generate_ids(model: CuteLLM, ids: list[int], max_new_tokens: int, *, samplin
 
 @_sampling_in_one_object
 def stream_from_ids(model: CuteLLM, tokenizer: Tokenizer, ids: Sequence[int], max_new_tokens: int = 20, *,
-                    sampling: SamplingSettings | None = None, use_cache: bool = True, alternatives: int = 5
-                    ) -> Iterator[GeneratedToken]:
+                    sampling: SamplingSettings | None = None, use_cache: bool = True, alternatives: int = 5,
+                    ban: Sequence[int] = ()) -> Iterator[GeneratedToken]:
     """Continue any token sequence (a prompt plus tokens a learner chose: a branch), one GeneratedToken at a time.
-    `sampling` None is greedy."""
+    `sampling` None is greedy; the ids in `ban` are never written (nor are <pad>, <unk> and <mask>)."""
     settings = _checked_settings(sampling, tokenizer.vocab_size)
     check_max_new_tokens(max_new_tokens)
     ids = _check_ids(ids, tokenizer.vocab_size)
-    banned = _banned_ids(tokenizer.special_ids, tokenizer.unk_id)
+    banned = sorted(set(_banned_ids(tokenizer.special_ids, tokenizer.unk_id)) | set(ban))
     for token, raw in _steps(model, ids, max_new_tokens, settings, banned, use_cache):
         yield describe_token(tokenizer, raw, token, alternatives)
 

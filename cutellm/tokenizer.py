@@ -7,6 +7,9 @@ encoding (what real language models use, `cutellm.bpe`): subword tokens learned 
 256 byte values, so any text encodes and nothing is ever <unk>. All start with the same special tokens and serialise
 to a plain dict (strings and ints only) that lives inside a checkpoint.
 
+A chat model's vocabulary ends with three control tokens more, `CHAT_TOKENS` (`with_chat_tokens`, cutellm.chat): no
+text ever encodes to them (typing "<|end|>" gives its characters), so only the chat template can place them.
+
 `token(i)` is a token's readable form, used by every page and chart: for BPE a space shows as `·`, a newline as `↵`,
 and a byte that is not a whole printable character as `<0xE2>`.
 """
@@ -22,6 +25,9 @@ from .errors import CheckpointError, ConfigError
 
 PAD, UNK, MASK = "<pad>", "<unk>", "<mask>"
 SPECIAL_TOKENS = (PAD, UNK, MASK)
+# A chat's control tokens: who speaks next, and where a message ends (cutellm.chat writes them).
+USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
+CHAT_TOKENS = (USER, ASSISTANT, END)
 BLANK = "___"
 
 # A blank (3+ underscores), a literal special token, a word (letters/digits, inner apostrophes: "don't"), or any
@@ -56,6 +62,22 @@ class _BaseTokenizer:
 
     def __len__(self) -> int:
         return self.vocab_size
+
+    @property
+    def has_chat_tokens(self) -> bool:
+        return self.id_to_token[-len(CHAT_TOKENS):] == list(CHAT_TOKENS)
+
+    def chat_id(self, token: str) -> int:
+        """The id of the control token `token` (one of CHAT_TOKENS); ConfigError for a vocabulary without them."""
+        if not self.has_chat_tokens:
+            raise ConfigError("this model has no chat tokens: instruction-tune it first (python -m cutellm sft)")
+        return self.vocab_size - len(CHAT_TOKENS) + CHAT_TOKENS.index(token)
+
+    def with_chat_tokens(self) -> "Tokenizer":
+        """This tokenizer with CHAT_TOKENS appended (ids vocab_size..vocab_size + 2); itself if it has them."""
+        if self.has_chat_tokens:
+            return self  # type: ignore[return-value]
+        return type(self)([*self.id_to_token, *CHAT_TOKENS], self.counts)  # type: ignore[return-value]
 
     def tokenize(self, text: str) -> list[str]:
         """Split text into token strings (before looking them up in the vocabulary)."""
@@ -213,7 +235,8 @@ class BPETokenizer(_BaseTokenizer):
     kind = "bpe"
     MIN_VOCAB = len(SPECIAL_TOKENS) + bpe.N_BYTES + 1
 
-    def __init__(self, merges: list[bpe.Merge], counts: Mapping[str, int] | None = None):
+    def __init__(self, merges: list[bpe.Merge], counts: Mapping[str, int] | None = None,
+                 chat: bool = False):
         offset = len(SPECIAL_TOKENS)
         self.merges = list(merges)
         self.token_bytes: list[bytes] = [b""] * offset + [bytes([b]) for b in range(bpe.N_BYTES)]
@@ -230,6 +253,9 @@ class BPETokenizer(_BaseTokenizer):
                 name = f"{name}#{i}"
             seen.add(name)
             names.append(name)
+        if chat:   # control tokens after the merges; they decode to their names (no text encodes to them)
+            self.token_bytes.extend(t.encode() for t in CHAT_TOKENS)
+            names.extend(CHAT_TOKENS)
         super().__init__(names, counts)
         self._encoder = bpe.Encoder(self.merges, byte_offset=offset)
 
@@ -244,6 +270,9 @@ class BPETokenizer(_BaseTokenizer):
         counts = Counter(tokenizer.encode(text))
         tokenizer.counts = {tokenizer.id_to_token[i]: c for i, c in counts.items()}
         return tokenizer
+
+    def with_chat_tokens(self) -> "BPETokenizer":
+        return self if self.has_chat_tokens else BPETokenizer(self.merges, self.counts, chat=True)
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = []
@@ -270,14 +299,15 @@ class BPETokenizer(_BaseTokenizer):
         return 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "merges": [[m.left, m.right, m.count] for m in self.merges]}
+        return {**super().to_dict(), "merges": [[m.left, m.right, m.count] for m in self.merges],
+                "chat": self.has_chat_tokens}
 
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any], counts: dict[str, int]) -> "BPETokenizer":
         offset = len(SPECIAL_TOKENS) + bpe.N_BYTES
         merges = [bpe.Merge(int(left), int(right), offset + k, int(count))
                   for k, (left, right, count) in enumerate(data["merges"])]
-        return cls(merges, counts)
+        return cls(merges, counts, chat=bool(data.get("chat", False)))
 
 
 Tokenizer = SimpleWordTokenizer | CharTokenizer | BPETokenizer

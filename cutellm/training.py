@@ -41,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .fast import distributed
 from .config import ModelConfig, TrainConfig
 from .devices import resolve_device, resolve_precision
-from .data import Dataset, bits_per_char, prepare_dataset
+from .data import Dataset, bits_per_char, inputs_and_targets, prepare_dataset
 from .errors import ConfigError, TrainingDivergedError
 from .model import CuteLLM, evaluating
 from .tokenizer import Tokenizer, build_tokenizer
@@ -177,9 +177,10 @@ def make_optimizer(model: CuteLLM, config: TrainConfig) -> torch.optim.AdamW:
 
 
 def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches: int | None = None, *,
-             chunk_size: int | None = None) -> float | None:
+             chunk_size: int | None = None, loss_mask: torch.Tensor | None = None) -> float | None:
     """Mean loss over (a fixed, evenly spaced subset of `max_batches` x `batch_size` of) the windows; None when
-    there are none. Reads `chunk_size` windows at a time (default: `batch_size`)."""
+    there are none. Reads `chunk_size` windows at a time (default: `batch_size`). With a `loss_mask` (instruction
+    tuning), the mean over the targets it counts."""
     n = windows.size(0)
     if n == 0:
         return None
@@ -191,11 +192,12 @@ def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches
     device = model.device
     with evaluating(model):
         for chunk in rows.split(chunk_size or batch_size):
-            batch = windows[chunk].to(device)
-            _, loss = model(batch[:, :-1], batch[:, 1:])
-            total += loss.item() * chunk.numel()
-            count += chunk.numel()
-    return total / count
+            mask = None if loss_mask is None else loss_mask[chunk].to(device)
+            _, loss = model(*inputs_and_targets(windows[chunk].to(device), mask))
+            weight = chunk.numel() if mask is None else int(mask.sum())   # targets counted (every window: all)
+            total += loss.item() * weight
+            count += weight
+    return total / count if count else None
 
 
 @dataclass(frozen=True)
@@ -242,9 +244,10 @@ class StepResult(NamedTuple):
 def train_step(model: CuteLLM, optimizer: torch.optim.Optimizer, windows: torch.Tensor, rows: torch.Tensor,
                plan: BatchPlan, config: TrainConfig, step: int, *, net: nn.Module | None = None,
                device: str | None = None, precision: str = "fp32",
-               last_good: list[torch.Tensor] | None = None) -> StepResult:
+               last_good: list[torch.Tensor] | None = None, loss_mask: torch.Tensor | None = None) -> StepResult:
     """One optimiser step, the heart of training: read the windows `rows` of `windows`, measure how wrong the model
     is, and nudge every weight downhill. 0-based `step` places the learning rate in its schedule (`lr_at`).
+    `loss_mask` (one row per window) says which targets count, for instruction tuning; None: all of them.
 
     1. set the learning rate;  2. forget the last step's gradients;  3. forward pass, loss and backward pass over
     the micro-batches (`forward_backward`: the gradients add up);  4. clip the gradients to `config.grad_clip`;
@@ -263,7 +266,7 @@ def train_step(model: CuteLLM, optimizer: torch.optim.Optimizer, windows: torch.
         group["lr"] = lr
 
     optimizer.zero_grad(set_to_none=True)
-    loss = forward_backward(net, windows, rows, plan, device, precision)     # 0-d
+    loss = forward_backward(net, windows, rows, plan, device, precision, loss_mask)     # 0-d
     norm = clip_gradients(params, config.grad_clip)                         # 0-d
     # One host sync per step, for the loss and the gradient norm together (on a GPU each sync is a stall).
     loss_value, norm_value = torch.stack([loss, norm]).tolist()
@@ -365,7 +368,7 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         rows = order[pos:pos + plan.global_batch][ctx.rank::ctx.world_size]
         try:
             loss_value, _, lr = train_step(model, optimizer, windows, rows, plan, config, step, net=net, device=device,
-                                           precision=precision, last_good=last_good)
+                                           precision=precision, last_good=last_good, loss_mask=dataset.train_mask)
         except TrainingDivergedError as err:
             result.status = "diverged"
             result.wall_time_s = time.perf_counter() - start
@@ -377,7 +380,7 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         val_loss = None
         if ctx.is_main and (done % plan.eval_interval == 0 or done == total_steps):
             val_loss = evaluate(model, dataset.val, plan.global_batch, config.eval_batches,
-                                chunk_size=plan.micro_batch)
+                                chunk_size=plan.micro_batch, loss_mask=dataset.val_mask)
         metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // plan.steps_per_epoch + 1,
                               train_loss=loss_value, val_loss=val_loss, lr=lr,
                               tokens_per_s=tokens_per_step / step_time,
@@ -399,8 +402,9 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         # Final figures: the whole validation split (it is small and this is the number we report), and as many
         # training windows as a periodic evaluation reads. In fp32, as the saved model will be used.
         result.final_train_loss = evaluate(model, dataset.train, plan.global_batch, config.eval_batches,
-                                           chunk_size=plan.micro_batch)
-        result.final_val_loss = evaluate(model, dataset.val, plan.global_batch, chunk_size=plan.micro_batch)
+                                           chunk_size=plan.micro_batch, loss_mask=dataset.train_mask)
+        result.final_val_loss = evaluate(model, dataset.val, plan.global_batch, chunk_size=plan.micro_batch,
+                                         loss_mask=dataset.val_mask)
     result.wall_time_s = done_before_s + time.perf_counter() - start - paused_s
     model.eval()
     if ctx.is_main:
@@ -450,7 +454,7 @@ def training_module(model: CuteLLM, config: TrainConfig, device: str) -> nn.Modu
 
 
 def forward_backward(net: nn.Module, windows: torch.Tensor, rows: torch.Tensor, plan: BatchPlan, device: str,
-                     precision: str) -> torch.Tensor:
+                     precision: str, loss_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Forward and backward passes over this process's `rows`, in micro-batches; returns the mean loss of the whole
     global batch (the same number in every process), as a 0-d tensor.
 
@@ -462,9 +466,10 @@ def forward_backward(net: nn.Module, windows: torch.Tensor, rows: torch.Tensor, 
     micro_batches = rows.split(plan.micro_batch)
     for i, micro in enumerate(micro_batches):
         batch = windows[micro].to(device, non_blocking=True)
+        mask = None if loss_mask is None else loss_mask[micro].to(device, non_blocking=True)
         with _grad_sync(net, i == len(micro_batches) - 1):
             with autocast(device, precision):
-                _, loss = net(batch[:, :-1], batch[:, 1:])
+                _, loss = net(*inputs_and_targets(batch, mask))
             (loss / plan.accum_steps).backward()
         total += loss.detach()
     return distributed.mean_over_ranks(total / plan.accum_steps)

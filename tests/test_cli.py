@@ -74,7 +74,7 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("train", "generate", "complete", "inspect"):
+    for cmd in ("train", "sft", "chat", "evaluate-chat", "generate", "complete", "inspect"):
         assert cmd in out
 
 
@@ -95,3 +95,16 @@ def test_train_a_llama_block_from_flags(tmp_path, capsys):
     assert main(["--env-file", str(tmp_path / "none.env"), "train", "--corpus", str(corpus), "--steps", "1",
                  "--positions", "rope", "--d-model", "36"]) == 2
     assert "must be even; try d_model 32" in capsys.readouterr().err
+
+
+def test_train_from_a_preset_with_flags_on_top(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TINY_TEXT)
+    out = tmp_path / "chat_base.pth"
+    assert main(["--env-file", str(tmp_path / "none.env"), "train", "--preset", "chat", "--corpus", str(corpus),
+                 "--out", str(out), "--steps", "3", "--block-size", "16", "--log-every", "1000"]) == 0
+    model, tokenizer, meta = load_checkpoint(out, with_meta=True)
+    # The chat preset's shape and tokenizer, the flag's context and steps.
+    assert (tokenizer.kind, model.config.d_model, model.config.positions, model.config.block_size) == \
+        ("word", 128, "rope", 16)
+    assert meta["steps"] == 3 and meta["train_config"]["learning_rate"] == 4e-3

@@ -199,7 +199,8 @@ def test_the_train_page_table_covers_every_widget_setting():
 def test_presets_keep_their_values():
     env = load_settings(None, environ={"MODEL_D_MODEL": "64"})
     p = presets(env)
-    assert list(p) == ["tiny & fast", "default", "Llama-style", "bigger"]
+    assert list(p) == ["tiny & fast", "default", "Llama-style", "bigger", "chat"]
+    assert p["chat"].values["block_size"] == 64 and p["chat"].values["tokenizer"] == "word"
     assert p["tiny & fast"].train_for == "steps" and p["bigger"].train_for == p["default"].train_for == "epochs"
     gpt2 = dict(positions="learned", norm="layernorm", mlp="gelu", tie_weights=True)
     assert p["tiny & fast"].values == dict(tokenizer="word", vocab_size=500, d_model=64, n_heads=4, n_layers=1,

@@ -111,7 +111,7 @@ def test_samples_keep_within_their_share_of_the_training_time(monkeypatch, sampl
 
     clock = FakeClock()
 
-    def sample_costing(model, tokenizer, spec, step, words=None, *, task=None, clock):
+    def sample_costing(model, tokenizer, spec, step, words=None, *, task=None, chat=False, clock):
         clock.now += sample_s
         return LiveSample(step, "the cat", "the cat sat", sample_s)
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from ..errors import CheckpointError
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"
-SHIPPED_NAMES = ("cute_llm", "cute_bpe")   # word tokens (the default model), subword tokens
+# Word tokens (the default model), subword tokens, and the chat model with the base it was instruction-tuned from.
+SHIPPED_NAMES = ("cute_llm", "cute_bpe", "cute_chat", "cute_chat_base")
 DEFAULT_MODEL = SHIPPED_DIR / "cute_llm.pth"
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

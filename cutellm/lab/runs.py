@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from ..chat import chat_dataset, parse_conversations, prepare_sft
 from ..completion import corpus_words, merge_words
 from ..config import ModelConfig, TrainConfig
 from ..data import Dataset, bits_per_char, prepare_dataset
@@ -51,6 +52,11 @@ class PreparedRun:
     def total_steps(self) -> int:
         return batch_plan(self.dataset.train.size(0), self.config).total_steps
 
+    @property
+    def chat(self) -> bool:
+        """Whether this run instruction-tunes a model (cutellm.chat)."""
+        return bool(self.metadata.get("chat"))
+
     def checkpoint_metadata(self, result: TrainResult | None, status: str | None = None) -> dict[str, Any]:
         """The metadata to save with the trained model: what the run was and what it gave."""
         meta = {**self.metadata, **(result.summary() if result is not None else {})}
@@ -61,15 +67,23 @@ class PreparedRun:
 
 def prepare_run(text: str, corpus_name: str, model_config: ModelConfig, train_config: TrainConfig, *,
                 name: str = "run", tokenizer_kind: str = "word", tokenizer: Tokenizer | None = None,
-                base: BaseModel | None = None, max_steps: int | None = None, task: str | None = None) -> PreparedRun:
+                base: BaseModel | None = None, max_steps: int | None = None, task: str | None = None,
+                chat: bool = False) -> PreparedRun:
     """Corpus text and settings -> a PreparedRun. With `base`, fine-tune a copy of it (its tokenizer and shape win
     over `model_config` and `tokenizer_kind`); `max_steps` refuses a run longer than that with a ConfigError.
     `tokenizer`: for a new model, one already built from this text with these settings, to use rather than build
-    another (see prepare_training)."""
+    another (see prepare_training). `chat`: instruction-tune `base` on `text`, conversations as JSON lines
+    (cutellm.chat: the chat tokens are added, and the loss counts the assistant's answers only)."""
     if base is not None and tokenizer is not None:
         raise ValueError("a fine-tuned model keeps its base's tokenizer: pass either `base` or `tokenizer`")
+    if chat and base is None:
+        raise ConfigError("instruction tuning starts from a trained model: choose the model to tune")
     words = corpus_words(text)   # what Fill the blanks tries in a blank, whatever the tokenizer
-    if base is None:
+    if chat:
+        model, tokenizer, dataset = prepare_sft(text, corpus_name, base.model, base.tokenizer, train_config)
+        lineage_meta = {"base_model": base.name, "previous_runs": lineage(base.meta), "chat": True}
+        words = list(base.meta.get("words") or [])   # conversations teach a format, not new words to fill in
+    elif base is None:
         model, tokenizer, dataset = prepare_training(text, model_config, train_config, tokenizer_kind=tokenizer_kind,
                                                      tokenizer=tokenizer)
         lineage_meta: dict[str, Any] = {}
@@ -103,8 +117,12 @@ def resume_run(text: str, corpus_name: str, model: CuteLLM, tokenizer: Tokenizer
         raise ConfigError(f"this run trained on {meta.get('corpus')!r}, and {corpus_name!r} is a different text: "
                           "resume it with the same corpus (--corpus)")
     config = TrainConfig.from_dict(meta.get("train_config", {}))
-    dataset = prepare_dataset(text, tokenizer, model.config.block_size, stride=config.stride,
-                              val_fraction=config.val_fraction)
+    if meta.get("chat"):
+        dataset = chat_dataset(parse_conversations(text, corpus_name), tokenizer, model.config.block_size,
+                               val_fraction=config.val_fraction, name=corpus_name)
+    else:
+        dataset = prepare_dataset(text, tokenizer, model.config.block_size, stride=config.stride,
+                                  val_fraction=config.val_fraction)
     model.requires_grad_(True)
     metadata = {k: v for k, v in meta.items() if k not in _FILE_KEYS}
     return PreparedRun(name=str(meta.get("name", "run")), model=model, tokenizer=tokenizer, dataset=dataset,

@@ -8,6 +8,8 @@ more than `budget` (2%) of the training time: a tiny model that evaluates every 
 samples, and no run is more than ~2% slower for them (see README, "The Train page as a lab", for the measured cost).
 A model trained on a toy task (cutellm.tasks) is asked its task instead: `TASK_SAMPLE_PROBLEMS` held-out problems in
 a few batched passes, giving the accuracy the live view plots beside the loss and a few of its answers.
+A model being instruction-tuned (cutellm.chat) answers `CHAT_QUESTIONS` instead: the replies show it learn to answer
+and to stop.
 That decision, `SampleSpec.due`, reads no clock: the job hands it two readings of its own clock (the training time
 and the samples' cost), so a test with a clock it moves by hand checks the budget exactly, whatever the host's speed.
 """
@@ -18,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from ..chat import Message, reply
 from ..completion import complete_phrase
 from ..errors import CuteLLMError
 from ..inference import generate
@@ -35,6 +38,7 @@ SAMPLE_BUDGET = 0.02        # the most that samples may cost, as a share of the 
 TASK_SAMPLE_BUDGET = 0.10
 TASK_SAMPLE_PROBLEMS = 100  # held-out problems a task model answers at each sample
 TASK_SAMPLE_SHOWN = 3       # of which the sample shows this many
+CHAT_QUESTIONS = ("what color is the sky?", "hello!")   # what an instruction-tuned model is asked at each sample
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class LiveSample:
 
 
 def take_sample(model: CuteLLM, tokenizer: Tokenizer, spec: SampleSpec, step: int,
-                words: Iterable | None = None, *, task: str | None = None,
+                words: Iterable | None = None, *, task: str | None = None, chat: bool = False,
                 clock: Callable[[], float] = time.perf_counter) -> LiveSample:
     """The model's greedy continuation of `spec.prompt` and its best filling of `spec.blank`, now, with what it cost
     on `clock`. A prompt or phrase the model cannot read (say, only unknown words) gives the reason instead of text.
@@ -78,6 +82,9 @@ def take_sample(model: CuteLLM, tokenizer: Tokenizer, spec: SampleSpec, step: in
                           for q, expected, a in score.answers[:TASK_SAMPLE_SHOWN])
         return LiveSample(step, shown, f"{score.accuracy:.0%} of {score.problems} held-out problems exact",
                           clock() - began, accuracy=score.accuracy)
+    if chat:
+        answers = [_chat_answer(model, tokenizer, question, spec.max_new_tokens) for question in CHAT_QUESTIONS]
+        return LiveSample(step, answers[0], answers[1], clock() - began)
     try:
         continuation = generate(model, tokenizer, spec.prompt, spec.max_new_tokens)
     except CuteLLMError as err:
@@ -88,3 +95,9 @@ def take_sample(model: CuteLLM, tokenizer: Tokenizer, spec: SampleSpec, step: in
     except CuteLLMError as err:
         filled = f"(no filling: {err})"
     return LiveSample(step, continuation, filled, clock() - began)
+
+
+def _chat_answer(model: CuteLLM, tokenizer: Tokenizer, question: str, max_new_tokens: int) -> str:
+    """`question → reply`, with ⏹ where the model wrote <|end|> (a reply without it ran out of tokens)."""
+    r = reply(model, tokenizer, [Message("user", question)], max_new_tokens + 4)
+    return f"{question} → {r.text}{' ⏹' if r.ended else ' …'}"
