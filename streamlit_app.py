@@ -24,6 +24,7 @@ if __name__ == "__main__":
         st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("app_pages/runs.py", title="Runs", icon=":material/stacked_line_chart:"),
         st.Page("app_pages/generate.py", title="Generate", icon=":material/edit_note:"),
+        st.Page("app_pages/chat.py", title="Chat", icon=":material/chat:"),
         st.Page("app_pages/fill_blanks.py", title="Fill the blanks", icon=":material/format_underlined:"),
         st.Page("app_pages/explore.py", title="Explore", icon=":material/biotech:"),
     ]

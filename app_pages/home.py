@@ -50,6 +50,8 @@ tour = [
      "Overlay the loss curves of your runs and see which settings made the difference."),
     ("app_pages/generate.py", "Generate", ":material/edit_note:",
      "Type a prompt; see which words the model adds and how sure it was of each."),
+    ("app_pages/chat.py", "Chat", ":material/chat:",
+     "Ask the instruction-tuned model a question, and see the same network before its tuning answer beside it."),
     ("app_pages/fill_blanks.py", "Fill the blanks", ":material/format_underlined:",
      "Write `the ___ sat on the mat` and see the model's ranked guesses."),
     ("app_pages/explore.py", "Explore", ":material/biotech:",

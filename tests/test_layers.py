@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "cutellm"
 # The language model's own modules read top to bottom; the CLI and the package's front door may reach further.
 FRONT_DOORS = {"__init__.py", "__main__.py"}
-PAGES = ("train", "generate", "explore")
+PAGES = ("train", "generate", "explore", "chat")
 
 
 def _imports(path: Path) -> list[tuple[str, bool]]:

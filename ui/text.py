@@ -142,6 +142,38 @@ def chips_html(pieces: "pd.DataFrame") -> str:
     return f'{CHIP_STYLE}<div class="cute-chips">{"".join(spans)}</div>'
 
 
+# A chat's tokens by role (blue: the user, green: the assistant, orange: a reply being written), control tokens dark;
+# with a loss mask, the targets SFT learns outlined and the rest faded.
+CHAT_CHIP_STYLE = """<style>
+.cute-chips span.user { background: #DCEBFF; }
+.cute-chips span.assistant { background: #D5F5EA; }
+.cute-chips span.reply { background: #FFE8CC; outline: 1px dashed #b45309; }
+.cute-chips span.control { background: #312e81; color: #fff; font-weight: 700; }
+.cute-chips span.learned { outline: 2px solid #16a34a; font-weight: 700; }
+.cute-chips span.read { opacity: 0.6; }
+</style>"""
+ZERO_WIDTH_SPACE = "\u200b"   # between chips: a long conversation may wrap there
+
+
+def conversation_chips_html(tokenizer, ids: Sequence[int], roles: Sequence[str],
+                            learned: Sequence[bool] | None = None, titles: Sequence[str] | None = None) -> str:
+    """A templated conversation (cutellm.chat.template) as chips, one class per role ("user", "assistant" or
+    "reply"), "control" for the chat's control tokens and "unk" for <unk>; with `learned` (the loss mask) each chip
+    is also "learned" or "read". `titles` replace the hover texts (default: id and role)."""
+    from cutellm.tokenizer import CHAT_TOKENS
+
+    spans = []
+    for k, (token_id, role) in enumerate(zip(ids, roles)):
+        token = tokenizer.token(token_id)
+        classes = ([] if learned is None else ["learned" if learned[k] else "read"]) + [role]
+        classes += ["control"] * (token in CHAT_TOKENS) + ["unk"] * (token_id == tokenizer.unk_id)
+        title = titles[k] if titles is not None else f"id {token_id} · {role}" + (
+            "" if learned is None else " · learned: a target of the loss" if learned[k] else " · read, not learned")
+        shown = token.replace(" ", "␣").replace("\n", "↵") if token.strip() != token else token
+        spans.append(f'<span class="{" ".join(classes)}" title="{html.escape(title)}">{html.escape(shown)}</span>')
+    return f'{CHIP_STYLE}{CHAT_CHIP_STYLE}<div class="cute-chips chat-chips">{ZERO_WIDTH_SPACE.join(spans)}</div>'
+
+
 def glossary_link(term: str) -> str:
     """A markdown link to a term's line in the Learn page's glossary (cutellm/glossary.py)."""
     return f"[What is {term}?](learn?{urlencode({'term': term})})"

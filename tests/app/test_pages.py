@@ -11,7 +11,7 @@ from cutellm.views.charts import VIEWS
 
 from .conftest import button, no_exception, open_page
 
-PAGES = ["home", "learn", "train", "generate", "fill_blanks", "explore"]
+PAGES = ["home", "learn", "train", "generate", "chat", "fill_blanks", "explore"]
 
 
 @pytest.mark.parametrize("name", PAGES)

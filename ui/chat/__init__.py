@@ -1,0 +1,1 @@
+"""Helpers that serve the chat page only."""
