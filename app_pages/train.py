@@ -10,18 +10,21 @@ import streamlit as st
 from cutellm import ConfigError, CuteLLMError, ModelConfig, TrainConfig, load_settings
 from cutellm.devices import available_devices, resolve_device, resolve_precision
 from cutellm.errors import TrainingBusyError
-from cutellm.lab.jobs import TrainingJob, training_in_progress
+from cutellm.lab.jobs import LEFT, QUEUE, TrainingJob
 from cutellm.lab.runs import prepare_run
-from cutellm.lab.samples import DEFAULT_BLANK, DEFAULT_PROMPT, SampleSpec
+from cutellm.chat import SFT_RECIPE
+from cutellm.lab.samples import CHAT_QUESTIONS, DEFAULT_BLANK, DEFAULT_PROMPT, SampleSpec
 from cutellm.options import MAX_INTERACTIVE_STEPS
 from cutellm.presets import presets
 from cutellm.settings import Settings
 from cutellm.tasks import TASKS, Task, for_task
 from ui import share, state
+from ui.text import glossary_link
 from ui.train import settings_form as form
+from ui.train.conversations import choose_conversations, show_conversations
 from ui.train.corpus import TOY_TASK, bundled_corpora, choose_corpus, chosen_task, corpus_tokenizer, show_stats
 from ui.train.preview import preview_panel
-from ui.train.training_panel import live_panel, results
+from ui.train.training_panel import live_panel, queued_panel, results
 
 
 def _settings() -> Settings:
@@ -40,14 +43,19 @@ state.keep({"tr_preset": "default", **form.kept_defaults(SETTINGS, PRESETS["defa
             "tr_bundled": "training_data.txt", "tr_task": "copy", "tr_paste": "", "tr_upload_text": None,
             "tr_upload_name": None,
             "tr_save_name": "", "tr_overwrite": False, "tr_start": "A new model", "tr_noncausal": False,
-            "tr_sample_prompt": DEFAULT_PROMPT, "tr_sample_blank": DEFAULT_BLANK})
+            "tr_sample_prompt": DEFAULT_PROMPT, "tr_sample_blank": DEFAULT_BLANK, "tr_chat_source": "Bundled"})
+
+START_CHOICES = ["A new model", "The active model (fine-tune)", "The active model (instruction-tune it)"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Settings (each widget's label, range and help come from cutellm.options, through ui.train.settings_form)
 # ---------------------------------------------------------------------------------------------------------------
-def choose_settings(base: state.LoadedModel | None, task: Task | None) -> None:
-    if task is None:
+def choose_settings(base: state.LoadedModel | None, task: Task | None, chat: bool = False) -> None:
+    if chat:
+        st.caption("The training settings start from the instruction-tuning recipe, the one `python -m cutellm sft` "
+                   "uses; change any of them.")
+    elif task is None:
         st.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=form.apply_preset, args=(PRESETS,),
                      format_func=lambda p: f"{p} — {PRESETS[p].help}",
                      help="Fills in every setting below; change any of them afterwards.")
@@ -65,8 +73,9 @@ def choose_settings(base: state.LoadedModel | None, task: Task | None) -> None:
             st.markdown("**Model** :material/lock:")
             st.caption(f"{cfg.n_layers} layers × {cfg.n_heads} heads, d_model {cfg.d_model}, dropout {cfg.dropout}; "
                        f"{cfg.block_design}")
-        st.info(f"Fine-tuning continues training **{base.name}**, so its tokenizer and shape stay as they are: the "
-                "learned weights only fit that exact vocabulary and size.", icon=":material/lock:")
+        st.info(f"{'Instruction tuning' if chat else 'Fine-tuning'} continues training **{base.name}**, so its "
+                "tokenizer and shape stay as they are: the learned weights only fit that exact vocabulary and size"
+                + (" (tuning adds the three chat tokens)." if chat else "."), icon=":material/lock:")
     else:
         with a:
             st.markdown("**Tokens**")
@@ -95,7 +104,11 @@ def choose_settings(base: state.LoadedModel | None, task: Task | None) -> None:
         form.draw("learning_rate")
         form.draw("seed")
     choose_hardware()
-    choose_samples()
+    if chat:
+        st.caption("**Live samples**: at each evaluation the model answers two questions "
+                   f"({', '.join(repr(q) for q in CHAT_QUESTIONS)}), so you watch it learn to answer and to stop.")
+    else:
+        choose_samples()
 
 
 def choose_samples() -> None:
@@ -134,7 +147,7 @@ def tokenizer_kind(task: Task | None) -> str:
 
 
 def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                   base: state.LoadedModel | None, task: Task | None) -> None:
+                   base: state.LoadedModel | None, task: Task | None, chat: bool = False) -> None:
     sessions = st.session_state.session_models
     try:
         # Refuse a device or precision this machine cannot run now, not from inside the worker thread.
@@ -142,12 +155,15 @@ def start_training(text: str, corpus_name: str, model_cfg: ModelConfig, train_cf
         kind = tokenizer_kind(task)
         # The tokenizer the corpus statistics built (cached): the corpus is not tokenized afresh for the run.
         tokenizer = None if base else corpus_tokenizer(text, kind, model_cfg.vocab_size)
+        if chat:   # the recipe's settings that have no widget (its warmup) as the CLI's sft has them
+            train_cfg = replace(train_cfg, **form.without_widgets(SFT_RECIPE))
         run = prepare_run(text, corpus_name, model_cfg, train_cfg, name=sessions.next_run_name(),
                           tokenizer_kind=kind, tokenizer=tokenizer, base=base.as_base() if base else None,
-                          max_steps=MAX_INTERACTIVE_STEPS, task=task.name if task else None)
-        job = TrainingJob(run, owner=st.session_state.session_owner, samples=sample_spec()).start()
+                          max_steps=MAX_INTERACTIVE_STEPS, task=task.name if task else None, chat=chat)
+        job = TrainingJob(run, owner=st.session_state.session_owner, samples=sample_spec(),
+                          worker=state.training_worker()).start()
     except TrainingBusyError as err:
-        st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
+        st.warning(f"Not now: {err}.", icon=":material/hourglass_top:")
         return
     except CuteLLMError as err:
         st.error(str(err), icon=":material/error:")
@@ -172,27 +188,40 @@ share.sync([share.choice("source", "tr_source", {"bundled": "Bundled", "upload":
                                  + form.page_options("train"))])
 
 job = state.current_job()
-running = job is not None and job.running
+running = job is not None and (job.running or job.queued)   # a queued run counts: one run per tab
 active = state.active_model()
 
-st.radio("Start from", ["A new model", "The active model (fine-tune)"], key="tr_start", horizontal=True,
+if st.session_state.tr_start not in START_CHOICES:
+    st.session_state.tr_start = START_CHOICES[0]
+st.radio("Start from", START_CHOICES, key="tr_start", horizontal=True, on_change=form.apply_sft_recipe,
+         args=(START_CHOICES[2],),
          help=f"A new model learns from scratch. Fine-tuning continues training the active model ({active.name}) "
-              "on your text, keeping its tokenizer and shape.")
+              "on your text, keeping its tokenizer and shape. Instruction tuning teaches it to answer: it learns "
+              f"from conversations, only the answers counted. {glossary_link('instruction tuning')}")
 base = active if st.session_state.tr_start.startswith("The active") else None
+chat = st.session_state.tr_start == START_CHOICES[2]
 
-with st.expander("1 · Corpus", expanded=not running, icon=":material/description:"):
-    text, corpus_name = choose_corpus()
-    task = chosen_task()
-    if task is not None and base is not None:
-        st.warning("A toy task trains a new model: its tokens are the task's characters, which the active model's "
-                   "vocabulary does not hold. Choose **A new model** above.", icon=":material/lock:")
-        text = None
-    ss = st.session_state
-    corpus = show_stats(text, base, kind=tokenizer_kind(task), vocab=int(ss.tr_vocab), block=int(ss.tr_block),
-                        batch=int(ss.tr_batch), accum=int(ss.tr_accum)) if text else None
-    windows, vocab_size = corpus or (0, 0)
+if chat:
+    with st.expander("1 · Conversations", expanded=not running, icon=":material/forum:"):
+        text, corpus_name = choose_conversations()
+        windows = show_conversations(text, corpus_name, base) if text else 0
+        task, vocab_size = None, active.tokenizer.vocab_size
+        if windows is None:
+            text, windows = None, 0
+else:
+    with st.expander("1 · Corpus", expanded=not running, icon=":material/description:"):
+        text, corpus_name = choose_corpus()
+        task = chosen_task()
+        if task is not None and base is not None:
+            st.warning("A toy task trains a new model: its tokens are the task's characters, which the active "
+                       "model's vocabulary does not hold. Choose **A new model** above.", icon=":material/lock:")
+            text = None
+        ss = st.session_state
+        corpus = show_stats(text, base, kind=tokenizer_kind(task), vocab=int(ss.tr_vocab), block=int(ss.tr_block),
+                            batch=int(ss.tr_batch), accum=int(ss.tr_accum)) if text else None
+        windows, vocab_size = corpus or (0, 0)
 with st.expander("2 · Model and training settings", expanded=not running, icon=":material/tune:"):
-    choose_settings(base, task)
+    choose_settings(base, task, chat)
 
 config_error = None
 try:
@@ -208,15 +237,19 @@ if config_error is None and windows and not running:
         shape = base.model.config if base is not None else replace(model_cfg, vocab_size=vocab_size)
         preview_panel(shape, train_cfg, windows)
 
-if training_in_progress() and not running:
-    st.info("Another session is training on this server right now; you can train when it finishes.",
-            icon=":material/hourglass_top:")
+if QUEUE.running_count() >= QUEUE.slots and not running:
+    st.info(f"Every training slot of this server is in use ({QUEUE.slots} at a time): press Train to join the "
+            "queue; your run starts by itself when a slot frees up.", icon=":material/hourglass_top:")
 if st.button("Train", type="primary", icon=":material/play_arrow:",
              disabled=running or text is None or config_error is not None or not windows):
-    start_training(text, corpus_name, model_cfg, train_cfg, base, task)
+    start_training(text, corpus_name, model_cfg, train_cfg, base, task, chat)
 
 if job is not None:
     st.subheader(f"3 · {job.name}")
-    live_panel(job)
-    if not job.running:
-        results(job)
+    if job.queued:
+        queued_panel(job)
+    else:
+        if job.snapshot().status != LEFT:   # a run that left the queue has no progress to show
+            live_panel(job)
+        if not job.running:
+            results(job)

@@ -39,6 +39,21 @@ def _fewer_threads():
     torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def _no_run_left_behind(request):
+    """Every test leaves the server's training slots as it found them: a run still training or queued afterwards
+    would hold the next tests' runs in the queue. Such runs are stopped, and the test that left them fails."""
+    yield
+    from cutellm.lab.jobs import QUEUE
+
+    left = QUEUE.jobs()
+    for job in left:
+        job.stop("the test ended")
+    for job in left:
+        job.join(60)
+    assert not left, f"{request.node.name} left runs training or queued: {[j.name for j in left]}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def tiny():
     """(model, tokenizer, dataset, result) for a small model that has learned TINY_TEXT.

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from cutellm.errors import TrainingBusyError
-from cutellm.lab.jobs import TrainingJob, training_in_progress
+from cutellm.lab.jobs import QUEUE, TrainingJob, training_in_progress
 from cutellm.lab.runs import prepare_run
+from cutellm.lab.samples import SampleSpec
+from cutellm.training import evaluate
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 
@@ -56,22 +58,89 @@ def test_stop_ends_at_the_next_step_and_keeps_weights():
     assert torch.equal(kept, at_step[job.result.steps]) and not torch.equal(kept, initial)
 
 
-def test_only_one_job_per_process():
-    first = make_job(100_000).start()
-    try:
-        wait_for_steps(first, 1)
-        assert training_in_progress()
-        with pytest.raises(TrainingBusyError, match="another training run"):
-            make_job(10).start()
-    finally:
-        first.stop()
-        first.join(10)
-    second = make_job(5).start()  # free again once the first has ended
-    assert second.join(60) and second.snapshot().status == "finished"
-
-
 class Owner:
     pass
+
+
+def test_runs_beyond_the_slots_wait_in_the_queue(monkeypatch):
+    monkeypatch.setattr(QUEUE, "slots", 1)
+    first = make_job(100_000).start()
+    try:
+        wait_for_steps(first, 3)
+        assert training_in_progress()
+        second, third = make_job(5).start(), make_job(5).start()
+        snap = second.snapshot()
+        assert snap.queued and not snap.running and snap.place == 1 and third.snapshot().place == 2
+        # Its start is estimated from the run ahead: what the first still has to do at its own pace.
+        assert snap.starts_in_s == pytest.approx(first.snapshot().eta_s, rel=0.5)
+        third.leave()
+        assert third.join(1) and third.snapshot().status == "left the queue" and not third.usable
+    finally:
+        first.stop()
+        first.join(30)
+    assert second.join(60) and second.snapshot().status == "finished" and second.usable
+
+
+def test_one_run_per_tab():
+    owner = Owner()
+    first = make_job(100_000, owner=owner).start()
+    try:
+        with pytest.raises(TrainingBusyError, match="this tab already has a run"):
+            make_job(5, owner=owner).start()
+        make_job(5, owner=Owner()).start()   # another tab may queue
+    finally:
+        first.stop()
+        first.join(30)
+
+
+def test_a_queued_run_whose_tab_closed_is_dropped(monkeypatch):
+    monkeypatch.setattr(QUEUE, "slots", 1)
+    first = make_job(100_000).start()
+    owner = Owner()
+    waiting = make_job(5, owner=owner).start()
+    assert waiting.snapshot().queued
+    del owner
+    gc.collect()
+    first.stop()
+    assert first.join(30) and waiting.join(5)
+    assert waiting.snapshot().status == "left the queue"
+    assert waiting.stop_reason == "its browser session ended while it waited"
+
+
+def test_a_worker_process_trains_pauses_and_hands_back_its_weights():
+    job = make_job(400, worker="process", samples=SampleSpec()).start()
+    initial = job.model.tok_emb.weight.detach().clone()
+    wait_for_steps(job, 5)
+    job.pause()
+    held = job.snapshot().latest.step
+    time.sleep(0.5)
+    assert job.snapshot().paused and job.snapshot().latest.step == held
+    job.resume()
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.status == "finished" and [m.step for m in snap.history] == list(range(1, 401)) and snap.samples
+    assert job.usable and not torch.equal(job.model.tok_emb.weight, initial)
+    # The weights came back from the worker: the loss they give is the one it reported.
+    assert job.result.final_val_loss == pytest.approx(evaluate(job.model, job.dataset.val, 32), abs=1e-5)
+
+
+def test_killing_the_worker_keeps_the_last_evaluation_and_the_server_goes_on():
+    import os
+    import signal
+
+    job = make_job(100_000, worker="process").start()
+    wait_for_steps(job, 25)
+    os.kill(job._process.pid, signal.SIGKILL)
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == "failed" and "ended unexpectedly (exit code -9)" in snap.error
+    kept = job.result.steps
+    assert kept >= 20 and kept % 10 == 0 and f"weights of step {kept:,}" in snap.error
+    assert job.usable and job.result.history[-1].val_loss is not None
+    # This process (the server) and the queue go on: the next run trains.
+    assert not training_in_progress()
+    after = make_job(5, worker="process").start()
+    assert after.join(60) and after.snapshot().status == "finished"
 
 
 def test_job_stops_when_its_session_goes_away():
@@ -153,3 +222,47 @@ def test_a_stopped_run_continues_exactly_as_if_it_had_never_stopped():
     assert job.checkpoint_metadata()["steps"] == 60 and not job.can_continue
     with pytest.raises(Exception, match="cannot be continued"):
         job.continued()
+
+
+SERVER_KILLED = """
+import os, signal, time
+from cutellm import ModelConfig, TrainConfig
+from cutellm.lab.jobs import TrainingJob
+from cutellm.lab.runs import prepare_run
+
+text = " ".join(["the cat sat on the mat.", "the dog ran to the park."] * 100)
+model = ModelConfig(vocab_size=64, d_model=32, n_heads=4, n_layers=1, block_size=16, dropout=0.0)
+job = TrainingJob(prepare_run(text, "tiny", model, TrainConfig(max_steps=1_000_000, batch_size=8)),
+                  worker="process").start()
+while job.snapshot().latest is None:
+    time.sleep(0.05)
+print(job._process.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)   # the server dies without a word: no exit hook runs
+"""
+
+
+def test_a_worker_process_ends_when_its_server_is_killed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # Output to a file: a pipe would stay open as long as the worker (which inherits it) lives. The killed server is
+    # not reaped until wait() below: the worker must see a zombie as gone too.
+    out = tmp_path / "out.txt"
+    with open(out, "w") as f:
+        server = subprocess.Popen([sys.executable, "-c", SERVER_KILLED], stdout=f, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while not out.read_text().strip() and time.time() < deadline:
+            time.sleep(0.1)
+    worker = int(out.read_text().split()[0])
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, 9)
+        pytest.fail("the worker kept training after its server was killed")
+    server.wait(10)

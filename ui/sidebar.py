@@ -40,12 +40,19 @@ def render_sidebar() -> state.LoadedModel:
         st.caption(f"Trained on `{corpus}` · val loss **{_fmt_loss(meta.get('final_val_loss'))}** · "
                    f"{meta.get('steps', '?')} steps")
         job = state.current_job()
-        if job is not None and job.running:
+        if job is not None and job.queued:
+            place = job.snapshot().place
+            st.info(f"**{job.name}** waits for a training slot (number {place} in the queue); the Train page shows "
+                    "it.", icon=":material/hourglass_top:")
+        elif job is not None and job.running:
             job.snapshot()  # tells the job someone is still around (see TrainingJob.idle_timeout_s)
             doing = "is paused" if job.paused else "is training in the background"
             st.info(f"**{job.name}** {doing}; its progress is on the Train page.", icon=":material/model_training:")
         elif training_in_progress():
             st.caption(":material/hourglass_top: Another session is training on this server.")
+        notice = st.session_state.pop(state.MEMORY_NOTICE, None)
+        if notice:
+            st.warning(notice, icon=":material/memory:")
         models_panel()
         st.caption(f"Device: `{resolve_device('auto')}` · [Glossary: every term in one line](learn?term=)")
     return active

@@ -7,6 +7,7 @@ trained in a session lives in that session's state only; other sessions never se
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -52,6 +53,25 @@ def model_name(key: str) -> str:
     return Path(ref).stem if kind == "file" else ref
 
 
+def training_worker() -> str:
+    """Where the app's runs train: "process" (CUTEGPT_TRAINING_WORKER, the default: a run that fails or is killed
+    never takes the server down) or "thread" (inside the server, as a library caller's run does)."""
+    return os.environ.get("CUTEGPT_TRAINING_WORKER", "process")
+
+
+@st.cache_resource
+def configure_training_slots() -> int:
+    """The server's training slots from CUTEGPT_TRAINING_SLOTS, in the environment or .env (cutellm.lab.jobs); once
+    per server."""
+    from dotenv import dotenv_values
+
+    from cutellm.lab.jobs import QUEUE, training_slots
+
+    env_file = ROOT / ".env"
+    QUEUE.slots = training_slots({**(dotenv_values(env_file) if env_file.is_file() else {}), **os.environ})
+    return QUEUE.slots
+
+
 def models_dir() -> Path:
     """Where saved models go (CUTEGPT_MODELS_DIR, default models/)."""
     return Path(os.environ.get("CUTEGPT_MODELS_DIR", ROOT / "models"))
@@ -76,7 +96,7 @@ class SessionOwner:
     """Lives only in one browser session's state; a training job stops when it is garbage-collected."""
 
 
-@dataclass
+@dataclass(eq=False)   # compared (and hashed) by identity: the memory cap keeps a weak set of them
 class SessionModels:
     """Models trained in this session, and models uploaded to it, by name (newest last)."""
 
@@ -123,6 +143,7 @@ def clamp(key: str, low: float, high: float, label: str) -> None:
 
 
 def init_session() -> None:
+    configure_training_slots()
     st.session_state.setdefault("session_models", SessionModels())
     st.session_state.setdefault("session_owner", SessionOwner())
     st.session_state.setdefault("train_job", None)
@@ -203,7 +224,55 @@ def add_session_model(name: str, model: CuteLLM, tokenizer: Tokenizer, meta: dic
     st.session_state.session_models.models[name] = LoadedModel(key=key, name=name, model=model,
                                                                tokenizer=tokenizer, meta=meta, source="session",
                                                                snapshots=list(snapshots or []))
+    keep_within_memory_cap(st.session_state.session_models, keep={key, st.session_state.get("active_model")},
+                           saved=set(st.session_state.get("tr_saved", {})))
     return key
+
+
+# -- a server-wide cap on the memory of the models tabs keep --------------------------------------------------------
+_ALL_SESSIONS: "weakref.WeakSet[SessionModels]" = weakref.WeakSet()   # every open tab's models
+MEMORY_NOTICE = "memory_notice"   # session-state key: what the cap dropped from this tab, shown once by the sidebar
+
+
+def memory_cap_bytes() -> int:
+    """CUTEGPT_MODEL_MEMORY_MB (default 2048): the most that the models and timeline snapshots kept by all open tabs
+    may take together."""
+    return int(float(os.environ.get("CUTEGPT_MODEL_MEMORY_MB", "2048")) * 1024 * 1024)
+
+
+def model_bytes(loaded: LoadedModel) -> int:
+    """A kept model's memory: its weights and its training timeline's snapshots."""
+    weights = sum(t.numel() * t.element_size() for t in loaded.model.state_dict().values())
+    return weights + sum(t.numel() * t.element_size() for snap in loaded.snapshots for t in snap.state_dict.values())
+
+
+def kept_bytes() -> int:
+    return sum(model_bytes(m) for sessions in list(_ALL_SESSIONS)
+               for m in [*sessions.models.values(), *sessions.uploads.values()])
+
+
+def keep_within_memory_cap(sessions: SessionModels, keep: set, saved: set[str]) -> list[str]:
+    """Over the cap, drop this tab's oldest unsaved models (never those in `keep`: the new and the active one), then
+    its timelines, until the server is under the cap; returns what was dropped and leaves a notice for the tab."""
+    _ALL_SESSIONS.add(sessions)
+    cap, dropped = memory_cap_bytes(), []
+    for name, loaded in list(sessions.models.items()):   # oldest first
+        if kept_bytes() <= cap:
+            break
+        if loaded.key not in keep and name not in saved:
+            del sessions.models[name]
+            dropped.append(f"model {name}")
+    for name, loaded in list(sessions.models.items()):
+        if kept_bytes() <= cap:
+            break
+        if loaded.snapshots:
+            loaded.snapshots = []
+            dropped.append(f"the training timeline of {name}")
+    if dropped:
+        st.session_state[MEMORY_NOTICE] = (
+            f"The server keeps at most {cap / 2**20:,.0f} MB of models for all its learners, so this tab let go of "
+            f"{', '.join(dropped)} (the oldest not saved). Save a model to keep it.")
+    return dropped
 
 
 def add_uploaded_model(file_name: str, model: CuteLLM, tokenizer: Tokenizer, meta: dict) -> str:

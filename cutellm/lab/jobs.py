@@ -1,30 +1,44 @@
-"""Background training: a worker thread that trains one model while a UI polls its progress.
+"""Background training: a worker trains one model while a UI polls its progress, in a queue of training slots.
 
-The thread never touches the UI; the UI calls `snapshot()` (a consistent copy taken under a lock) as often as it
-likes. One job runs per process at a time: on a 2-core machine two trainings would each run at half speed, so a
-second request gets a clear `TrainingBusyError` instead.
+The worker is a **process** in the app (`worker="process"`): a run that fails, diverges, runs out of memory or is
+killed never takes the server down, it sets its own CPU thread count, and its memory goes back to the system when it
+ends. Library callers and tests may use a **thread** (`worker="thread"`, the default), which trains the caller's own
+model object in place. Both run the same function (`_train_worker`) and report through the same messages: each step,
+each live sample, the weights at each evaluation (what a killed process leaves behind), and the end with the final
+weights and results; `_relay`, a thread of the server, reads them into the job that the UI polls (`snapshot()`).
+
+Runs wait in one server-wide queue (`QUEUE`): `CUTEGPT_TRAINING_SLOTS` of them train at once (by default 1 on a
+machine of up to 3 cores, half the cores on a bigger one: two runs on two cores would each run at half speed). A job
+started when every slot is busy is *queued*: it knows its place and an estimated start from the runs ahead, it can
+`leave()` the queue, and it is dropped when its owner (the browser tab) is gone. One owner has one job at a time.
 
 `pause()` holds the worker between two steps with everything in memory (weights, optimizer, schedule, batch order),
 so `resume()` continues the very same run. With a `SampleSpec` the job takes a live sample (cutellm.samples) at each
-evaluation step, in its own thread, and lists them in the snapshot.
+evaluation step, in the worker, and lists them in the snapshot.
 
 A job ends when its steps are done, when `stop()` is called (it keeps the weights trained so far), when its owner
 object is garbage-collected (the app passes an object living in the browser session's state, so closing the tab
 stops the job once Streamlit drops the session), when nobody has looked at it for `idle_timeout_s`, or when the
-process exits (an exit hook stops it and waits for the step under way).
+server exits (an exit hook stops it and waits for the step under way).
 """
 
 from __future__ import annotations
 
 import atexit
 import copy
+import io
 import logging
+import multiprocessing
+import os
+import queue
 import secrets
 import threading
 import time
 import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable
+
+import torch
 
 from ..errors import ConfigError, CuteLLMError, TrainingBusyError, TrainingDivergedError
 from ..training import StepMetrics, TrainResult, TrainState, train
@@ -34,9 +48,11 @@ from .samples import LiveSample, SampleSpec, take_sample
 
 log = logging.getLogger(__name__)
 
-RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
+QUEUED, RUNNING, FINISHED, STOPPED, DIVERGED, FAILED, LEFT = (
+    "queued", "running", "finished", "stopped", "diverged", "failed", "left the queue")
 PAUSE_WAIT_S = 5.0   # how long pause() waits for a step under way to finish
-_SERVER_LOCK = threading.Lock()
+WORKERS = ("thread", "process")
+RELAY_POLL_S = 0.25  # how often the relay looks at the worker when it has nothing to say (stop, idle, crash)
 
 
 _RUNNING_JOBS: "weakref.WeakSet[TrainingJob]" = weakref.WeakSet()
@@ -60,8 +76,227 @@ def find_job(job_id: str) -> "TrainingJob | None":
 
 
 def training_in_progress() -> bool:
-    """True while any job in this process is training."""
-    return _SERVER_LOCK.locked()
+    """True while any job of this server is training."""
+    return QUEUE.running_count() > 0
+
+
+def training_slots(environ: dict | None = None) -> int:
+    """How many runs train at once: CUTEGPT_TRAINING_SLOTS, else 1 on up to 3 cores and half the cores above (each
+    run then has at least two cores to itself)."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get("CUTEGPT_TRAINING_SLOTS", "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConfigError(f"CUTEGPT_TRAINING_SLOTS: must be a whole number >= 1, got {raw!r}")
+        return int(raw)
+    cores = os.cpu_count() or 1
+    return 1 if cores <= 3 else cores // 2
+
+
+class TrainingQueue:
+    """The server's training slots and the jobs waiting for one, first come first served."""
+
+    def __init__(self, slots: int):
+        self.slots = slots
+        self._lock = threading.RLock()
+        self._running: list[TrainingJob] = []
+        self._waiting: list[TrainingJob] = []
+        # Seconds per step of the runs this server trained, for the estimated start of a queued run.
+        self._seconds_per_step: list[float] = []
+
+    def submit(self, job: "TrainingJob") -> None:
+        """Start `job` now if a slot is free, else queue it. One job per owner: TrainingBusyError for a second."""
+        with self._lock:
+            owner = job.owner
+            if owner is not None and any(j.owner is owner for j in self._running + self._waiting):
+                raise TrainingBusyError("this tab already has a run training or queued; stop it or leave the queue "
+                                        "first")
+            self._drop_orphans()
+            if len(self._running) < self.slots:
+                self._launch(job)
+            else:
+                self._waiting.append(job)
+                job._status = QUEUED
+
+    def leave(self, job: "TrainingJob") -> bool:
+        with self._lock:
+            if job not in self._waiting:
+                return False
+            self._waiting.remove(job)
+            return True
+
+    def done(self, job: "TrainingJob", seconds_per_step: float | None) -> None:
+        """A running job ended: free its slot and start the next queued job whose tab is still open."""
+        with self._lock:
+            if job in self._running:
+                self._running.remove(job)
+            if seconds_per_step:
+                self._seconds_per_step = (self._seconds_per_step + [seconds_per_step])[-20:]
+            self._drop_orphans()
+            while self._waiting and len(self._running) < self.slots:
+                nxt = self._waiting.pop(0)
+                try:
+                    self._launch(nxt)
+                except Exception as err:   # this one cannot start (say, no process left): the next one may
+                    log.exception("training job %s could not start", nxt.name)
+                    nxt._end_in_queue(f"could not start: {err}")
+
+    def _launch(self, job: "TrainingJob") -> None:
+        """Give `job` a slot and start it (lock held); a job that fails to start gives its slot back."""
+        self._running.append(job)
+        try:
+            job._launch()
+        except BaseException:
+            self._running.remove(job)
+            raise
+
+    def _drop_orphans(self) -> None:
+        """Queued jobs whose tab closed are dropped (call with the lock held)."""
+        for job in [j for j in self._waiting if j.orphaned]:
+            self._waiting.remove(job)
+            job._end_in_queue("its browser session ended while it waited")
+
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def jobs(self) -> list["TrainingJob"]:
+        """Every job training or waiting, running ones first."""
+        with self._lock:
+            return [*self._running, *self._waiting]
+
+    def place(self, job: "TrainingJob") -> int | None:
+        """1 for the next job to start, or None when `job` is not waiting."""
+        with self._lock:
+            return self._waiting.index(job) + 1 if job in self._waiting else None
+
+    def estimated_start_s(self, job: "TrainingJob") -> float | None:
+        """Seconds until `job` should start: the runs ahead of it, measured (the running ones by their own pace,
+        the queued ones at the pace of the runs this server has trained); None when nothing is measured yet."""
+        with self._lock:
+            if job not in self._waiting:
+                return None
+            pace = sorted(self._seconds_per_step)[len(self._seconds_per_step) // 2] if self._seconds_per_step else None
+            finishes = []
+            for running in self._running:
+                eta = running.snapshot(touch=False).eta_s
+                if eta is None:
+                    return None
+                finishes.append(eta)
+            for ahead in self._waiting[:self._waiting.index(job)]:
+                if pace is None:
+                    return None
+                finishes.append(ahead._total_steps() * pace)
+            # Slots free up in order: the earliest end takes the next waiting run.
+            ends = sorted(finishes[:len(self._running)])
+            for extra in finishes[len(self._running):]:
+                ends[0] += extra
+                ends.sort()
+            return ends[0] if len(ends) >= self.slots else 0.0
+
+
+QUEUE = TrainingQueue(training_slots())
+
+
+# -- the worker: the same function in a thread or in a process ------------------------------------------------------
+def _dumps(obj: Any) -> bytes:
+    """Tensors and dataclasses as bytes (torch.save): what crosses between the server and a worker process, never
+    shared memory, so a worker that ends at once loses nothing it sent."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _loads(data: bytes) -> Any:
+    return torch.load(io.BytesIO(data), weights_only=False)   # our own worker's bytes
+
+
+def _server_gone(pid: int | None) -> bool:
+    """Whether the server process `pid` has ended (a worker must not outlive it: nobody would read its messages)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)   # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:   # Linux: a killed server that its parent has not reaped yet is a zombie, gone all the same
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads: int | None,
+                  clock: Callable[[], float] | None = None, training_time: Callable[[], float] | None = None,
+                  on_step_extra: Callable[[StepMetrics], None] | None = None, send_weights: bool = False,
+                  server_pid: int | None = None) -> None:
+    """Train the run in `payload` ((run, sample spec, resume state), as bytes in a process) and report on
+    `channel`: ("step", metrics), ("sample", LiveSample), ("weights", step, bytes) at each evaluation when
+    `send_weights`, then ("done", status, error, bytes of (state_dict, result without its model) or None).
+
+    `clock` and `training_time` time the samples against their budget: a thread gets the job's (a test's fake clock
+    reaches it); a process measures its own (the steps' time as train() reports it, samples included). A process
+    given its `server_pid` ends itself at once when the server is gone (killed, say), rather than train for nobody."""
+    run, spec, resume = _loads(payload) if isinstance(payload, bytes) else payload
+    if threads:
+        torch.set_num_threads(threads)
+    clock = clock or time.perf_counter
+    spent = 0.0
+    task, chat, words = run.metadata.get("task"), run.chat, run.metadata.get("words")
+
+    def server_check() -> None:
+        if _server_gone(server_pid):
+            os._exit(0)   # nothing to save: nobody is left to read it
+
+    def while_paused() -> None:
+        server_check()
+        holding.set()
+
+    def on_step(m: StepMetrics) -> None:
+        nonlocal spent
+        server_check()
+        channel.put(("step", m))
+        if pause.is_set():
+            holding.set()
+        if spec is not None and m.val_loss is not None:
+            elapsed = training_time() if training_time is not None else m.elapsed_s
+            if spec.due(spent, elapsed, m.step == m.total_steps, task=task is not None):
+                sample = take_sample(run.model, run.tokenizer, spec, m.step, words=words, task=task, chat=chat,
+                                     clock=clock)
+                spent += sample.seconds
+                channel.put(("sample", sample))
+        if send_weights and m.val_loss is not None:
+            channel.put(("weights", m.step, _dumps(run.model.state_dict())))
+        if on_step_extra is not None:
+            on_step_extra(m)
+
+    status, error, result = FAILED, None, None
+    try:
+        result = train(run.model, run.dataset, run.config, on_step=on_step, stop_event=stop, pause_event=pause,
+                       while_paused=while_paused, resume=resume)
+        status = STOPPED if result.status == "stopped" else FINISHED
+    except TrainingDivergedError as err:
+        result, status, error = err.result, DIVERGED, str(err)
+    except CuteLLMError as err:
+        error = str(err)
+    except Exception as err:  # a bug: the server stays up, the log has it, the learner is told
+        log.exception("training job %s failed", run.name)
+        error = f"training failed unexpectedly: {type(err).__name__}: {err}"
+    finally:
+        run.model.eval()
+    done = None if result is None else _dumps((run.model.state_dict(), replace(result, model=None)))
+    channel.put(("done", status, error, done))
+    holding.set()   # a pause() waiting for this run need not wait any longer
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """forkserver: each worker is forked from a small server process that imported torch once, so a run starts in
+    a fraction of a second, and never from the Streamlit server itself, whose threads a fork would copy mid-step."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["cutellm.lab.jobs"])
+    return ctx
 
 
 @dataclass(frozen=True)
@@ -73,10 +308,16 @@ class JobSnapshot:
     error: str | None = None
     paused: bool = False            # running, but held between two steps
     samples: tuple[LiveSample, ...] = ()   # oldest first
+    place: int | None = None        # queued: 1 for the next run to start
+    starts_in_s: float | None = None   # queued: the estimated wait, from the runs ahead (None: not measured yet)
 
     @property
     def running(self) -> bool:
         return self.status == RUNNING
+
+    @property
+    def queued(self) -> bool:
+        return self.status == QUEUED
 
     @property
     def latest(self) -> StepMetrics | None:
@@ -108,12 +349,20 @@ class JobSnapshot:
 
 
 class TrainingJob:
-    """Train a prepared run in a background thread. Its model is only safe to use once the job is done."""
+    """Train a prepared run in the background (a worker thread or process, see the module's docstring). Its model
+    holds the trained weights once the job is done."""
 
     def __init__(self, run: PreparedRun, *, owner: object | None = None, idle_timeout_s: float = 600.0,
                  on_step: Callable[[StepMetrics], None] | None = None, samples: SampleSpec | None = None,
-                 clock: Callable[[], float] = time.monotonic, resume: TrainState | None = None):
+                 clock: Callable[[], float] = time.monotonic, resume: TrainState | None = None,
+                 worker: str = "thread", threads: int | None = None):
+        if worker not in WORKERS:
+            raise ConfigError(f"worker: must be one of {', '.join(WORKERS)}, got {worker!r}")
+        if worker == "process" and on_step is not None:
+            raise ConfigError("on_step runs beside the training loop: use worker='thread' for it")
         self.run = run
+        self.worker = worker
+        self.threads = threads
         # A stopped run's state, to continue it from (see `continued`); None trains from the first step.
         self._resume = resume
         self.model, self.tokenizer, self.dataset, self.config = run.model, run.tokenizer, run.dataset, run.config
@@ -121,8 +370,8 @@ class TrainingJob:
         # Unguessable: the page fetches its job's progress by this id (ui/train/live_view.py), so it is the only key.
         self.id = secrets.token_urlsafe(16)
         _JOBS_BY_ID[self.id] = self
-        # The curve's reference losses, from the training text's tokens: computed once, before the run.
-        self.baselines = Baselines.of(run.dataset.ids[:run.dataset.n_train_tokens], run.model.config.vocab_size)
+        # The curve's reference losses, from the targets the loss counts: computed once, before the run.
+        self.baselines = Baselines.of(run.dataset.learned_ids(), run.model.config.vocab_size)
         self.idle_timeout_s = idle_timeout_s
         self.result: TrainResult | None = None
         self._owner = weakref.ref(owner) if owner is not None else None
@@ -131,40 +380,70 @@ class TrainingJob:
         # samples' share of the training time compares like with like, and a test can pass a clock it moves itself.
         self._clock = clock
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._pause = threading.Event()
-        self._holding = threading.Event()     # set by the worker once it is actually waiting between two steps
+        ctx = _process_context() if worker == "process" else None
+        events = ctx.Event if ctx is not None else threading.Event
+        self._stop, self._pause, self._holding = events(), events(), events()   # holding: the worker waits
         self._paused_s = 0.0                  # time spent paused, finished pauses
         self._paused_since: float | None = None
         self._sample_spec = samples
         self._samples: list[LiveSample] = []
-        self._sample_s = 0.0                  # what the samples have cost so far
         self._history: list[StepMetrics] = list(resume.history) if resume else []   # a continued run's whole curve
         self._before_s = resume.elapsed_s if resume else 0.0   # training time before this job (a continued run)
         self._earlier_snapshots: list = []
+        self._kept: tuple[int, bytes] | None = None   # a process's weights at its last evaluation (step, bytes)
         self._status = "created"
         self._error: str | None = None
         self._stop_reason: str | None = None
         self._started: float | None = None
         self._finished: float | None = None
         self._last_seen = clock()
-        self._thread: threading.Thread | None = None
+        self._relay_thread: threading.Thread | None = None
+        self._worker_thread: threading.Thread | None = None
+        self._process = None
+        self._channel: Any = None
+        self._ended = threading.Event()
 
     # -- control (called from the UI) ---------------------------------------------------------------------------
     def start(self) -> "TrainingJob":
-        if not _SERVER_LOCK.acquire(blocking=False):
-            raise TrainingBusyError("another training run is in progress on this server (maybe in another browser "
-                                    "tab); wait for it to finish or stop it, then try again")
+        """Train now if a slot is free, else wait in the server's queue (`snapshot().place`)."""
+        QUEUE.submit(self)
+        return self
+
+    def _launch(self) -> None:
+        """Start the worker and its relay (the queue calls this, with its lock held, when a slot is free)."""
         self._status = RUNNING
         self._started = self._clock()
-        self._thread = threading.Thread(target=self._run, name=f"cutellm-train-{self.name}", daemon=True)
-        try:
-            self._thread.start()
-            _RUNNING_JOBS.add(self)
-        except BaseException:
-            _SERVER_LOCK.release()
-            raise
-        return self
+        self._last_seen = self._clock()
+        payload = (self.run, self._sample_spec, self._resume)
+        if self.worker == "process":
+            ctx = _process_context()
+            self._channel = ctx.Queue()
+            self._process = ctx.Process(
+                target=_train_worker, name=f"cutellm-train-{self.name}", daemon=True,
+                args=(_dumps(payload), self._channel, self._stop, self._pause, self._holding,
+                      self.threads or max(1, (os.cpu_count() or 1) // QUEUE.slots)),
+                kwargs={"send_weights": True, "server_pid": os.getpid()})
+            self._process.start()
+        else:
+            self._channel = queue.Queue()
+            self._worker_thread = threading.Thread(
+                target=_train_worker, name=f"cutellm-train-{self.name}", daemon=True,
+                args=(payload, self._channel, self._stop, self._pause, self._holding, self.threads),
+                kwargs={"clock": self._clock, "training_time": self._training_time,
+                        "on_step_extra": self._extra_on_step})
+            self._worker_thread.start()
+        self._relay_thread = threading.Thread(target=self._relay, name=f"cutellm-relay-{self.name}", daemon=True)
+        self._relay_thread.start()
+        _RUNNING_JOBS.add(self)
+
+    @property
+    def owner(self) -> object | None:
+        return self._owner() if self._owner is not None else None
+
+    @property
+    def orphaned(self) -> bool:
+        """Its owner (a browser tab) is gone."""
+        return self._owner is not None and self._owner() is None
 
     @property
     def task(self) -> str | None:
@@ -185,16 +464,29 @@ class TrainingJob:
             raise ConfigError(f"{self.name} cannot be continued: only a run stopped before its last step can "
                               f"(this one is {self._status})")
         job = TrainingJob(replace(self.run, model=copy.deepcopy(self.model)),
-                          owner=owner if owner is not None else (self._owner() if self._owner else None),
+                          owner=owner if owner is not None else self.owner,
                           idle_timeout_s=self.idle_timeout_s, on_step=self._extra_on_step, samples=self._sample_spec,
-                          clock=self._clock, resume=self.result.resume_state)
-        job._samples, job._sample_s = list(self._samples), self._sample_s
+                          clock=self._clock, resume=self.result.resume_state, worker=self.worker,
+                          threads=self.threads)
+        job._samples = list(self._samples)
         job._earlier_snapshots = list(self.result.snapshots)
         return job
 
     def stop(self, reason: str = "stopped by the user") -> None:
         self._stop_reason = self._stop_reason or reason
+        if self._status == QUEUED:
+            self.leave(reason)
         self._stop.set()
+
+    def leave(self, reason: str = "left the queue") -> None:
+        """Take a queued job out of the queue (nothing was trained)."""
+        if QUEUE.leave(self):
+            self._end_in_queue(reason)
+
+    def _end_in_queue(self, reason: str) -> None:
+        with self._lock:
+            self._status, self._stop_reason = LEFT, self._stop_reason or reason
+        self._ended.set()
 
     def pause(self, wait_s: float = PAUSE_WAIT_S) -> None:
         """Hold the run before its next step; `resume()` continues it exactly where it was. Returns once the worker
@@ -220,29 +512,33 @@ class TrainingJob:
         return self._pause.is_set() and self.running
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread; True when it has ended."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+        """Wait for the job to end (trained, stopped, failed or out of the queue); True when it has."""
+        return self._ended.wait(timeout) if self._status != "created" else True
 
     @property
     def running(self) -> bool:
         return self._status == RUNNING
 
     @property
+    def queued(self) -> bool:
+        return self._status == QUEUED
+
+    @property
     def stop_reason(self) -> str | None:
         return self._stop_reason
 
-    def snapshot(self) -> JobSnapshot:
-        """A consistent copy of the progress so far; also tells the job someone is still watching."""
+    def snapshot(self, touch: bool = True) -> JobSnapshot:
+        """A consistent copy of the progress so far; also tells the job someone is still watching (`touch`)."""
+        place = QUEUE.place(self) if self._status == QUEUED else None
+        starts_in = QUEUE.estimated_start_s(self) if place is not None else None
         with self._lock:
-            self._last_seen = self._clock()
+            if touch:
+                self._last_seen = self._clock()
             total = self.result.total_steps if self.result else self._total_steps()
             return JobSnapshot(status=self._status, history=tuple(self._history), total_steps=total,
                                elapsed_s=self._elapsed_s(), error=self._error,
                                paused=self._pause.is_set() and self._status == RUNNING,
-                               samples=tuple(self._samples))
+                               samples=tuple(self._samples), place=place, starts_in_s=starts_in)
 
     def _elapsed_s(self) -> float:
         """Training time so far (call with the lock held): since the start, pauses left out. A pause under way
@@ -254,72 +550,103 @@ class TrainingJob:
             until = self._paused_since
         return self._before_s + until - self._started - self._paused_s
 
-    # -- the worker thread --------------------------------------------------------------------------------------
+    def _training_time(self) -> float:
+        with self._lock:
+            return self._elapsed_s()
+
     def _total_steps(self) -> int:
         try:
             return self.run.total_steps
         except ConfigError:  # no usable windows: train() will say so
             return self.config.max_steps or 0
 
-    def _on_step(self, metrics: StepMetrics) -> None:
-        with self._lock:
-            self._history.append(metrics)
-        self._watch()
-        spec = self._sample_spec
-        if spec is not None and metrics.val_loss is not None:
-            with self._lock:
-                elapsed = self._elapsed_s()
-            if spec.due(self._sample_s, elapsed, metrics.step == metrics.total_steps, task=self.task is not None):
-                sample = take_sample(self.model, self.tokenizer, spec, metrics.step,
-                                     words=self.run.metadata.get("words"), task=self.task, clock=self._clock)
-                self._sample_s += sample.seconds
+    # -- the relay: the worker's messages into the job (a thread of the server) -------------------------------
+    def _relay(self) -> None:
+        done = None
+        while done is None:
+            try:
+                message = self._channel.get(timeout=RELAY_POLL_S)
+            except queue.Empty:
+                self._watch()
+                if self._process is not None and not self._process.is_alive():
+                    # Gone without a word: anything it sent before dying is read first.
+                    try:
+                        message = self._channel.get(timeout=1.0)
+                    except queue.Empty:
+                        done = self._crashed()
+                        break
+                else:
+                    continue
+            kind = message[0]
+            if kind == "step":
                 with self._lock:
-                    self._samples.append(sample)
-        if self._extra_on_step is not None:
-            self._extra_on_step(metrics)
+                    self._history.append(message[1])
+                self._watch()
+            elif kind == "sample":
+                with self._lock:
+                    self._samples.append(message[1])
+            elif kind == "weights":
+                self._kept = (message[1], message[2])
+            elif kind == "done":
+                done = self._finish(*message[1:])
+        if self._process is not None:
+            self._process.join(10)
+        self._end(*done)
+
+    def _finish(self, status: str, error: str | None, payload: bytes | None) -> tuple[str, str | None]:
+        if payload is not None:
+            state_dict, result = _loads(payload)
+            self.model.load_state_dict(state_dict)
+            self.result = replace(result, model=self.model)
+            if self._earlier_snapshots:   # the timeline runs through both parts of a continued run
+                last = self._earlier_snapshots[-1].step
+                self.result.snapshots = self._earlier_snapshots + [s for s in self.result.snapshots if s.step > last]
+        return status, error
+
+    def _crashed(self) -> tuple[str, str | None]:
+        """The worker process ended without reporting (killed, out of memory): keep its last evaluation's weights."""
+        code = self._process.exitcode
+        why = f"the training process ended unexpectedly (exit code {code})"
+        if self._kept is None:
+            return FAILED, f"{why}, before its first evaluation: nothing trained was kept"
+        step, weights = self._kept
+        self.model.load_state_dict(_loads(weights))
+        with self._lock:
+            history = [m for m in self._history if m.step <= step]
+        self.result = TrainResult(model=self.model, history=history, total_steps=self._total_steps(),
+                                  status="failed", final_val_loss=history[-1].val_loss if history else None)
+        return FAILED, f"{why}; the model keeps the weights of step {step:,}, its last evaluation"
+
+    def _end(self, status: str, error: str | None) -> None:
+        self.model.eval()
+        with self._lock:
+            self._status, self._error, self._finished = status, error, self._clock()
+            if self._paused_since is not None:   # stopped while paused
+                self._paused_s += self._finished - self._paused_since
+                self._paused_since = None
+            self._pause.clear()
+            steps = len([m for m in self._history if m.step > (self._resume.step if self._resume else 0)])
+            pace = self._elapsed_s() / steps if steps else None
+        self._holding.set()
+        QUEUE.done(self, pace)
+        self._ended.set()
+        log.info("training job %s ended: %s%s", self.name, status, f" ({error})" if error else "")
 
     def _watch(self) -> None:
-        """Stop a run nobody can see any more (after every step, and while paused)."""
-        if self._pause.is_set():
-            self._holding.set()
+        """Stop a run nobody can see any more (at every step the relay reads, and while the worker is quiet)."""
         with self._lock:
             idle = self._clock() - self._last_seen
-        if self._owner is not None and self._owner() is None:
+        if self.orphaned:
             self.stop("its browser session ended")
         elif idle > self.idle_timeout_s:
             self.stop(f"nobody looked at it for {self.idle_timeout_s / 60:.0f} minutes")
 
-    def _run(self) -> None:
-        status, error = FAILED, None
-        try:
-            self.result = train(self.model, self.dataset, self.config, on_step=self._on_step, stop_event=self._stop,
-                                pause_event=self._pause, while_paused=self._watch, resume=self._resume)
-            if self._earlier_snapshots:   # the timeline runs through both parts of a continued run
-                last = self._earlier_snapshots[-1].step
-                self.result.snapshots = self._earlier_snapshots + [s for s in self.result.snapshots if s.step > last]
-            status = STOPPED if self.result.status == "stopped" else FINISHED
-        except TrainingDivergedError as err:
-            self.result, status, error = err.result, DIVERGED, str(err)
-        except CuteLLMError as err:
-            error = str(err)
-        except Exception as err:  # a bug: keep the server alive, log it, tell the user
-            log.exception("training job %s failed", self.name)
-            error = f"training failed unexpectedly: {type(err).__name__}: {err}"
-        finally:
-            self.model.eval()
-            with self._lock:
-                self._status, self._error, self._finished = status, error, self._clock()
-                if self._paused_since is not None:   # stopped while paused
-                    self._paused_s += self._finished - self._paused_since
-                    self._paused_since = None
-                self._pause.clear()
-            self._holding.set()   # a pause() waiting for this run need not wait any longer
-            _SERVER_LOCK.release()
-            log.info("training job %s ended: %s%s", self.name, status, f" ({error})" if error else "")
-
     @property
     def usable(self) -> bool:
-        """Whether the job's model holds trained weights worth using (finished, stopped, or diverged and restored)."""
+        """Whether the job's model holds trained weights worth using: finished, stopped, diverged and restored, or
+        a crashed process's last evaluation."""
+        if self._status == FAILED:
+            return self._kept is not None and self.result is not None
         return self._status in (FINISHED, STOPPED, DIVERGED) and bool(self._history)
 
     def checkpoint_metadata(self) -> dict[str, Any]:

@@ -8,9 +8,10 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from cutellm.chat import MAX_REPLY_TOKENS
 from ui.learn.lessons import LESSONS
 
-from .conftest import button, no_exception, open_page
+from .conftest import ROOT, button, no_exception, open_page
 
 
 def open_learn(app, **params):
@@ -93,8 +94,14 @@ def do_task(app):
     return r"Held-out accuracy went from 0% at step \d+ to (\d+)% at step 300"
 
 
+def do_chat(app):
+    app.text_input(key="learn_chat_q").set_value("what does a pig eat?").run()
+    return (r"You asked “what does a pig eat\?”: cute_chat_base wrote (\d+) tokens with no `<\|end\|>`; cute_chat "
+            r"wrote (\d+) tokens and ended with `<\|end\|>`")
+
+
 TRY_THIS = [do_tokens, do_embeddings, do_attention, do_logit_lens, do_sampling, do_loss, do_overfitting,
-            do_causal, do_blanks, do_scale, do_blocks, do_ablation, do_task]
+            do_causal, do_blanks, do_scale, do_blocks, do_ablation, do_task, do_chat]
 
 
 def test_there_is_one_try_this_per_lesson():
@@ -131,6 +138,11 @@ def test_each_lesson_notices_its_try_this(app, number):
         assert app.metric[0].label.startswith("Held-out accuracy at step")
         button(app, "Make it the active model").click().run()
         assert app.session_state["active_model"].startswith("session:run-")
+    if TRY_THIS[number - 1] is do_chat:   # the base ran out of tokens still writing; the tuned model answered
+        base, tuned = map(int, re.search(expected, outcome).groups())
+        assert base == MAX_REPLY_TOKENS and 1 < tuned < MAX_REPLY_TOKENS
+        replies = [h.proto.body for h in app.get("html") if h.proto.body.startswith('<div class="cute-text">')]
+        assert len(replies) == 2 and "pig" in replies[1]
     assert app.query_params["done"] == str(number) and app.query_params["lesson"] == str(number)
     assert app.selectbox(key="learn_pick").options[number - 1].startswith(f"✓ {number}")
 
@@ -173,15 +185,57 @@ def test_home_points_to_the_first_lesson(app):
 
 
 def test_every_lesson_renders_on_a_character_model_it_trained(app):
-    """The lessons run on the learner's own model, whatever its tokenizer: here the copy model lesson 7 trains
+    """The lessons run on the learner's own model, whatever its tokenizer: here the copy model its lesson trains
     (characters, a vocabulary of 13), with whose alphabet the default English texts are mostly unknown."""
-    open_learn(app, lesson=str(len(LESSONS)))
+    task = 1 + TRY_THIS.index(do_task)
+    open_learn(app, lesson=str(task))
     do_task(app)
     button(app, "Make it the active model").click().run()
-    for number in range(1, len(LESSONS)):
+    for number in (n for n in range(1, len(LESSONS) + 1) if n != task):
         app.selectbox(key="learn_pick").set_value(number).run()
         no_exception(app)
         assert header(app).startswith(f"{number} · ")
+    assert app.session_state["active_model"].startswith("session:run-"), "the lessons did not change the model"
+    # The chat lesson uses the two shipped chat models, not the active one: it still answers.
+    assert any(h.proto.body == '<div class="cute-text"><span class="new">the sky is blue.</span></div>'
+               for h in app.get("html"))
+
+
+def chat_lesson_number() -> int:
+    return 1 + TRY_THIS.index(do_chat)
+
+
+def test_the_chat_lesson_marks_the_tokens_the_loss_learns(app):
+    from cutellm.chat import Message, template
+    from cutellm.checkpoint import load_checkpoint
+
+    open_learn(app, lesson=str(chat_lesson_number()))
+    no_exception(app)
+    chips = next(h.proto.body for h in app.get("html") if "chat-chips" in h.proto.body)
+    spans = re.findall(r'<span class="(learned|read)[^"]*" title="id (\d+) · (user|assistant) · [^"]*">([^<]*)<', chips)
+    # The default question and the tuned model's reply to it, as the template writes them.
+    _, tokenizer = load_checkpoint(ROOT / "models" / "cute_chat.pth")
+    conversation = [Message("user", "what color is the sky?"), Message("assistant", "the sky is blue.")]
+    expected = template(tokenizer, conversation)
+    assert [int(i) for _, i, _, _ in spans] == expected.ids
+    assert [c == "learned" for c, _, _, _ in spans] == expected.learned
+    learned = [text for c, _, _, text in spans if c == "learned"]
+    assert learned == ["the", "sky", "is", "blue", ".", "&lt;|end|&gt;"], "the reply and its <|end|>, nothing else"
+    assert all(role == "assistant" for c, _, role, _ in spans if c == "learned")
+    assert any(f"only the {len(learned)} outlined tokens" in c.value for c in app.caption)
+
+
+def test_the_chat_lesson_says_how_to_make_missing_chat_models(app, monkeypatch):
+    from ui import state
+
+    every = state.model_files
+    monkeypatch.setattr(state, "model_files", lambda: [p for p in every() if p.stem != "cute_chat_base"])
+    open_learn(app, lesson=str(chat_lesson_number()))
+    no_exception(app)
+    warning = next(w.value for w in app.warning if "chat models" in w.value)
+    assert "`cute_chat_base.pth` is missing" in warning and "make run-chat" in warning
+    assert not [t for t in app.text_input if t.key == "learn_chat_q"], "no question without both models"
+    assert not [h for h in app.get("html") if "chat-chips" in h.proto.body]
 
 
 @pytest.mark.parametrize("number", range(1, len(LESSONS) + 1))
@@ -210,6 +264,9 @@ def test_each_lesson_links_to_its_full_page_with_its_settings(app, number):
 def test_the_glossary_explains_each_term_the_app_shows_and_links_its_lesson(app):
     from cutellm.glossary import GLOSSARY
 
+    for term in ("instruction tuning", "chat template", "loss mask"):
+        assert GLOSSARY[term].lesson == "From a completer to an assistant"
+
     # The terms a learner met unexplained, each now in one place.
     for term in ("logits", "softmax", "loss", "perplexity", "ln V", "d_model", "head", "query / key / value",
                  "LayerNorm", "residual stream", "tied LM head", "AdamW", "warmup / cosine", "dropout", "overfitting",
@@ -222,6 +279,9 @@ def test_the_glossary_explains_each_term_the_app_shows_and_links_its_lesson(app)
     line = next(i.value for i in app.info if i.value.startswith("**perplexity**"))
     number = 1 + [lesson.title for lesson in LESSONS].index("What the loss means")
     assert f"[lesson {number}](learn?lesson={number})" in line
+    open_learn(app, term="loss mask")
+    line = next(i.value for i in app.info if i.value.startswith("**loss mask**"))
+    assert f"[lesson {chat_lesson_number()}](learn?lesson={chat_lesson_number()})" in line
     assert any(e.label.startswith(f"{len(GLOSSARY)} terms") for e in app.expander)
     open_learn(app, term="flux capacitor")
     assert any("The glossary has no 'flux capacitor'" in i.value for i in app.info)

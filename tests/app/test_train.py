@@ -160,21 +160,31 @@ def test_pasted_corpus_and_errors(app):
     assert button(app, "Train").disabled
 
 
-def test_a_second_training_request_gets_a_busy_message(app):
+def test_a_second_session_queues_sees_its_place_and_can_leave(app, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    from cutellm.lab.jobs import QUEUE
+
+    monkeypatch.setattr(QUEUE, "slots", 1)
     job = start_tiny_run(app, steps=20000)
     try:
         assert training_in_progress()
         other = AppTest.from_file(str(app._script_path), default_timeout=90)
         other.run()
         other.switch_page("app_pages/train.py").run()
-        assert any("Another session is training" in i.value for i in other.info)
+        assert any("Every training slot of this server is in use (1 at a time)" in i.value for i in other.info)
         other.selectbox(key="tr_preset").set_value("tiny & fast").run()
         button(other, "Train").click().run()
-        assert not other.exception
-        assert any("busy" in w.value for w in other.warning)
-        assert other.session_state["train_job"] is None
+        no_exception(other)
+        queued = other.session_state["train_job"]
+        assert queued.queued and queued.snapshot().place == 1
+        assert any("number 1** in the queue" in i.value for i in other.info)
+        assert button(other, "Train").disabled            # one run per tab, queued or training
+        button(other, "Leave the queue").click().run()
+        assert queued.snapshot().status == "left the queue"
+        assert any("left the queue; nothing was trained" in i.value for i in other.info)
+        assert not [h for h in other.get("html") if 'id="live-view"' in h.proto.body], "no progress to show"
+        assert not button(other, "Train").disabled
     finally:
         job.stop()
         job.join(60)
@@ -276,3 +286,57 @@ def test_a_toy_task_is_not_offered_for_fine_tuning(app):
     no_exception(app)
     assert any("A toy task trains a new model" in w.value for w in app.warning)
     assert button(app, "Train").disabled
+
+
+def test_instruction_tuning_the_active_model_from_the_page(app):
+    """Start from the active model, instruction-tune it on the bundled conversations: the recipe fills in, one example
+    shows the tokens it learns, and the run's live samples are answers; the tuned model has the chat tokens."""
+    from cutellm.lab.model_files import SHIPPED_DIR
+    from ui.state import file_key
+
+    app.session_state["active_model"] = file_key(SHIPPED_DIR / "cute_chat_base.pth")
+    open_page(app, "train")
+    app.radio(key="tr_start").set_value("The active model (instruction-tune it)").run()
+    no_exception(app)
+    assert (app.number_input(key="tr_batch").value, app.number_input(key="tr_lr").value) == (16, 3e-3)
+    strip = next(h.proto.body for h in app.get("html") if "cute-chips" in h.proto.body)
+    assert "learned" in strip and "&lt;|assistant|&gt;" in strip
+    assert {m.label: m.value for m in app.metric}["Conversations"] == "867"
+    app.radio(key="tr_mode").set_value("Steps").run()
+    app.number_input(key="tr_steps").set_value(20).run()
+    button(app, "Train").click().run()
+    job = finish_run(app, app.session_state["train_job"])
+    assert job.run.chat and job.tokenizer.has_chat_tokens and job.run.metadata["base_model"] == "cute_chat_base"
+    assert job.snapshot().samples[-1].continuation.startswith("what color is the sky? →")
+
+
+def test_a_bad_conversations_file_is_refused_by_line(app):
+    """An uploaded .jsonl with a broken line: the page names the line and offers no Train."""
+    from cutellm.lab.model_files import SHIPPED_DIR
+    from ui.state import file_key
+
+    app.session_state["active_model"] = file_key(SHIPPED_DIR / "cute_chat_base.pth")
+    open_page(app, "train")
+    app.radio(key="tr_start").set_value("The active model (instruction-tune it)").run()
+    app.radio(key="tr_chat_source").set_value("Upload").run()
+    app.session_state["tr_chat_text"] = '{"messages": [{"role": "user", "content": "hi"}]}\n{"messages": [}\n'
+    app.session_state["tr_chat_name"] = "mine.jsonl"
+    app.run()
+    assert any("mine.jsonl, line 1: the last message must be the assistant's" in e.value for e in app.error)
+    assert button(app, "Train").disabled
+
+
+def test_the_server_memory_cap_lets_go_of_the_oldest_unsaved_model(app, monkeypatch):
+    """Over CUTEGPT_MODEL_MEMORY_MB, a tab's oldest unsaved model goes first, with a notice; the new one stays."""
+    from ui import state
+
+    finish_run(app, start_tiny_run(app, steps=10))
+    models = app.session_state["session_models"].models
+    assert list(models) == ["run-1"]
+    one = state.model_bytes(models["run-1"])
+    # Room for everything kept now (other tabs of this test process included) and half a model more.
+    monkeypatch.setenv("CUTEGPT_MODEL_MEMORY_MB", str((state.kept_bytes() + one / 2) / 2**20))
+    button(app, "Train").click().run()
+    finish_run(app, app.session_state["train_job"])
+    assert list(app.session_state["session_models"].models) == ["run-2"]
+    assert any("let go of model run-1 (the oldest not saved)" in w.value for w in app.sidebar.warning)

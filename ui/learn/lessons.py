@@ -17,6 +17,8 @@ import streamlit as st
 import torch
 
 from cutellm import CuteLLMError
+from cutellm.chat import (MAX_REPLY_TOKENS, ChatReply, Message, Templated, add_chat_tokens, check_message, reply,
+                          template)
 from cutellm.completion import complete_phrase
 from cutellm.config import ModelConfig, TrainConfig
 from cutellm.data import load_corpus
@@ -35,7 +37,7 @@ from cutellm.views.curve import overfitting, perplexity
 from cutellm.views.live_chart import live_loss_svg
 
 from .. import state
-from ..text import chips_html, code_span, svg_img
+from ..text import chips_html, code_span, conversation_chips_html, highlighted, svg_img, words_list
 
 Outcome = str | None
 
@@ -304,15 +306,21 @@ def stories(words: int | None = None) -> str:
 def train_in_lesson(text: str, corpus: str, model_config: ModelConfig, train_config: TrainConfig, *,
                     tokenizer_kind: str = "word", samples: SampleSpec | None = None, task: str | None = None,
                     what: str = "") -> TrainingJob | None:
-    """One run, trained while the lesson waits (seconds), on this server's training slot (one run at a time); the
-    model then joins this session's models, so Explore and Generate can use it."""
+    """One run, trained while the lesson waits (seconds), on one of this server's training slots (none free: a
+    notice, not a wait); the model then joins this session's models, so Explore and Generate can use it."""
     sessions = st.session_state.session_models
     try:
         run = prepare_run(text, corpus, model_config, train_config, name=sessions.next_run_name(),
                           tokenizer_kind=tokenizer_kind, task=task)
-        job = TrainingJob(run, owner=st.session_state.session_owner, samples=samples).start()
+        job = TrainingJob(run, owner=st.session_state.session_owner, samples=samples,
+                          worker=state.training_worker()).start()
     except TrainingBusyError as err:
-        st.warning(f"Training is busy: {err}.", icon=":material/hourglass_top:")
+        st.warning(f"Not now: {err}.", icon=":material/hourglass_top:")
+        return None
+    if job.queued:   # a lesson waits seconds, not for other people's runs
+        job.leave()
+        st.warning("Every training slot of this server is in use; try again when one frees up (the Train page "
+                   "can queue a run).", icon=":material/hourglass_top:")
         return None
     with st.spinner(f"Training {run.name}{what}…"):
         job.join(300)
@@ -554,6 +562,98 @@ def train_copy_model(task) -> dict | None:
     return result
 
 
+# -- 14. From a completer to an assistant ------------------------------------------------------------------------
+CHAT_BASE, CHAT_TUNED = "cute_chat_base", "cute_chat"   # the same network: pretrained only, then instruction-tuned
+
+
+def chat_models() -> tuple[state.LoadedModel, state.LoadedModel, tuple] | None:
+    """The two shipped chat models (found among the model files, whatever model is active) and their files' times,
+    or None with a notice that says how to make them."""
+    paths = {p.stem: p for p in state.model_files()}
+    missing = [name for name in (CHAT_BASE, CHAT_TUNED) if name not in paths]
+    if missing:
+        st.warning(f"This lesson needs the shipped chat models, and {' and '.join(f'`{n}.pth`' for n in missing)} "
+                   f"{'is' if len(missing) == 1 else 'are'} missing from models/. Make them with `make run-chat` "
+                   "(it pretrains the base, then instruction-tunes it).", icon=":material/warning:")
+        return None
+    try:
+        base, tuned = (state.load_model(state.file_key(paths[name])) for name in (CHAT_BASE, CHAT_TUNED))
+        return base, tuned, tuple(paths[name].stat().st_mtime for name in (CHAT_BASE, CHAT_TUNED))
+    except (CuteLLMError, OSError) as err:
+        st.error(f"The chat models could not be loaded: {err}. Remake them with `make run-chat`.",
+                 icon=":material/error:")
+        return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def chat_replies(keys: tuple[str, str], mtimes: tuple, question: str, _base: state.LoadedModel,
+                 _tuned: state.LoadedModel) -> tuple[ChatReply, ChatReply]:
+    """Both models' greedy replies to one question (the base given the 3 control tokens, untrained, so it can read
+    the template); the same every time, so kept per question and model files."""
+    base, base_tokenizer = add_chat_tokens(_base.model, _base.tokenizer)
+    asked = [Message("user", question)]
+    return (reply(base.requires_grad_(False), base_tokenizer, asked, MAX_REPLY_TOKENS),
+            reply(_tuned.model, _tuned.tokenizer, asked, MAX_REPLY_TOKENS))
+
+
+def _reply_line(name: str, answer: ChatReply) -> str:
+    return (f"{name} wrote {len(answer.tokens)} tokens and ended with `<|end|>`" if answer.ended else
+            f"{name} wrote {len(answer.tokens)} tokens with no `<|end|>`")
+
+
+def chat_lesson(active: state.LoadedModel) -> Outcome:
+    st.markdown("Pretraining makes a **completer**: given text, it writes more text like what it read. Ask it a "
+                "question and it carries on the way its stories would. An assistant is the same network taught one "
+                "thing more, a format, by **instruction tuning** on example conversations.")
+    st.markdown("The **chat template** writes a conversation as one token sequence: `<|user|>` the question "
+                "`<|end|>` `<|assistant|>`. Three control tokens, added to the vocabulary; no typed text becomes "
+                "them. The model writes its reply after `<|assistant|>` and stops when it writes `<|end|>`. Below, "
+                f"**{CHAT_BASE}** (pretrained only) and **{CHAT_TUNED}** (the same network, then instruction-tuned) "
+                f"read the same template, whatever model is active; each may write {MAX_REPLY_TOKENS} tokens.")
+    models = chat_models()
+    if models is None:
+        return None
+    base, tuned, mtimes = models
+    question = st.text_input("Question", key="learn_chat_q", max_chars=300).strip()
+    if not question:
+        st.warning("Type a question to ask both models.")
+        return None
+    try:
+        check_message(question)
+        with st.spinner("Both models are replying…"):
+            answers = chat_replies((base.key, tuned.key), mtimes, question, base, tuned)
+    except CuteLLMError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
+    for column, loaded, answer in zip(st.columns(2), (base, tuned), answers):
+        column.markdown(f"**{loaded.name}** ({'instruction-tuned' if loaded is tuned else 'pretrained only'})")
+        column.html(highlighted([(answer.text, "new")]))
+        column.caption(f"{len(answer.tokens)} tokens; " + ("it ended with `<|end|>`: a reply." if answer.ended else
+                                                           "no `<|end|>`: still writing when its tokens ran out."))
+    unknown = answers[1].context.unknown
+    if unknown:
+        st.caption(f"Not in the vocabulary, so both read `<unk>` for: {words_list(unknown)}.")
+    conversation = template(tuned.tokenizer, [Message("user", question), Message("assistant", answers[1].text)])
+    st.markdown(f"**The template, token by token**: your question and {CHAT_TUNED}'s reply, written as a "
+                "training conversation is.")
+    st.html(conversation_chips_html(tuned.tokenizer, conversation.ids, conversation.roles, conversation.learned))
+    st.caption(f"Blue: the user's message; green: the assistant's. Instruction tuning uses a **loss mask**: only the "
+               f"{sum(conversation.learned)} outlined tokens (the reply and its `<|end|>`) are targets the loss "
+               "counts; the question is read, never learned.")
+    try_this("ask both models a question of your own, say about an animal, food or the weather.")
+    if question == DEFAULTS["learn_chat_q"]:
+        return None
+    b, t = answers
+    if t.ended and not b.ended:
+        why = " Same network, same question: only the tuning on conversations taught it to answer and stop."
+    elif not t.ended:
+        why = (" Even the tuned model misses the format on a question unlike its conversations: it ran out of its "
+               f"{MAX_REPLY_TOKENS} tokens.")
+    else:
+        why = " The base wrote `<|end|>` too, though its row for it was never trained."
+    return f"You asked “{md(question)}”: {_reply_line(base.name, b)}; {_reply_line(tuned.name, t)}.{why}"
+
+
 TINY_LINK = {"source": "bundled", "preset": "tiny & fast", **TINY.values, "train_for": "steps"}
 LESSONS = (
     Lesson("Text becomes tokens", tokens_lesson, "explore", "Explore → Tokens",
@@ -581,10 +681,11 @@ LESSONS = (
            lambda s: {"text": s["learn_abl_text"], "tab": "Switch parts off"}),
     Lesson("Watch a rule being learned", task_lesson, "train", "Train → Toy task (copy)",
            lambda s: {"source": "task", "task": "copy"}),
+    Lesson("From a completer to an assistant", chat_lesson, "chat", "Chat (base vs tuned side by side)"),
 )
 DEFAULTS = {"learn_tok_text": "the cat sat on the mat", "learn_emb_word": "cat",
             "learn_att_text": "the cat sat on the mat", "learn_att_layer": 1, "learn_att_head": 1, "learn_att_pos": 2,
             "learn_lens_text": "the cat sat on the mat", "learn_lens_pos": 5,
             "learn_samp_prompt": "the cat sat on the", "learn_samp_temp": 1.0,
             "learn_blank_phrase": "the ___ sat on the mat", "learn_abl_text": "the cat sat on the mat and the dog ran",
-            "learn_abl_head": "none"}
+            "learn_abl_head": "none", "learn_chat_q": "what color is the sky?"}

@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from cutellm import ModelConfig, TrainConfig
+from cutellm.chat import SFT_RECIPE
 from cutellm.devices import available_devices
 from cutellm.options import OPTION, OPTIONS, Option, field_type
 from cutellm.presets import Preset
@@ -54,6 +55,22 @@ def apply_preset(presets: dict[str, Preset]) -> None:
 def apply_values(preset: Preset) -> None:
     for key, value in preset_values(preset).items():
         st.session_state[key] = value
+
+
+def apply_sft_recipe(choice: str) -> None:
+    """on_change of "Start from": choosing instruction tuning fills in the training settings of the SFT recipe
+    (cutellm.chat.SFT_RECIPE, what `python -m cutellm sft` uses)."""
+    if st.session_state.tr_start != choice:
+        return
+    for name, value in SFT_RECIPE.items():
+        if name in OPTION and OPTION[name].widget is not None and value is not None:
+            st.session_state[OPTION[name].widget.key] = value
+    st.session_state.tr_mode = TRAIN_FOR["epochs"]
+
+
+def without_widgets(values: dict[str, Any]) -> dict[str, Any]:
+    """The settings of `values` that the page has no widget for (kept as given)."""
+    return {k: v for k, v in values.items() if k not in OPTION or OPTION[k].widget is None}
 
 
 def _range(option: Option) -> tuple[float, float]:

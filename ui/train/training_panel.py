@@ -7,12 +7,14 @@ import streamlit as st
 
 from cutellm import CuteLLMError
 from cutellm.checkpoint import checkpoint_bytes, save_checkpoint
-from cutellm.lab.jobs import TrainingJob
+from cutellm.lab.jobs import LEFT, TrainingJob
 from cutellm.lab.model_files import save_path
 
 from .. import state
 from ..text import duration
 from .live_view import DONE_BUTTON_KEY, STYLE, live_url, view_html
+
+QUEUE_POLL_S = 1.0   # how often a queued run's panel looks whether it has started
 
 
 def live_panel(job: TrainingJob) -> None:
@@ -43,12 +45,34 @@ def controls(job: TrainingJob) -> None:
              help="Ends the run at the next step and keeps the weights trained so far.")
 
 
+def queued_panel(job: TrainingJob) -> None:
+    """A run waiting for a training slot: its place, the estimated start, and a way out. The fragment looks again
+    every second and reruns the page once the run has started."""
+    @st.fragment(run_every=QUEUE_POLL_S)
+    def waiting() -> None:
+        snap = job.snapshot()
+        if not snap.queued:
+            st.rerun()
+        wait = (f"in about {duration(snap.starts_in_s)}" if snap.starts_in_s is not None else
+                "once the runs ahead have been measured")
+        st.info(f"**{job.name}** waits for a training slot: **number {snap.place}** in the queue, estimated start "
+                f"{wait} (from the runs ahead). It starts by itself; keep this tab open, or it leaves the queue.",
+                icon=":material/hourglass_top:")
+        st.button("Leave the queue", icon=":material/logout:", on_click=job.leave, key="tr_leave_queue")
+
+    waiting()
+
+
 def results(job: TrainingJob) -> None:
     snap = job.snapshot()
+    if snap.status == LEFT:
+        st.info(f"{job.name} {job.stop_reason}; nothing was trained.", icon=":material/logout:")
+        return
     if snap.status == "failed":
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
-        return
-    if snap.status == "diverged":
+        if not job.usable:
+            return
+    elif snap.status == "diverged":
         st.error(f"{snap.error}", icon=":material/warning:")
     elif snap.status == "stopped":
         st.info(f"Stopped after {job.result.steps:,} of {job.result.total_steps:,} steps "
