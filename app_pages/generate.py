@@ -4,9 +4,7 @@ import streamlit as st
 
 from cutellm import CuteLLMError
 from cutellm.inference import encode_prompt
-from cutellm.sampling import SamplingSettings
-from ui import share, state
-from ui.text import glossary_link
+from ui import sampling_form, share, state
 from ui.generate import sampling_lab, streaming
 from ui.notices import note_beyond_context, warn_unknown_words
 
@@ -47,40 +45,14 @@ except CuteLLMError:
 
 left, right = st.columns([1, 2])
 with left:
-    st.radio("Decoding", ["Greedy", "Sampled"], key="gen_mode", horizontal=True,
-             help="Greedy always takes the most likely token (same output every time). Sampled draws tokens at "
-                  "random according to their probabilities. " + glossary_link("greedy"))
+    sampling_form.decoding_radio("gen")
     if not stepping:
         state.clamp("gen_max_tokens", 1, MAX_TOKENS_UI, "New tokens")
         st.slider("New tokens", 1, MAX_TOKENS_UI, key="gen_max_tokens",
                   help=f"How many tokens to generate (at most {MAX_TOKENS_UI} at a time).")
-sampled = st.session_state.gen_mode == "Sampled"
-with right:
-    if sampled:
-        a, b = st.columns(2)
-        top_k_max = min(200, tokenizer.vocab_size)
-        state.clamp("gen_temperature", 0.05, 2.0, "Temperature")
-        state.clamp("gen_top_k", 1, top_k_max, "Top-k")
-        state.clamp("gen_top_p", 0.05, 1.0, "Top-p")
-        state.clamp("gen_seed", 0, 2**31 - 1, "Seed")
-        a.slider("Temperature", 0.05, 2.0, step=0.05, key="gen_temperature",
-                 help="Below 1 sharpens the distribution (safer words), above 1 flattens it (more surprising). "
-                      + glossary_link("temperature"))
-        a.number_input("Seed", 0, 2**31 - 1, step=1, key="gen_seed",
-                       help="The same seed with the same settings gives the same text.")
-        b.slider("Top-k", 1, top_k_max, key="gen_top_k",
-                 help="Sample only among the k most likely tokens. " + glossary_link("top-k"))
-        b.slider("Top-p", 0.05, 1.0, step=0.05, key="gen_top_p",
-                 help="Sample only among the most likely tokens whose probabilities add up to p (1 = no limit). "
-                      + glossary_link("top-p"))
-    else:
-        st.caption("Greedy decoding needs no other settings: it always picks the most likely next token.")
-
+sampling_form.sampling_widgets("gen", tokenizer.vocab_size, right)
 s = st.session_state
-# One object describes the draw; it goes as it is to the stages picture or to generation.
-top_p = float(s.gen_top_p) if s.gen_top_p < 1 else None   # top-p 1 keeps everything: the filter is off
-settings = SamplingSettings(float(s.gen_temperature), int(s.gen_top_k), top_p, seed=int(s.gen_seed)) \
-    if sampled else SamplingSettings()
+settings = sampling_form.sampling_settings("gen")
 
 if stepping:
     sampling_lab.step_panel(active, prompt, settings)

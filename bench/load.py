@@ -181,21 +181,29 @@ def summarize_class(records: list[dict], runs: list[dict], memory: list[dict]) -
             "errors": sum(k["errors"] for k in requests.values()) + training["errors"]}
 
 
-def format_class_table(r: dict) -> str:
-    def sec(x):
-        return "–" if x is None else f"{x:.2f} s"
+def sec(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f} s"
 
+
+def request_lines(requests: dict, first_column: str) -> list[str]:
+    """The table's rows of requests: served, errors, p50/p95/max and the first text's p50/p95, per kind."""
+    w = max(10, len(first_column) + 2)
+    lines = [(f"{first_column:<{w}}{'served':>8}{'errors':>8}{'p50':>10}{'p95':>10}{'max':>10}{'first p50':>11}"
+              f"{'first p95':>11}")]
+    for kind, k in requests.items():
+        lines.append(f"{kind:<{w}}{k['served']:>8}{k['errors']:>8}{sec(k['p50_s']):>10}{sec(k['p95_s']):>10}"
+                     f"{sec(k['max_s']):>10}{sec(k['first_p50_s']):>11}{sec(k['first_p95_s']):>11}"
+                     + (f"   {k['errors_by_type']}" if k["errors"] else ""))
+    return lines
+
+
+def format_class_table(r: dict) -> str:
     def mb(x):
         return "–" if x is None else f"{x:,.0f} MiB"
 
     # p50/p95/max: the click until the whole answer (train: the queued box or the live view; explore: the
     # Architecture chart drawn); first: until the first text (generate streams) or the page rendered (explore).
-    header = f"{'action':<10}{'served':>8}{'errors':>8}{'p50':>10}{'p95':>10}{'max':>10}{'first p50':>11}"
-    lines = [header + f"{'first p95':>11}"]
-    for kind, k in r["requests"].items():
-        lines.append(f"{kind:<10}{k['served']:>8}{k['errors']:>8}{sec(k['p50_s']):>10}{sec(k['p95_s']):>10}"
-                     f"{sec(k['max_s']):>10}{sec(k['first_p50_s']):>11}{sec(k['first_p95_s']):>11}"
-                     + (f"   {k['errors_by_type']}" if k["errors"] else ""))
+    lines = request_lines(r["requests"], "action")
     t = r["training"]
     lines.append(f"training runs: {t['runs_started']} started ({t['runs_queued']} queued first, at most number "
                  f"{t['place_max'] or '–'}), {t['runs_finished']} finished, {t['stopped_at_end']} stopped and "
@@ -312,16 +320,8 @@ class MemorySampler:
 
 
 def format_table(r: dict) -> str:
-    def sec(x):
-        return "–" if x is None else f"{x:.2f} s"
-
     # p50/p95/max: click -> the whole answer shown; first: click -> its first text (Generate streams).
-    header = f"{'requests':<14}{'served':>8}{'errors':>8}{'p50':>10}{'p95':>10}{'max':>10}{'first p50':>11}"
-    lines = [header + f"{'first p95':>11}"]
-    for kind, k in r["requests"].items():
-        lines.append(f"{kind:<14}{k['served']:>8}{k['errors']:>8}{sec(k['p50_s']):>10}{sec(k['p95_s']):>10}"
-                     f"{sec(k['max_s']):>10}{sec(k['first_p50_s']):>11}{sec(k['first_p95_s']):>11}"
-                     + (f"   {k['errors_by_type']}" if k["errors"] else ""))
+    lines = request_lines(r["requests"], "requests")
     t = r["training"]
     for label, run in (("training alone", t["alone"]), ("under load", t["under_load"])):
         if run:

@@ -28,10 +28,11 @@ def _missing(reason: str):
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
-    """A running app on a free port; saved models go to a temporary folder."""
+    """A running app on a free port; saved models go to a temporary folder; one training slot whatever the host
+    (the two-session tests expect a second run to queue)."""
     models = tmp_path_factory.mktemp("models")
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    with serve(env={"CUTEGPT_MODELS_DIR": str(models)}, log=log) as url:
+    with serve(env={"CUTEGPT_MODELS_DIR": str(models), "CUTEGPT_TRAINING_SLOTS": "1"}, log=log) as url:
         yield url
 
 

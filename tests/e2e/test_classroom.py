@@ -78,7 +78,7 @@ def test_two_learners_share_one_training_slot(browser, class_server):
         # B presses Train: every slot is busy, so its run waits, first in the queue, with a way out.
         open_page(b, "Train")
         expect(b.get_by_text("Every training slot of this server is in use")).to_be_visible()
-        start_tiny_run(b, 200)
+        start_tiny_run(b, 20000)   # long enough to be training still when B stops it, on any host
         queued = b.locator(QUEUED)
         expect(queued).to_be_visible(timeout=30_000)
         expect(queued).to_contain_text("run-1")

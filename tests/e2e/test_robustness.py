@@ -38,12 +38,14 @@ def test_one_session_trains_while_another_generates(browser, app_server):
             "524,416" in b.locator("[data-testid='stSidebar']").inner_text()
         assert_no_exception(b, "two-sessions-b-generate")
 
-        # B asks to train too: a clear "busy" message, not a crash.
+        # B asks to train too: with the one slot taken, its run waits in the queue (not a crash), and B leaves it.
         open_page(b, "Train")
-        expect(b.get_by_text("Another session is training").first).to_be_visible()
+        expect(b.get_by_text("Every training slot of this server is in use").first).to_be_visible()
         button(b, "Train").click()
-        expect(b.get_by_text("Training is busy").first).to_be_visible()
-        assert_no_exception(b, "two-sessions-b-busy")
+        expect(b.get_by_text("waits for a training slot").first).to_be_visible()
+        assert_no_exception(b, "two-sessions-b-queued")
+        button(b, "Leave the queue").click()
+        expect(b.get_by_text("left the queue; nothing was trained").first).to_be_visible()
 
         # A is still training, then stops and keeps its weights.
         assert step_count(a) > 0

@@ -9,7 +9,7 @@ from cutellm.lab.model_files import SHIPPED_DIR
 from cutellm.sampling import SamplingSettings
 from cutellm.tokenizer import END
 
-from .. import state
+from .. import sampling_form, state
 from ..text import code_span, glossary_link
 
 MAX_REPLY_UI = 200
@@ -35,38 +35,14 @@ def explain_model(active: state.LoadedModel) -> None:
 
 def sampling_controls(vocab_size: int) -> tuple[SamplingSettings, int]:
     """The decoding settings (in an expander) as one SamplingSettings, and the reply's token budget."""
-    s = st.session_state
     with st.expander("Decoding and reply length", icon=":material/tune:"):
         left, right = st.columns([1, 2])
-        left.radio("Decoding", ["Greedy", "Sampled"], key="chat_mode", horizontal=True,
-                   help="Greedy always takes the most likely token (the same reply every time); Sampled draws "
-                        "tokens at random by their probabilities. " + glossary_link("greedy"))
+        sampling_form.decoding_radio("chat", left, same="reply")
         state.clamp("chat_max_tokens", 1, MAX_REPLY_UI, "Max reply tokens")
         left.slider("Max reply tokens", 1, MAX_REPLY_UI, key="chat_max_tokens",
                     help=f"A reply ends at {code_span(END)} or after this many tokens, whichever comes first.")
-        if s.chat_mode == "Sampled":
-            a, b = right.columns(2)
-            top_k_max = min(200, vocab_size)
-            state.clamp("chat_temperature", 0.05, 2.0, "Temperature")
-            state.clamp("chat_top_k", 1, top_k_max, "Top-k")
-            state.clamp("chat_top_p", 0.05, 1.0, "Top-p")
-            state.clamp("chat_seed", 0, 2**31 - 1, "Seed")
-            a.slider("Temperature", 0.05, 2.0, step=0.05, key="chat_temperature",
-                     help="Below 1 sharpens the distribution, above 1 flattens it. " + glossary_link("temperature"))
-            a.number_input("Seed", 0, 2**31 - 1, step=1, key="chat_seed",
-                           help="The same seed with the same settings gives the same reply.")
-            b.slider("Top-k", 1, top_k_max, key="chat_top_k",
-                     help="Draw only among the k most likely tokens. " + glossary_link("top-k"))
-            b.slider("Top-p", 0.05, 1.0, step=0.05, key="chat_top_p",
-                     help="Draw only among the most likely tokens whose probabilities add up to p (1 = no limit). "
-                          + glossary_link("top-p"))
-        else:
-            right.caption("Greedy decoding needs no other settings: it always picks the most likely next token.")
-    budget = int(s.chat_max_tokens)
-    if s.chat_mode != "Sampled":
-        return SamplingSettings(), budget
-    top_p = float(s.chat_top_p) if s.chat_top_p < 1 else None   # top-p 1 keeps everything: the filter is off
-    return SamplingSettings(float(s.chat_temperature), int(s.chat_top_k), top_p, seed=int(s.chat_seed)), budget
+        sampling_form.sampling_widgets("chat", vocab_size, right, what="reply")
+    return sampling_form.sampling_settings("chat"), int(st.session_state.chat_max_tokens)
 
 
 def compare_partner(active: state.LoadedModel) -> state.LoadedModel | None:
