@@ -234,7 +234,8 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
                   server_pid: int | None = None) -> None:
     """Train the run in `payload` ((run, sample spec, resume state), as bytes in a process) and report on
     `channel`: ("step", metrics), ("sample", LiveSample), ("weights", step, bytes) at each evaluation when
-    `send_weights`, then ("done", status, error, bytes of (state_dict, result without its model) or None).
+    `send_weights`, ("holding",) once per pause when it waits, then ("done", status, error, bytes of (state_dict,
+    result without its model) or None).
 
     `clock` and `training_time` time the samples against their budget: a thread gets the job's (a test's fake clock
     reaches it); a process measures its own (the steps' time as train() reports it, samples included). A process
@@ -250,16 +251,22 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
         if _server_gone(server_pid):
             os._exit(0)   # nothing to save: nobody is left to read it
 
+    def hold() -> None:
+        """Say once per pause that the worker waits: after every step it sent, so the relay has them all."""
+        if not holding.is_set():
+            holding.set()
+            channel.put(("holding",))
+
     def while_paused() -> None:
         server_check()
-        holding.set()
+        hold()
 
     def on_step(m: StepMetrics) -> None:
         nonlocal spent
         server_check()
         channel.put(("step", m))
         if pause.is_set():
-            holding.set()
+            hold()
         if spec is not None and m.val_loss is not None:
             elapsed = training_time() if training_time is not None else m.elapsed_s
             if spec.due(spent, elapsed, m.step == m.total_steps, task=task is not None):
@@ -288,7 +295,6 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
         run.model.eval()
     done = None if result is None else _dumps((run.model.state_dict(), replace(result, model=None)))
     channel.put(("done", status, error, done))
-    holding.set()   # a pause() waiting for this run need not wait any longer
 
 
 def _process_context() -> multiprocessing.context.BaseContext:
@@ -383,6 +389,7 @@ class TrainingJob:
         ctx = _process_context() if worker == "process" else None
         events = ctx.Event if ctx is not None else threading.Event
         self._stop, self._pause, self._holding = events(), events(), events()   # holding: the worker waits
+        self._held = threading.Event()   # the relay has read every step the worker sent before it held
         self._paused_s = 0.0                  # time spent paused, finished pauses
         self._paused_since: float | None = None
         self._sample_spec = samples
@@ -497,8 +504,9 @@ class TrainingJob:
                 return
             self._paused_since = self._clock()
             self._holding.clear()
+            self._held.clear()
             self._pause.set()
-        self._holding.wait(wait_s)
+        self._held.wait(wait_s)
 
     def resume(self) -> None:
         with self._lock:
@@ -587,6 +595,8 @@ class TrainingJob:
                     self._samples.append(message[1])
             elif kind == "weights":
                 self._kept = (message[1], message[2])
+            elif kind == "holding":
+                self._held.set()
             elif kind == "done":
                 done = self._finish(*message[1:])
         if self._process is not None:
@@ -627,7 +637,7 @@ class TrainingJob:
             self._pause.clear()
             steps = len([m for m in self._history if m.step > (self._resume.step if self._resume else 0)])
             pace = self._elapsed_s() / steps if steps else None
-        self._holding.set()
+        self._held.set()   # a pause() waiting for this run need not wait any longer
         QUEUE.done(self, pace)
         self._ended.set()
         log.info("training job %s ended: %s%s", self.name, status, f" ({error})" if error else "")
