@@ -39,21 +39,26 @@ def test_the_page_is_charged_for_everything_but_the_busy_training_threads():
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 def test_a_busy_child_is_found_and_its_cpu_time_read():
-    # The child burns 0.5 s of CPU, says how much CPU it has used in all, then sleeps (using none).
-    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
+    # The child burns 0.5 s of CPU, says how much CPU it has used in all, waits for a line (using none), then says
+    # again how much it has used: the reading taken in between must lie between its own two counts.
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nt = time.process_time()\n"
                               "while time.process_time() - t < 0.5: pass\n"
-                              "print('done', time.process_time(), flush=True)\ntime.sleep(30)"],
-                             stdout=subprocess.PIPE, text=True)
+                              "print('done', time.process_time(), flush=True)\nsys.stdin.readline()\n"
+                              "print('after', time.process_time(), flush=True)"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         word, used = child.stdout.readline().split()
         assert word == "done"
         found = overhead.descendants(os.getpid())
         assert child.pid in found and found[child.pid].startswith("python")
         seconds = overhead.CpuWatch(child.pid, [child.pid]).sample().browser_ticks[child.pid] / TICK
-        # The same CPU time as the child's own count, to the clock tick (and the print after it), whatever the
-        # host's speed: the reading is of CPU used, not of time passed.
-        assert float(used) - 2 / TICK <= seconds <= float(used) + 0.1
         assert set(overhead.thread_ticks(child.pid)) == {child.pid}   # one thread: the main one
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        word, used_after = child.stdout.readline().split()
+        # The same CPU time as the child's own counts before and after the reading, to the clock tick, whatever the
+        # host's speed: the reading is of CPU used, not of time passed.
+        assert float(used) - 2 / TICK <= seconds <= float(used_after) + 1 / TICK
     finally:
         child.kill()
         child.wait()
