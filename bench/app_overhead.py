@@ -14,6 +14,9 @@ This host's speed alone moves a run's wall time by up to 25% (the same direct ru
 minutes, no steal time), so the script also reports what does not move with it: the CPU time that the page costs
 while the app trains, read from /proc (Linux) over the training: Chromium's processes, and the server's CPU besides
 its training threads, each as a share of the machine. Writes every figure to bench/app_overhead.json.
+
+The app trains in a worker process of its own (cutellm/lab/jobs.py), so the server's CPU is all the page's: its
+script runs, the live view's requests and the relay thread that reads the worker's messages.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ DIRECT = """
 import json, sys, torch
 from cutellm import ModelConfig, TrainConfig, prepare_training, train
 from cutellm.data import clean_corpus
+from cutellm.fast.memory import keep_freed_memory
+keep_freed_memory()   # as `python -m cutellm train` and the app's worker processes do
 text = clean_corpus(open(sys.argv[1], encoding="utf-8").read())
 steps = int(sys.argv[2])
 mc = ModelConfig(vocab_size=1000, d_model=128, n_heads=4, n_layers=4, block_size=64, dropout=0.0)

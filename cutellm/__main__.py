@@ -352,9 +352,12 @@ def _train_run(args: argparse.Namespace, run, text: str, out: str, is_main: bool
     import threading
 
     from .checkpoint import save_checkpoint
+    from .fast.memory import keep_freed_memory
     from .training import train
 
     from .chat import messages_text
+
+    keep_freed_memory()   # this process exists to train: each step reuses the memory the last one freed
 
     model, tokenizer, dataset = run.model, run.tokenizer, run.dataset
     words = messages_text(text) if run.chat else text
@@ -489,7 +492,10 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from .fast.memory import keep_freed_memory
     from .lab.bench import FULL_STEPS, QUICK_STEPS, format_table, run_benchmark, write_results
+
+    keep_freed_memory()
 
     steps = args.steps or (QUICK_STEPS if args.quick else FULL_STEPS)
     results = run_benchmark(args.corpus, steps=steps, device=args.device, precision=args.precision or "auto",

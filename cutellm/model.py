@@ -88,6 +88,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)   # query, key, value in one product
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.attn_dropout = nn.Dropout(config.dropout)    # on the attention weights, while training
         self.resid_dropout = nn.Dropout(config.dropout)
         self.rotary = Rotary(config.head_dim, config.block_size) if config.positions == "rope" else None
 
@@ -105,33 +106,37 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, -1)))
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C) with PyTorch's fused scaled_dot_product_attention (training, prefill). With a
-        cache, x holds only the new tokens: their keys/values are stored and they attend to every stored one."""
+        """(B, T, C) -> (B, T, C) with PyTorch's fused scaled_dot_product_attention; training with dropout writes the
+        weights out to drop some. With a cache, x holds only the new tokens: they attend to every stored one."""
         past = cache.length if cache is not None else 0
         q, k, v = self._heads(x, past)
         T = x.size(1)
         if cache is not None:
             k, v = cache.append(layer, k, v)   # (B, heads, past + T, head_dim)
+        if self.training and self.dropout > 0 and past == 0:
+            return self._merge(self.attn_dropout(self._weights(q, k)) @ v)   # (B, heads, T, T) @ (B, heads, T, hd)
         # Query i (absolute position past + i) may see keys 0..past + i. One new query after a cache sees everything
         # stored, so it needs no mask; a fresh sequence uses SDPA's causal flag.
         mask = None
         if self.causal and T > 1 and past > 0:
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and T > 1 and past == 0,
-                                           dropout_p=self.dropout if self.training else 0.0)   # (B, heads, T, hd)
-        return self._merge(y)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and T > 1 and past == 0)
+        return self._merge(y)                                                   # y: (B, heads, T, hd)
+
+    def _weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T / sqrt(head_dim)), each query's future keys masked out: (B, heads, T, T), rows sum to 1."""
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)   # (B, heads, T, hd) @ (B, heads, hd, T)
+        if self.causal:
+            future = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).triu(diagonal=1)
+            scores = scores.masked_fill(future, float("-inf"))
+        return scores.softmax(dim=-1)
 
     def forward_with_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The same attention written out, because SDPA never materialises the weights that the Explore page
         draws. Returns (output (B, T, C), weights (B, heads, T, T))."""
         q, k, v = self._heads(x)
-        T = x.size(1)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)   # (B, heads, T, hd) @ (B, heads, hd, T)
-        if self.causal:
-            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(diagonal=1)
-            scores = scores.masked_fill(future, float("-inf"))
-        weights = scores.softmax(dim=-1)                                # (B, heads, T, T), rows sum to 1
-        return self._merge(weights @ v), weights                        # (B, heads, T, T) @ (B, heads, T, hd)
+        weights = self._weights(q, k)
+        return self._merge(weights @ v), weights
 
 
 class MLP(nn.Module):

@@ -53,6 +53,9 @@ EXPLODED_LOSS_FACTOR = 3.0
 # Validation losses per run when TrainConfig.eval_interval is None, at least MIN_EVAL_INTERVAL steps apart.
 EVALS_PER_RUN = 40
 MIN_EVAL_INTERVAL = 10
+# Logits (numbers) one evaluation forward pass may hold: 4M floats, 16 MB. Within it, evaluate() reads many windows
+# at once: the 160 windows of a periodic validation of the default model in one pass instead of five.
+EVAL_LOGITS_BUDGET = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,8 @@ def make_optimizer(model: CuteLLM, config: TrainConfig) -> torch.optim.AdamW:
 def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches: int | None = None, *,
              chunk_size: int | None = None, loss_mask: torch.Tensor | None = None) -> float | None:
     """Mean loss over (a fixed, evenly spaced subset of `max_batches` x `batch_size` of) the windows; None when
-    there are none. Reads `chunk_size` windows at a time (default: `batch_size`). With a `loss_mask` (instruction
+    there are none. Reads `chunk_size` windows at a time (default: as many as keep the logits within
+    EVAL_LOGITS_BUDGET, at least `batch_size`: fewer, larger forward passes). With a `loss_mask` (instruction
     tuning), the mean over the targets it counts."""
     n = windows.size(0)
     if n == 0:
@@ -190,8 +194,10 @@ def evaluate(model: CuteLLM, windows: torch.Tensor, batch_size: int, max_batches
         rows = torch.arange(n)
     total, count = 0.0, 0
     device = model.device
+    if chunk_size is None:
+        chunk_size = max(batch_size, EVAL_LOGITS_BUDGET // (windows.size(1) * model.config.vocab_size))
     with evaluating(model):
-        for chunk in rows.split(chunk_size or batch_size):
+        for chunk in rows.split(chunk_size):
             mask = None if loss_mask is None else loss_mask[chunk].to(device)
             _, loss = model(*inputs_and_targets(windows[chunk].to(device), mask))
             weight = chunk.numel() if mask is None else int(mask.sum())   # targets counted (every window: all)
@@ -380,7 +386,7 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         val_loss = None
         if ctx.is_main and (done % plan.eval_interval == 0 or done == total_steps):
             val_loss = evaluate(model, dataset.val, plan.global_batch, config.eval_batches,
-                                chunk_size=plan.micro_batch, loss_mask=dataset.val_mask)
+                                loss_mask=dataset.val_mask)
         metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // plan.steps_per_epoch + 1,
                               train_loss=loss_value, val_loss=val_loss, lr=lr,
                               tokens_per_s=tokens_per_step / step_time,
@@ -402,9 +408,8 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         # Final figures: the whole validation split (it is small and this is the number we report), and as many
         # training windows as a periodic evaluation reads. In fp32, as the saved model will be used.
         result.final_train_loss = evaluate(model, dataset.train, plan.global_batch, config.eval_batches,
-                                           chunk_size=plan.micro_batch, loss_mask=dataset.train_mask)
-        result.final_val_loss = evaluate(model, dataset.val, plan.global_batch, chunk_size=plan.micro_batch,
-                                         loss_mask=dataset.val_mask)
+                                           loss_mask=dataset.train_mask)
+        result.final_val_loss = evaluate(model, dataset.val, plan.global_batch, loss_mask=dataset.val_mask)
     result.wall_time_s = done_before_s + time.perf_counter() - start - paused_s
     model.eval()
     if ctx.is_main:

@@ -41,6 +41,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import ConfigError, CuteLLMError, TrainingBusyError, TrainingDivergedError
+from ..fast.memory import keep_freed_memory
 from ..training import StepMetrics, TrainResult, TrainState, train
 from ..views.curve import Baselines
 from .runs import PreparedRun
@@ -241,6 +242,8 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
     reaches it); a process measures its own (the steps' time as train() reports it, samples included). A process
     given its `server_pid` ends itself at once when the server is gone (killed, say), rather than train for nobody."""
     run, spec, resume = _loads(payload) if isinstance(payload, bytes) else payload
+    if server_pid is not None:   # a process of its own (not a thread of the server's): keep its freed memory
+        keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     clock = clock or time.perf_counter

@@ -1,0 +1,57 @@
+"""bench/nanogpt_pairs.py: reading nanoGPT's log and the figures it writes (nanoGPT itself is not run here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("bench_nanogpt_pairs",
+                                              Path(__file__).resolve().parents[1] / "bench" / "nanogpt_pairs.py")
+pairs_bench = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = pairs_bench
+spec.loader.exec_module(pairs_bench)
+
+# nanoGPT's train.py prints these lines (format of karpathy/nanoGPT@3adf61e, train.py lines 265 and 327).
+LOG = "\n".join(["tokens per iteration will be: 768", "step 0: train loss 4.2874, val loss 4.2823",
+                 "iter 0: loss 4.2649, time 900.00ms, mfu -100.00%",
+                 *(f"iter {i}: loss 3.0000, time {40.0 + (i % 3):.2f}ms, mfu 1.00%" for i in range(1, 30)),
+                 "step 30: train loss 2.5000, val loss 2.5500",
+                 "iter 30: loss 2.4000, time 700.00ms, mfu 1.00%"])
+
+
+def test_nanogpt_log_gives_the_steady_median_and_the_last_estimate():
+    r = pairs_bench.parse_nanogpt(LOG, 30)
+    # iterations 10..29 (40, 41 or 42 ms); iteration 0 (warm-up) and 30 (it began with an evaluation) left out
+    assert r == {"ms_per_iter": 41.0, "iterations": 31, "val_loss": 2.55, "train_loss": 2.5}
+
+
+def test_a_log_without_the_final_evaluation_is_refused():
+    with pytest.raises(RuntimeError, match="no evaluation at 40"):
+        pairs_bench.parse_nanogpt(LOG, 40)
+
+
+def test_summary_fields_are_the_per_pair_speed_ratios_and_their_medians():
+    def cute(ms, frac, cache):
+        return {"ms_per_iter": ms, "val_loss": 2.40, "fraction_of_peak": frac, "cache_speedup": cache}
+    pairs = [{"nanogpt": {"ms_per_iter": 45.0, "val_loss": 2.41}, "cutellm": cute(30.0, 0.55, 5.2)},
+             {"nanogpt": {"ms_per_iter": 50.0, "val_loss": 2.42}, "cutellm": cute(40.0, 0.50, 6.0)},
+             {"nanogpt": {"ms_per_iter": 40.0, "val_loss": 2.39}, "cutellm": cute(20.0, 0.60, 4.0)}]
+    s = pairs_bench.summarise(pairs)
+    assert s["ratios"] == [1.5, 1.25, 2.0] and s["median_ratio"] == 1.5
+    assert s["median_fraction_of_peak"] == 0.55 and s["median_cache_speedup"] == 5.2
+    assert s["val_loss_gap"] == pytest.approx(-0.01)
+    table = pairs_bench.format_table(pairs, s)
+    assert "| 3 | 40.0 | 20.0 | 2.00x |" in table and "**1.50x**" in table
+
+
+def test_nanogpt_arguments_follow_its_cpu_recipe_and_the_run_length(tmp_path):
+    args = pairs_bench.nanogpt_args(600, tmp_path)
+    for flag in ("--device=cpu", "--compile=False", "--n_layer=4", "--n_head=4", "--n_embd=128", "--block_size=64",
+                 "--batch_size=12", "--dropout=0.0", "--max_iters=600", "--lr_decay_iters=600", "--warmup_iters=60",
+                 "--eval_interval=600", "--eval_iters=20"):
+        assert flag in args
+    with pytest.raises(SystemExit, match="not a nanoGPT checkout"):
+        pairs_bench.prepare_nanogpt(tmp_path, tmp_path / "corpus.txt", tmp_path / "work")
