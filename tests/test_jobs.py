@@ -107,6 +107,27 @@ def test_a_queued_run_whose_tab_closed_is_dropped(monkeypatch):
     assert waiting.stop_reason == "its browser session ended while it waited"
 
 
+def test_a_worker_sends_its_steps_in_batches_and_each_evaluation_at_once():
+    """A worker process reports its steps at most every STEP_REPORT_S (a fast tiny run would send the server a
+    thousand messages a second); an evaluation step, and the end, go out at once, so nothing waits or is lost."""
+    import queue
+    import threading
+
+    from cutellm.lab.jobs import _train_worker
+
+    run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=35, eval_interval=10))
+    channel = queue.Queue()
+    _train_worker((run, None, None), channel, threading.Event(), threading.Event(), threading.Event(), None,
+                  report_every_s=3600.0)
+    messages = []
+    while not channel.empty():
+        messages.append(channel.get())
+    batches = [[m.step for m in message[1]] for message in messages if message[0] == "steps"]
+    # one batch per evaluation (steps 10, 20, 30) and the rest at the end
+    assert batches == [list(range(1, 11)), list(range(11, 21)), list(range(21, 31)), list(range(31, 36))]
+    assert messages[-1][0] == "done" and messages[-1][1] == "finished"
+
+
 def test_a_worker_process_trains_pauses_and_hands_back_its_weights():
     job = make_job(400, worker="process", samples=SampleSpec()).start()
     initial = job.model.tok_emb.weight.detach().clone()

@@ -3,9 +3,12 @@
 The worker is a **process** in the app (`worker="process"`): a run that fails, diverges, runs out of memory or is
 killed never takes the server down, it sets its own CPU thread count, and its memory goes back to the system when it
 ends. Library callers and tests may use a **thread** (`worker="thread"`, the default), which trains the caller's own
-model object in place. Both run the same function (`_train_worker`) and report through the same messages: each step,
+model object in place. Both run the same function (`_train_worker`) and report through the same messages: the steps,
 each live sample, the weights at each evaluation (what a killed process leaves behind), and the end with the final
 weights and results; `_relay`, a thread of the server, reads them into the job that the UI polls (`snapshot()`).
+A process sends its steps in batches, at most every STEP_REPORT_S (and at once at an evaluation, a pause or the
+end): a tiny model trains a thousand steps a second, and the server would otherwise spend a core's slice reading
+a thousand messages a second; the page shows progress every 2 s anyway.
 
 Runs wait in one server-wide queue (`QUEUE`): `CUTEGPT_TRAINING_SLOTS` of them train at once (by default 1 on a
 machine of up to 3 cores, half the cores on a bigger one: two runs on two cores would each run at half speed). A job
@@ -54,6 +57,7 @@ QUEUED, RUNNING, FINISHED, STOPPED, DIVERGED, FAILED, LEFT = (
 PAUSE_WAIT_S = 5.0   # how long pause() waits for a step under way to finish
 WORKERS = ("thread", "process")
 RELAY_POLL_S = 0.25  # how often the relay looks at the worker when it has nothing to say (stop, idle, crash)
+STEP_REPORT_S = 0.1  # a worker process sends its steps at most this often (a thread: every step)
 
 
 _RUNNING_JOBS: "weakref.WeakSet[TrainingJob]" = weakref.WeakSet()
@@ -232,9 +236,10 @@ def _server_gone(pid: int | None) -> bool:
 def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads: int | None,
                   clock: Callable[[], float] | None = None, training_time: Callable[[], float] | None = None,
                   on_step_extra: Callable[[StepMetrics], None] | None = None, send_weights: bool = False,
-                  server_pid: int | None = None) -> None:
+                  server_pid: int | None = None, report_every_s: float = 0.0) -> None:
     """Train the run in `payload` ((run, sample spec, resume state), as bytes in a process) and report on
-    `channel`: ("step", metrics), ("sample", LiveSample), ("weights", step, bytes) at each evaluation when
+    `channel`: ("steps", [metrics, ...]) every `report_every_s` (0: each step alone; always at once at an
+    evaluation, a pause and the end), ("sample", LiveSample), ("weights", step, bytes) at each evaluation when
     `send_weights`, ("holding",) once per pause when it waits, then ("done", status, error, bytes of (state_dict,
     result without its model) or None).
 
@@ -248,6 +253,15 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
         torch.set_num_threads(threads)
     clock = clock or time.perf_counter
     spent = 0.0
+    pending: list[StepMetrics] = []   # steps not sent yet
+    sent_at = time.monotonic()
+
+    def send_steps() -> None:
+        nonlocal sent_at
+        if pending:
+            channel.put(("steps", pending.copy()))
+            pending.clear()
+        sent_at = time.monotonic()
     task, chat, words = run.metadata.get("task"), run.chat, run.metadata.get("words")
 
     def server_check() -> None:
@@ -257,6 +271,7 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
     def hold() -> None:
         """Say once per pause that the worker waits: after every step it sent, so the relay has them all."""
         if not holding.is_set():
+            send_steps()
             holding.set()
             channel.put(("holding",))
 
@@ -267,7 +282,10 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
     def on_step(m: StepMetrics) -> None:
         nonlocal spent
         server_check()
-        channel.put(("step", m))
+        pending.append(m)
+        if (m.val_loss is not None or m.step == m.total_steps or pause.is_set() or stop.is_set()
+                or time.monotonic() - sent_at >= report_every_s):
+            send_steps()
         if pause.is_set():
             hold()
         if spec is not None and m.val_loss is not None:
@@ -296,6 +314,7 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
         error = f"training failed unexpectedly: {type(err).__name__}: {err}"
     finally:
         run.model.eval()
+    send_steps()
     done = None if result is None else _dumps((run.model.state_dict(), replace(result, model=None)))
     channel.put(("done", status, error, done))
 
@@ -432,7 +451,7 @@ class TrainingJob:
                 target=_train_worker, name=f"cutellm-train-{self.name}", daemon=True,
                 args=(_dumps(payload), self._channel, self._stop, self._pause, self._holding,
                       self.threads or max(1, (os.cpu_count() or 1) // QUEUE.slots)),
-                kwargs={"send_weights": True, "server_pid": os.getpid()})
+                kwargs={"send_weights": True, "server_pid": os.getpid(), "report_every_s": STEP_REPORT_S})
             self._process.start()
         else:
             self._channel = queue.Queue()
@@ -589,9 +608,9 @@ class TrainingJob:
                 else:
                     continue
             kind = message[0]
-            if kind == "step":
+            if kind == "steps":
                 with self._lock:
-                    self._history.append(message[1])
+                    self._history.extend(message[1])
                 self._watch()
             elif kind == "sample":
                 with self._lock:
