@@ -149,9 +149,9 @@ def main() -> None:
     print("\n" + format_table(pairs, summary))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.nanogpt, capture_output=True,
                             text=True).stdout.strip() or None
-    from cutellm.lab.bench import _machine   # the same machine description make bench writes
+    from cutellm.lab.bench import machine_info   # the same machine description make bench writes
     result = {"benchmark": "CuteGPT vs nanoGPT, alternating pairs", "nanogpt_commit": commit, "iters": args.iters,
-              "machine": _machine(), "load_avg_start": list(load), "load_avg_end": list(os.getloadavg()),
+              "machine": machine_info(), "load_avg_start": list(load), "load_avg_end": list(os.getloadavg()),
               "pairs": pairs, **summary}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")

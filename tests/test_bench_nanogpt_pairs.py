@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -55,3 +56,15 @@ def test_nanogpt_arguments_follow_its_cpu_recipe_and_the_run_length(tmp_path):
         assert flag in args
     with pytest.raises(SystemExit, match="not a nanoGPT checkout"):
         pairs_bench.prepare_nanogpt(tmp_path, tmp_path / "corpus.txt", tmp_path / "work")
+
+
+def test_the_recorded_pairs_hold_sane_figures():
+    """bench/nanogpt_pairs.json, the run bench/README.md quotes: every field the summary names, within sense."""
+    r = json.loads((Path(__file__).resolve().parents[1] / "bench" / "nanogpt_pairs.json").read_text())
+    assert r["machine"]["cpu"] and r["iters"] > 0 and len(r["pairs"]) == len(r["ratios"]) >= 3
+    for pair, ratio in zip(r["pairs"], r["ratios"]):
+        n, c = pair["nanogpt"], pair["cutellm"]
+        assert ratio == pytest.approx(n["ms_per_iter"] / c["ms_per_iter"], abs=1e-3)
+        assert 0 < c["fraction_of_peak"] <= 1 and c["cache_speedup"] > 1 and c["cache_identical"] is True
+        assert abs(n["val_loss"] - c["val_loss"]) < 0.1      # the same recipe reached the same place
+    assert r == {**r, **pairs_bench.summarise(r["pairs"])}   # the medians are those of the pairs

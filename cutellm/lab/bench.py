@@ -236,7 +236,8 @@ def head_table_timing(model_path: str | Path = DEFAULT_MODEL, text: str = HEAD_T
             "heads": c.n_heads, "head_table_ms": round(statistics.median(times), 1)}
 
 
-def _machine() -> dict[str, Any]:
+def machine_info() -> dict[str, Any]:
+    """This machine as the JSON files record it: CPU model, cores, torch and its threads, Python, the GPU if any."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -335,7 +336,7 @@ def run_benchmark(corpus: str | Path | None = None, *, steps: int = FULL_STEPS, 
     return {
         "benchmark": "cutellm bench (nanoGPT shakespeare_char CPU recipe)",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {**_machine(), "device": dev, "precision": dtype, "compile": compile,
+        "machine": {**machine_info(), "device": dev, "precision": dtype, "compile": compile,
                     "load_avg_start": load_start, "load_avg_end": _load()},
         "config": {
             "corpus": path.name, "corpus_chars": len(text), "tokenizer": "char", "vocab_size": tokenizer.vocab_size,

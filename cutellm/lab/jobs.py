@@ -262,6 +262,7 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
             channel.put(("steps", pending.copy()))
             pending.clear()
         sent_at = time.monotonic()
+
     task, chat, words = run.metadata.get("task"), run.chat, run.metadata.get("words")
 
     def server_check() -> None:
