@@ -81,7 +81,7 @@ def main() -> None:
     print(f"\n| `make run` | wall time (median) | val loss (median) |\n|---|---:|---:|\n"
           f"| {args.baseline} (baseline) | {med['baseline']['wall_s']:.1f} s | {med['baseline']['final_val_loss']:.4f} |\n"
           f"| this tree | {med['current']['wall_s']:.1f} s | {med['current']['final_val_loss']:.4f} |\n"
-          f"\nwall-time ratio {summary['wall_ratio']:.3f} (target <= 0.45), load average before {load[0]:.2f}")
+          f"\nwall-time ratio {summary['wall_ratio']:.3f} (this tree / baseline), load average before {load[0]:.2f}")
     result = {"benchmark": "time to quality (make run, A/B)", "baseline": args.baseline, "repeat": args.repeat,
               "nproc": os.cpu_count(), "load_avg_start": list(load), "load_avg_end": list(os.getloadavg()),
               "runs": runs, **summary}

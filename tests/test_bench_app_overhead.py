@@ -51,14 +51,15 @@ def test_a_busy_child_is_found_and_its_cpu_time_read():
         assert word == "done"
         found = overhead.descendants(os.getpid())
         assert child.pid in found and found[child.pid].startswith("python")
-        seconds = overhead.CpuWatch(child.pid, [child.pid]).sample().browser_ticks[child.pid] / TICK
+        ticks = overhead.CpuWatch(child.pid, [child.pid]).sample().browser_ticks[child.pid]
         assert set(overhead.thread_ticks(child.pid)) == {child.pid}   # one thread: the main one
         child.stdin.write("go\n")
         child.stdin.flush()
         word, used_after = child.stdout.readline().split()
-        # The same CPU time as the child's own counts before and after the reading, to the clock tick, whatever the
-        # host's speed: the reading is of CPU used, not of time passed.
-        assert float(used) - 2 / TICK <= seconds <= float(used_after) + 1 / TICK
+        # The same CPU time as the child's own counts before and after the reading, in clock ticks (the /proc unit;
+        # a count rounds down, hence one tick either side), whatever the host's speed: CPU used, not time passed.
+        counted_before, counted_after = round(float(used) * TICK), round(float(used_after) * TICK)
+        assert counted_before - 2 <= ticks <= counted_after + 1
     finally:
         child.kill()
         child.wait()
