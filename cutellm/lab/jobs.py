@@ -454,6 +454,9 @@ class TrainingJob:
                       self.threads or max(1, (os.cpu_count() or 1) // QUEUE.slots)),
                 kwargs={"send_weights": True, "server_pid": os.getpid(), "report_every_s": STEP_REPORT_S})
             self._process.start()
+            # Only the worker writes: the server lets go of its copy of the pipe's write end, so a worker killed in
+            # the middle of a message leaves a pipe that ends (EOFError) rather than one that waits forever.
+            self._channel._writer.close()
         else:
             self._channel = queue.Queue()
             self._worker_thread = threading.Thread(
@@ -597,13 +600,17 @@ class TrainingJob:
         while done is None:
             try:
                 message = self._channel.get(timeout=RELAY_POLL_S)
+            except (EOFError, OSError):   # the worker died in the middle of a message
+                self._process.join(5)
+                done = self._crashed()
+                break
             except queue.Empty:
                 self._watch()
                 if self._process is not None and not self._process.is_alive():
                     # Gone without a word: anything it sent before dying is read first.
                     try:
                         message = self._channel.get(timeout=1.0)
-                    except queue.Empty:
+                    except (queue.Empty, EOFError, OSError):
                         done = self._crashed()
                         break
                 else:
