@@ -137,7 +137,11 @@ def choose_hardware() -> None:
     d, p, a, c = st.columns(4, vertical_alignment="bottom")
     form.draw("device", d, options=devices,
               format_func=lambda name: f"auto ({resolve_device('auto')})" if name == "auto" else name)
-    form.draw("precision", p)
+    try:   # what auto means on this machine, for the device chosen
+        auto = f"auto ({resolve_precision('auto', resolve_device(st.session_state.tr_device))})"
+    except ConfigError:   # a device gone since the list was read: Train says so
+        auto = "auto"
+    form.draw("precision", p, format_func=lambda name: auto if name == "auto" else name)
     form.draw("grad_accum_steps", a)
     form.draw("compile", c)
 

@@ -147,9 +147,10 @@ class TrainConfig:
     stride: int | None = None
     seed: int = 1337
     device: str = "auto"
-    # "auto": bf16 autocast on a CUDA GPU that supports it, fp32 everywhere else (so CPU results stay bit-for-bit
-    # what they were); "bf16" asks for autocast wherever torch offers it (CUDA, and CPU, where it is slower);
-    # "fp32" never casts. The weights and the optimiser always stay fp32.
+    # "auto": bf16 autocast where the hardware multiplies bf16 natively (a CUDA GPU from Ampere on, a CPU with
+    # AVX512-BF16 or AMX), fp32 everywhere else (devices.resolve_precision); "bf16" asks for autocast wherever torch
+    # offers it (CUDA, and any CPU, where without those instructions it is slower); "fp32" never casts. The weights
+    # and the optimiser always stay fp32.
     precision: str = "auto"
     # Compile the model for training with torch.compile. Off by default: on the 2-core CPU it costs ~26 s of
     # compiling and then runs no faster (bench/README.md); on a GPU it usually pays off over a long run.

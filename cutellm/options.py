@@ -166,11 +166,11 @@ OPTIONS: tuple[Option, ...] = (
                          help="auto picks a CUDA GPU when there is one, else the CPU. Only devices this machine has "
                               "are listed.")),
     Option("precision", "train", flag="--precision", env="TRAINING_PRECISION", choices=PRECISIONS,
-           help="auto (default): bf16 autocast on a CUDA GPU that supports it, fp32 elsewhere; bf16: autocast on "
-                "CUDA or CPU; fp32: never cast",
+           help="auto (default): bf16 autocast where the hardware has bf16 (a CUDA GPU from Ampere on, a CPU with "
+                "AVX512-BF16 or AMX), fp32 elsewhere; bf16: autocast on CUDA or any CPU; fp32: never cast",
            widget=Widget("select", "tr_precision", "Precision",
-                         help="auto: bf16 mixed precision on a GPU that supports it (about twice as fast), fp32 "
-                              "elsewhere. bf16 on a CPU works but is usually slower. The weights always stay fp32.")),
+                         help="auto: bf16 mixed precision where the hardware has it (a recent GPU, or a CPU with bf16 "
+                              "instructions), which is faster there; fp32 elsewhere. The weights always stay fp32.")),
     Option("compile", "train", flag="--compile",
            help="compile the model with torch.compile (pays off on GPUs over long runs; not on a small CPU, see "
                 "bench/README.md)",

@@ -29,7 +29,7 @@ TEXT = " ".join(["the cat sat on the mat.", "the dog ran to the park.", "the bir
                  "a cow eats green grass.", "the sun is hot and the sky is blue."] * 20)
 MODEL = ModelConfig(vocab_size=40, d_model=32, n_heads=2, n_layers=1, block_size=8, dropout=0.0)
 TRAIN = TrainConfig(max_steps=15, batch_size=2, learning_rate=1e-2, warmup_steps=2, eval_interval=5, seed=5,
-                    device="cpu", num_threads=1)
+                    device="cpu", precision="fp32", num_threads=1)   # fp32: compared with one process to 5e-5
 ACCUMULATE = replace(TRAIN, grad_accum_steps=2)
 
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 import pytest
 
 from cutellm import ModelConfig
+from cutellm.devices import resolve_precision
 from cutellm.lab import bench
 from cutellm.__main__ import main
 from cutellm.training import prepare_training, train
@@ -47,7 +48,8 @@ def check_results(r: dict, steps: int) -> None:
                       "compute", "total_wall_s", "reference"}
     m = r["machine"]
     assert m["nproc"] >= 1 and m["torch_threads"] >= 1 and m["torch"] and m["cpu"] and m["device"] == "cpu"
-    assert m["precision"] == "fp32" and m["compile"] is False  # 'auto' precision is fp32 on the CPU
+    # 'auto': bf16 on a CPU with bf16 matrix instructions, fp32 on others
+    assert m["precision"] == resolve_precision("auto", "cpu") and m["compile"] is False
 
     c = r["config"]
     assert c["tokenizer"] == "char" and c["vocab_size"] == c["model"]["vocab_size"]
@@ -97,6 +99,7 @@ def check_results(r: dict, steps: int) -> None:
     k = r["compute"]
     assert _positive(k["flops_per_token"]) and _positive(k["train_gflops"]) and _positive(k["matmul_peak_gflops"])
     assert k["fraction_of_peak"] == pytest.approx(k["train_gflops"] / k["matmul_peak_gflops"], rel=0.05, abs=1e-3)
+    assert k["matmul_dtype"] == m["precision"]   # the peak of what the training multiplied in
     assert r["reference"]["tokens_per_s"] == 17_200
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cutellm.devices import resolve_precision
 from cutellm.lab import bench
 from tests.test_bench import SMALL_MODEL, corpus  # noqa: F401 (a fixture)
 
@@ -40,7 +41,7 @@ def test_summary_reads_a_real_benchmark_and_a_failed_step(tmp_path, corpus):  # 
                             train_config=replace(bench.BENCH_TRAIN, eval_interval=10), device="cpu")
     figures = gpu_run.bench_figures(bench.write_results(r, tmp_path / "bench.json"))
     assert figures["cache_speedup"] == r["generation"]["cache_speedup"] and figures["identical"] is True
-    assert figures["precision"] == "fp32" and figures["compile"] is False
+    assert figures["precision"] == resolve_precision("auto", "cpu") and figures["compile"] is False
     assert gpu_run.bench_figures(tmp_path / "missing.json") is None
     summary = {"environment": {"python": "3.11", "device": "cuda", "gpu": "Some GPU", "torch": "2.x", "cuda": "12"},
                "bench": figures, "bench_compiled": None,
@@ -49,7 +50,7 @@ def test_summary_reads_a_real_benchmark_and_a_failed_step(tmp_path, corpus):  # 
                "train": {"steps": 900, "final_val_loss": 3.104321, "device": "cuda", "precision": "bf16"}}
     table = gpu_run.summary_table(summary)
     assert table.startswith("GPU run: Some GPU, torch 2.x, CUDA 12")
-    assert f"| bench | 0 | fp32 | {figures['tokens_per_s']:,.0f} |" in table
+    assert f"| bench | 0 | {figures['precision']} | {figures['tokens_per_s']:,.0f} |" in table
     assert f"| {figures['cache_speedup']:.2f}x |" in table
     assert "| bench_compiled | 1 |" in table   # a failed step is still listed
     assert "exit 0, 12.5 s wall, 900 steps, validation loss 3.1043, cuda bf16" in table

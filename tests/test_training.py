@@ -8,6 +8,7 @@ import torch
 
 from cutellm import TrainConfig, TrainingDivergedError, prepare_training, train
 from cutellm.training import batch_plan, lr_at, make_optimizer, train_step
+from cutellm.devices import resolve_precision
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 
@@ -54,6 +55,7 @@ def test_train_is_a_loop_of_train_steps():
     gen = torch.Generator().manual_seed(cfg.seed)     # window order
     plan = batch_plan(ds.train.size(0), cfg)
     optimizer = make_optimizer(by_hand, cfg)
+    precision = resolve_precision(cfg.precision, "cpu")   # bf16 on a CPU with bf16 instructions, as train() picks
     by_hand.train()
     losses = []
     for step in range(plan.total_steps):
@@ -61,7 +63,7 @@ def test_train_is_a_loop_of_train_steps():
         if pos == 0:
             order = torch.randperm(ds.train.size(0), generator=gen)
         rows = order[pos:pos + plan.global_batch]
-        out = train_step(by_hand, optimizer, ds.train, rows, plan, cfg, step)
+        out = train_step(by_hand, optimizer, ds.train, rows, plan, cfg, step, precision=precision)
         assert out.lr == lr_at(step, plan.total_steps, cfg) and out.grad_norm > 0
         losses.append(out.loss)
     assert plan.steps_per_epoch > 1 and len(losses) == 2 * plan.steps_per_epoch

@@ -198,6 +198,12 @@ def test_hardware_settings_reach_the_training_job(app, monkeypatch):
 
     device = app.selectbox(key="tr_device")
     assert device.options == [f"auto ({'cuda' if 'cuda' in available_devices() else 'cpu'})", *available_devices()[1:]]
+    from cutellm import devices
+
+    for native, shown in ((True, "auto (bf16)"), (False, "auto (fp32)")):   # bf16 where the CPU multiplies it natively
+        monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda native=native: native)
+        app.selectbox(key="tr_device").set_value("cpu").run()
+        assert app.selectbox(key="tr_precision").options[0] == shown
     app.selectbox(key="tr_preset").set_value("tiny & fast").run()
     app.number_input(key="tr_steps").set_value(12).run()
     app.selectbox(key="tr_device").set_value("cpu").run()
