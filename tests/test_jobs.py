@@ -128,6 +128,24 @@ def test_a_worker_sends_its_steps_in_batches_and_each_evaluation_at_once():
     assert messages[-1][0] == "done" and messages[-1][1] == "finished"
 
 
+@pytest.mark.parametrize("every_s, sent", [(0.0, [10, 20, 30, 35]), (3600.0, [10])])
+def test_a_worker_sends_its_weights_at_an_evaluation_at_most_every_so_often(every_s, sent):
+    """Pickling the weights holds the training up, so a process sends them at its first evaluation, then at one
+    `weights_every_s` later at the soonest: what a killed worker leaves behind."""
+    import queue
+    import threading
+
+    from cutellm.lab.jobs import _loads, _train_worker
+
+    run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=35, eval_interval=10))
+    channel = queue.Queue()
+    _train_worker((run, None, None), channel, threading.Event(), threading.Event(), threading.Event(), None,
+                  send_weights=True, weights_every_s=every_s)
+    weights = [m for m in list(channel.queue) if m[0] == "weights"]
+    assert [m[1] for m in weights] == sent
+    assert set(_loads(weights[-1][2])) == set(run.model.state_dict())
+
+
 def test_a_worker_process_trains_pauses_and_hands_back_its_weights():
     job = make_job(400, worker="process", samples=SampleSpec()).start()
     initial = job.model.tok_emb.weight.detach().clone()
@@ -145,10 +163,13 @@ def test_a_worker_process_trains_pauses_and_hands_back_its_weights():
     assert job.result.final_val_loss == pytest.approx(evaluate(job.model, job.dataset.val, 32), abs=1e-5)
 
 
-def test_killing_the_worker_keeps_the_last_evaluation_and_the_server_goes_on():
+def test_killing_the_worker_keeps_the_last_weights_it_sent_and_the_server_goes_on(monkeypatch):
     import os
     import signal
 
+    from cutellm.lab import jobs
+
+    monkeypatch.setattr(jobs, "WEIGHTS_EVERY_S", 0.0)   # the weights of every evaluation: the last one is kept
     job = make_job(100_000, worker="process").start()
     wait_for_steps(job, 25)
     os.kill(job._process.pid, signal.SIGKILL)
@@ -156,7 +177,7 @@ def test_killing_the_worker_keeps_the_last_evaluation_and_the_server_goes_on():
     snap = job.snapshot()
     assert snap.status == "failed" and "ended unexpectedly (exit code -9)" in snap.error
     kept = job.result.steps
-    assert kept >= 20 and kept % 10 == 0 and f"weights of step {kept:,}" in snap.error
+    assert kept >= 20 and kept % 10 == 0 and f"weights from step {kept:,}" in snap.error
     assert job.usable and job.result.history[-1].val_loss is not None
     # This process (the server) and the queue go on: the next run trains.
     assert not training_in_progress()

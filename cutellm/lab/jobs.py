@@ -4,8 +4,8 @@ The worker is a **process** in the app (`worker="process"`): a run that fails, d
 killed never takes the server down, it sets its own CPU thread count, and its memory goes back to the system when it
 ends. Library callers and tests may use a **thread** (`worker="thread"`, the default), which trains the caller's own
 model object in place. Both run the same function (`_train_worker`) and report through the same messages: the steps,
-each live sample, the weights at each evaluation (what a killed process leaves behind), and the end with the final
-weights and results; `_relay`, a thread of the server, reads them into the job that the UI polls (`snapshot()`).
+each live sample, the weights at an evaluation every WEIGHTS_EVERY_S at most (what a killed process leaves
+behind), and the end with the final weights and results; `_relay`, a thread of the server, reads them into the job that the UI polls (`snapshot()`).
 A process sends its steps in batches, at most every STEP_REPORT_S (and at once at an evaluation, a pause or the
 end): a tiny model trains a thousand steps a second, and the server would otherwise spend a core's slice reading
 a thousand messages a second; the page shows progress every 2 s anyway.
@@ -58,6 +58,9 @@ PAUSE_WAIT_S = 5.0   # how long pause() waits for a step under way to finish
 WORKERS = ("thread", "process")
 RELAY_POLL_S = 0.25  # how often the relay looks at the worker when it has nothing to say (stop, idle, crash)
 STEP_REPORT_S = 0.1  # a worker process sends its steps at most this often (a thread: every step)
+# A worker process sends its weights at an evaluation at most this often: pickling them held the training for 4-13 ms
+# each time, 40 times in a 25-s run of the benchmark's model; a killed worker loses at most this much more training.
+WEIGHTS_EVERY_S = 5.0
 
 
 _RUNNING_JOBS: "weakref.WeakSet[TrainingJob]" = weakref.WeakSet()
@@ -236,11 +239,11 @@ def _server_gone(pid: int | None) -> bool:
 def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads: int | None,
                   clock: Callable[[], float] | None = None, training_time: Callable[[], float] | None = None,
                   on_step_extra: Callable[[StepMetrics], None] | None = None, send_weights: bool = False,
-                  server_pid: int | None = None, report_every_s: float = 0.0) -> None:
+                  weights_every_s: float = 0.0, server_pid: int | None = None, report_every_s: float = 0.0) -> None:
     """Train the run in `payload` ((run, sample spec, resume state), as bytes in a process) and report on
     `channel`: ("steps", [metrics, ...]) every `report_every_s` (0: each step alone; always at once at an
-    evaluation, a pause and the end), ("sample", LiveSample), ("weights", step, bytes) at each evaluation when
-    `send_weights`, ("holding",) once per pause when it waits, then ("done", status, error, bytes of (state_dict,
+    evaluation, a pause and the end), ("sample", LiveSample), ("weights", step, bytes) at an evaluation when
+    `send_weights` (the first one, then one at least `weights_every_s` after the last sent), ("holding",) once per pause when it waits, then ("done", status, error, bytes of (state_dict,
     result without its model) or None).
 
     `clock` and `training_time` time the samples against their budget: a thread gets the job's (a test's fake clock
@@ -255,6 +258,7 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
     spent = 0.0
     pending: list[StepMetrics] = []   # steps not sent yet
     sent_at = time.monotonic()
+    weights_at: float | None = None   # when the weights were last sent
 
     def send_steps() -> None:
         nonlocal sent_at
@@ -281,7 +285,7 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
         hold()
 
     def on_step(m: StepMetrics) -> None:
-        nonlocal spent
+        nonlocal spent, weights_at
         server_check()
         pending.append(m)
         if (m.val_loss is not None or m.step == m.total_steps or pause.is_set() or stop.is_set()
@@ -296,8 +300,10 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
                                      clock=clock)
                 spent += sample.seconds
                 channel.put(("sample", sample))
-        if send_weights and m.val_loss is not None:
+        if send_weights and m.val_loss is not None and (weights_at is None
+                                                         or time.monotonic() - weights_at >= weights_every_s):
             channel.put(("weights", m.step, _dumps(run.model.state_dict())))
+            weights_at = time.monotonic()
         if on_step_extra is not None:
             on_step_extra(m)
 
@@ -420,7 +426,7 @@ class TrainingJob:
         self._history: list[StepMetrics] = list(resume.history) if resume else []   # a continued run's whole curve
         self._before_s = resume.elapsed_s if resume else 0.0   # training time before this job (a continued run)
         self._earlier_snapshots: list = []
-        self._kept: tuple[int, bytes] | None = None   # a process's weights at its last evaluation (step, bytes)
+        self._kept: tuple[int, bytes] | None = None   # the last weights a process sent (step, bytes)
         self._status = "created"
         self._error: str | None = None
         self._stop_reason: str | None = None
@@ -452,7 +458,8 @@ class TrainingJob:
                 target=_train_worker, name=f"cutellm-train-{self.name}", daemon=True,
                 args=(_dumps(payload), self._channel, self._stop, self._pause, self._holding,
                       self.threads or max(1, (os.cpu_count() or 1) // QUEUE.slots)),
-                kwargs={"send_weights": True, "server_pid": os.getpid(), "report_every_s": STEP_REPORT_S})
+                kwargs={"send_weights": True, "weights_every_s": WEIGHTS_EVERY_S, "server_pid": os.getpid(),
+                        "report_every_s": STEP_REPORT_S})
             self._process.start()
             # Only the worker writes: the server lets go of its copy of the pipe's write end, so a worker killed in
             # the middle of a message leaves a pipe that ends (EOFError) rather than one that waits forever.
@@ -644,7 +651,7 @@ class TrainingJob:
         return status, error
 
     def _crashed(self) -> tuple[str, str | None]:
-        """The worker process ended without reporting (killed, out of memory): keep its last evaluation's weights."""
+        """The worker process ended without reporting (killed, out of memory): keep the last weights it sent."""
         code = self._process.exitcode
         why = f"the training process ended unexpectedly (exit code {code})"
         if self._kept is None:
@@ -655,7 +662,7 @@ class TrainingJob:
             history = [m for m in self._history if m.step <= step]
         self.result = TrainResult(model=self.model, history=history, total_steps=self._total_steps(),
                                   status="failed", final_val_loss=history[-1].val_loss if history else None)
-        return FAILED, f"{why}; the model keeps the weights of step {step:,}, its last evaluation"
+        return FAILED, f"{why}; the model keeps its weights from step {step:,}"
 
     def _end(self, status: str, error: str | None) -> None:
         self.model.eval()
@@ -684,7 +691,7 @@ class TrainingJob:
     @property
     def usable(self) -> bool:
         """Whether the job's model holds trained weights worth using: finished, stopped, diverged and restored, or
-        a crashed process's last evaluation."""
+        the last weights a crashed process sent."""
         if self._status == FAILED:
             return self._kept is not None and self.result is not None
         return self._status in (FINISHED, STOPPED, DIVERGED) and bool(self._history)
