@@ -5,7 +5,8 @@ killed never takes the server down, it sets its own CPU thread count, and its me
 ends. Library callers and tests may use a **thread** (`worker="thread"`, the default), which trains the caller's own
 model object in place. Both run the same function (`_train_worker`) and report through the same messages: the steps,
 each live sample, the weights at an evaluation every WEIGHTS_EVERY_S at most (what a killed process leaves
-behind), and the end with the final weights and results; `_relay`, a thread of the server, reads them into the job that the UI polls (`snapshot()`).
+behind), and the end with the final weights and results; `_relay`, a thread of the server, reads them into the job
+that the UI polls (`snapshot()`).
 A process sends its steps in batches, at most every STEP_REPORT_S (and at once at an evaluation, a pause or the
 end): a tiny model trains a thousand steps a second, and the server would otherwise spend a core's slice reading
 a thousand messages a second; the page shows progress every 2 s anyway.
@@ -243,8 +244,8 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
     """Train the run in `payload` ((run, sample spec, resume state), as bytes in a process) and report on
     `channel`: ("steps", [metrics, ...]) every `report_every_s` (0: each step alone; always at once at an
     evaluation, a pause and the end), ("sample", LiveSample), ("weights", step, bytes) at an evaluation when
-    `send_weights` (the first one, then one at least `weights_every_s` after the last sent), ("holding",) once per pause when it waits, then ("done", status, error, bytes of (state_dict,
-    result without its model) or None).
+    `send_weights` (the first one, then one at least `weights_every_s` after the last sent), ("holding",) once per
+    pause when it waits, then ("done", status, error, bytes of (state_dict, result without its model) or None).
 
     `clock` and `training_time` time the samples against their budget: a thread gets the job's (a test's fake clock
     reaches it); a process measures its own (the steps' time as train() reports it, samples included). A process
