@@ -94,7 +94,7 @@ def check_results(r: dict, steps: int) -> None:
     a = r["ablation"]
     assert a["model"] == "cute_llm.pth" and a["words"] == 20 and a["tokens"] == 20
     assert a["parts"] == a["layers"] * (a["heads"] + 2)  # every head, each layer's attention and MLP
-    assert _positive(a["head_table_ms"]) and a["head_table_ms"] < 60_000
+    assert _positive(a["head_table_ms"])   # a time: positive and finite, whatever the host's speed
 
     k = r["compute"]
     assert _positive(k["flops_per_token"]) and _positive(k["train_gflops"]) and _positive(k["matmul_peak_gflops"])
