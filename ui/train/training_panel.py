@@ -47,7 +47,8 @@ def controls(job: TrainingJob) -> None:
 
 def queued_panel(job: TrainingJob) -> None:
     """A run waiting for a training slot: its place, the estimated start, and a way out. The fragment looks again
-    every second and reruns the page once the run has started."""
+    every second and reruns the page once the run has started. The button is outside it: inside, it was redrawn by
+    every one of those reruns, and a click that met one was once lost (a CI run of tests/e2e/test_classroom.py)."""
     @st.fragment(run_every=QUEUE_POLL_S)
     def waiting() -> None:
         snap = job.snapshot()
@@ -58,9 +59,9 @@ def queued_panel(job: TrainingJob) -> None:
         st.info(f"**{job.name}** waits for a training slot: **number {snap.place}** in the queue, estimated start "
                 f"{wait} (from the runs ahead). It starts by itself; keep this tab open, or it leaves the queue.",
                 icon=":material/hourglass_top:")
-        st.button("Leave the queue", icon=":material/logout:", on_click=job.leave, key="tr_leave_queue")
 
     waiting()
+    st.button("Leave the queue", icon=":material/logout:", on_click=job.leave, key="tr_leave_queue")
 
 
 def results(job: TrainingJob) -> None:
