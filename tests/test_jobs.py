@@ -11,7 +11,7 @@ import torch
 
 from cutellm.errors import TrainingBusyError
 from cutellm.lab.jobs import QUEUE, TrainingJob, training_in_progress
-from cutellm.lab.runs import prepare_run
+from cutellm.lab.runs import PreparedRun, prepare_run
 from cutellm.lab.samples import SampleSpec
 from cutellm.training import evaluate
 
@@ -107,9 +107,9 @@ def test_a_queued_run_whose_tab_closed_is_dropped(monkeypatch):
     assert waiting.stop_reason == "its browser session ended while it waited"
 
 
-def test_a_worker_sends_its_steps_in_batches_and_each_evaluation_at_once():
-    """A worker process reports its steps at most every STEP_REPORT_S (a fast tiny run would send the server a
-    thousand messages a second); an evaluation step, and the end, go out at once, so nothing waits or is lost."""
+def worker_messages(**worker_kwargs) -> tuple[PreparedRun, list[tuple]]:
+    """A 35-step tiny run (an evaluation every 10 steps) through the worker function in this thread, and every
+    message it sent, in order."""
     import queue
     import threading
 
@@ -118,10 +118,14 @@ def test_a_worker_sends_its_steps_in_batches_and_each_evaluation_at_once():
     run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=35, eval_interval=10))
     channel = queue.Queue()
     _train_worker((run, None, None), channel, threading.Event(), threading.Event(), threading.Event(), None,
-                  report_every_s=3600.0)
-    messages = []
-    while not channel.empty():
-        messages.append(channel.get())
+                  **worker_kwargs)
+    return run, list(channel.queue)
+
+
+def test_a_worker_sends_its_steps_in_batches_and_each_evaluation_at_once():
+    """A worker process reports its steps at most every STEP_REPORT_S (a fast tiny run would send the server a
+    thousand messages a second); an evaluation step, and the end, go out at once, so nothing waits or is lost."""
+    _, messages = worker_messages(report_every_s=3600.0)
     batches = [[m.step for m in message[1]] for message in messages if message[0] == "steps"]
     # one batch per evaluation (steps 10, 20, 30) and the rest at the end
     assert batches == [list(range(1, 11)), list(range(11, 21)), list(range(21, 31)), list(range(31, 36))]
@@ -132,16 +136,10 @@ def test_a_worker_sends_its_steps_in_batches_and_each_evaluation_at_once():
 def test_a_worker_sends_its_weights_at_an_evaluation_at_most_every_so_often(every_s, sent):
     """Pickling the weights holds the training up, so a process sends them at its first evaluation, then at one
     `weights_every_s` later at the soonest: what a killed worker leaves behind."""
-    import queue
-    import threading
+    from cutellm.lab.jobs import _loads
 
-    from cutellm.lab.jobs import _loads, _train_worker
-
-    run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=35, eval_interval=10))
-    channel = queue.Queue()
-    _train_worker((run, None, None), channel, threading.Event(), threading.Event(), threading.Event(), None,
-                  send_weights=True, weights_every_s=every_s)
-    weights = [m for m in list(channel.queue) if m[0] == "weights"]
+    run, messages = worker_messages(send_weights=True, weights_every_s=every_s)
+    weights = [m for m in messages if m[0] == "weights"]
     assert [m[1] for m in weights] == sent
     assert set(_loads(weights[-1][2])) == set(run.model.state_dict())
 
@@ -222,7 +220,7 @@ from dataclasses import replace
 from cutellm import ModelConfig, TrainConfig
 from cutellm.lab.estimates import StepTimer
 from cutellm.lab.jobs import TrainingJob
-from cutellm.lab.runs import prepare_run
+from cutellm.lab.runs import PreparedRun, prepare_run
 
 text = " ".join(["the cat sat on the mat.", "the dog ran to the park."] * 100)
 model = ModelConfig(vocab_size=64, d_model=48, n_heads=4, n_layers=2, block_size=16, dropout=0.0)
@@ -270,7 +268,7 @@ SERVER_KILLED = """
 import os, signal, time
 from cutellm import ModelConfig, TrainConfig
 from cutellm.lab.jobs import TrainingJob
-from cutellm.lab.runs import prepare_run
+from cutellm.lab.runs import PreparedRun, prepare_run
 
 text = " ".join(["the cat sat on the mat.", "the dog ran to the park."] * 100)
 model = ModelConfig(vocab_size=64, d_model=32, n_heads=4, n_layers=1, block_size=16, dropout=0.0)

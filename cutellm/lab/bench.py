@@ -381,6 +381,7 @@ def _round(x: float | None) -> float | None:
 def format_table(r: dict[str, Any]) -> str:
     """The figures beside nanoGPT's, as a plain-text table."""
     ref, t, g, c = r["reference"], r["training"], r["generation"], r["compute"]
+    peak_dtype = c.get("matmul_dtype", "fp32")   # results written before the field were fp32
 
     def num(x: float | None, fmt: str) -> str:
         return "n/a" if x is None else format(x, fmt)
@@ -414,8 +415,7 @@ def format_table(r: dict[str, Any]) -> str:
         ("cached == uncached output", "yes" if g["identical"] else "NO", "-", ""),
         ("training GFLOP/s (estimated)", f"{c['train_gflops']:.1f}",
          f"{ref['tokens_per_s'] * c['flops_per_token'] / 1e9:.1f}", ""),
-        (f"{c.get('matmul_dtype', 'fp32')} matmul peak GFLOP/s" + ("" if c.get("matmul_dtype", "fp32") == "fp32"
-                                                                   else " (nanoGPT: fp32)"),
+        (f"{peak_dtype} matmul peak GFLOP/s" + ("" if peak_dtype == "fp32" else " (nanoGPT: fp32)"),
          f"{c['matmul_peak_gflops']:.0f}", f"{ref['matmul_peak_gflops']:.0f}", ""),
         ("fraction of matmul peak", f"{c['fraction_of_peak']:.0%}", f"{ref['mfu']:.0%}", ""),
     ]
