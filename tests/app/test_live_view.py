@@ -13,6 +13,7 @@ from starlette.requests import Request
 from cutellm.lab.jobs import TrainingJob, find_job
 from cutellm.lab.runs import prepare_run
 from cutellm.lab.samples import SampleSpec
+from cutellm.views.live_chart import live_loss_svg
 from ui.train.live_view import PARTS, ROUTE, live_endpoint, live_route, live_url, view_html
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
@@ -24,7 +25,7 @@ def make_job(steps: int, **kwargs) -> TrainingJob:
 
 
 def chart_svg(part: str) -> str:
-    """The SVG inside the chart part's image."""
+    """The SVG inside the chart's image (as Streamlit draws the view)."""
     return base64.b64decode(re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', part).group(1)).decode()
 
 
@@ -42,12 +43,17 @@ def test_the_route_serves_every_part_of_a_finished_job():
     assert status == 200 and reply["running"] is False and list(reply["parts"]) == list(PARTS)
     parts = reply["parts"]
     assert 'data-label="Step"><div class="label">Step</div><div class="value">30</div>' in parts["stats"]
-    assert 'viewBox="0 0 640 340"' in chart_svg(parts["chart"])      # drawn at the width the browser asked for
+    # The chart comes as inline SVG (the script swaps it in as it is), drawn at the width the browser asked for.
+    assert parts["chart"].startswith('<svg class="live-chart"') and 'viewBox="0 0 640 340"' in parts["chart"]
     assert "Validation loss <b>" in parts["reading"]
     assert re.search(r'<div class="sample">step 30: <code>the cat[^<]*</code> · <code>the \w+ sat</code>',
                      parts["samples"]), parts["samples"]
     # A width that is not a number falls back to the default one.
-    assert 'viewBox="0 0 900 340"' in chart_svg(get(job.id, "width=wide")[1]["parts"]["chart"])
+    assert 'viewBox="0 0 900 340"' in get(job.id, "width=wide")[1]["parts"]["chart"]
+    # Streamlit's drawing of the view (its sanitizer drops inline SVG) shows the same chart as an image.
+    page = view_html(job, live_url(job))
+    assert '<div data-part="chart"><img class="live-chart"' in page
+    assert chart_svg(page) == live_loss_svg(job.snapshot().history, job.baselines, width=900, max_points=300)
 
 
 def test_the_route_knows_only_the_jobs_a_session_still_holds():

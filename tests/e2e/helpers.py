@@ -11,15 +11,16 @@ except ImportError:  # the `browser` fixture then skips (or fails under CI=true)
     expect = None
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-# The Train page's live loss chart: an SVG image in the live view, which its own script keeps up to date (every
-# other chart is Plotly).
-LIVE_CHART = "#live-view img.live-chart"
+# The Train page's live loss chart: an SVG image in the live view as Streamlit draws it, inline SVG once the view's
+# own script has swapped in a newer one (every other chart is Plotly).
+LIVE_CHART = "#live-view .live-chart"
 
 
 def chart_drawn(page) -> bool:
-    """The live chart's image is decoded and has a size."""
-    return page.evaluate(f"() => {{ const i = document.querySelector('{LIVE_CHART}'); "
-                         "return !!i && i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().height > 100; }")
+    """The live chart is drawn (an image: decoded) and has a size."""
+    return page.evaluate(f"() => {{ const c = document.querySelector('{LIVE_CHART}'); "
+                         "return !!c && (c.tagName !== 'IMG' || (c.complete && c.naturalWidth > 0)) "
+                         "&& c.getBoundingClientRect().height > 100; }")
 
 
 def wait_idle(page, timeout: float = 60_000) -> None:

@@ -59,10 +59,16 @@ def test_train_watch_samples_pause_resume_stop(page):
             === 'running') window.scriptRuns++; }).observe(document.querySelector("[data-testid='stApp']"),
             {attributes: true, attributeFilter: ['data-test-script-state']});
     }""")
-    before, chart = step_count(page), page.locator(LIVE_CHART).get_attribute("src")
+    before, chart = step_count(page), page.locator(LIVE_CHART).evaluate("c => c.outerHTML")
     time.sleep(5)
     assert step_count(page) > before, "the step counter did not move"
-    assert page.locator(LIVE_CHART).get_attribute("src") != chart, "the chart did not move"
+    assert page.locator(LIVE_CHART).evaluate("c => c.outerHTML") != chart, "the chart did not move"
+    # Swapped in as inline SVG (cheaper for the browser than an image), so a validation point names its loss on hover.
+    assert page.locator(LIVE_CHART).evaluate("c => c.tagName") == "svg"
+    assert chart_drawn(page)
+    page.locator(f"{LIVE_CHART} circle.val").last.hover()
+    assert re.match(r"step [\d,]+: validation loss \d\.\d{3}$",
+                    page.locator(f"{LIVE_CHART} circle.val title").last.text_content())
     assert page.evaluate("window.scriptRuns") == 0, "a Streamlit script ran while the view updated itself"
     assert page.evaluate("document.getElementById('live-view').dataset.probe") == "kept", \
         "the live view was drawn anew"

@@ -6,6 +6,11 @@ every 2 s from `ROUTE` (served beside Streamlit: see `streamlit_app.py`) and swa
 Streamlit script runs while a job trains: a fragment rerun every 2 s cost ~4% of a 2-core machine in the browser and
 the server, which training paid about twice over in wall time (bench/README.md, "Speed, round six"). When the job
 ends, the script clicks the panel's hidden button, and that rerun draws the results.
+
+The chart arrives from the route as inline SVG, not as the <img> that Streamlit's first drawing needs (its sanitizer
+drops inline SVG): the browser decodes an SVG image as a document of its own at every swap, which made the chart
+half of the browser's work while a job trained (bench/README.md, "Speed, round eleven"). Inline, its points also
+show their step and loss on hover.
 """
 
 from __future__ import annotations
@@ -131,17 +136,18 @@ def _stats(job: TrainingJob, snap: JobSnapshot) -> str:
 
 
 def chart_img(svg: str) -> str:
-    """The live chart as an image (ui/text.svg_img): as inline SVG it would show only once the script had swapped it
-    in, and never in a finished run's view."""
+    """The live chart as an image (ui/text.svg_img), for the view's first drawing: as inline SVG it would show only
+    once the script had swapped it in, and never in a finished run's view."""
     return svg_img(svg, "training and validation loss by step", "live-chart")
 
 
 def view_parts(job: TrainingJob, width: int = DEFAULT_WIDTH) -> tuple[JobSnapshot, dict[str, str]]:
-    """The job's snapshot now, and the view's parts drawn from it (the chart `width` pixels wide)."""
+    """The job's snapshot now, and the view's parts drawn from it as the script swaps them in (the chart as inline
+    SVG, `width` pixels wide)."""
     snap = job.snapshot()
     return snap, {"stats": _stats(job, snap),
-                  "chart": chart_img(live_loss_svg(snap.history, job.baselines, width=width,
-                                                   max_points=LIVE_CHART_POINTS, accuracy=snap.accuracy or None)),
+                  "chart": live_loss_svg(snap.history, job.baselines, width=width, max_points=LIVE_CHART_POINTS,
+                                         accuracy=snap.accuracy or None),
                   "reading": reading_html(snap, job.baselines),
                   "samples": samples_html(snap)}
 
@@ -154,6 +160,7 @@ def _js(text: str) -> str:
 def view_html(job: TrainingJob, url: str) -> str:
     """The whole view as it is now; while the job runs, with the script that keeps it up to date from `url`."""
     snap, parts = view_parts(job)
+    parts["chart"] = chart_img(parts["chart"])   # this drawing goes through Streamlit's sanitizer
     body = "".join(f'<div data-part="{name}">{parts[name]}</div>' for name in PARTS)
     values = {"JOB": _js(job.id), "URL": _js(url), "EVERY": str(int(LIVE_REFRESH_S * 1000)),
               "DONE": DONE_BUTTON_KEY}
