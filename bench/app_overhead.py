@@ -8,7 +8,8 @@ rate 1e-3, dropout 0) twice on the same cleaned corpus: once through `train()` i
 app in headless Chromium (upload, settings, Train, the Train page left open so its chart keeps redrawing, Save).
 Both use the app's recipe details (windows overlapping by half, a validation every 50 steps, 8 weight snapshots), so
 the only difference is the job runner and the page. Prints both medians (TrainResult.median_tokens_per_s: per-step
-throughput, first 10 steps left out) and the slowdown. Needs Chromium and playwright (requirements-dev.txt).
+throughput, first 10 steps left out), the slowdown, and where the extra wall time went: the steps, the evaluations
+or the rest (TrainResult.steps_time_s and eval_time_s). Needs Chromium and playwright (requirements-dev.txt).
 
 This host's speed alone moves a run's wall time by up to 25% (the same direct run: 17,000-22,500 tokens/s within
 minutes, no steal time), so the script also reports what does not move with it: the CPU time that the page costs
@@ -52,7 +53,7 @@ tc = TrainConfig(batch_size=12, max_steps=steps, learning_rate=1e-3, seed=1337, 
 model, tok, ds = prepare_training(text, mc, tc, tokenizer_kind="char")
 r = train(model, ds, tc)
 print(json.dumps({"median_tokens_per_s": r.median_tokens_per_s, "wall_s": r.wall_time_s,
-                  "threads": torch.get_num_threads()}))
+                  "steps_s": r.steps_time_s, "eval_s": r.eval_time_s, "threads": torch.get_num_threads()}))
 """
 
 
@@ -203,13 +204,26 @@ def through_app(corpus: Path, steps: int) -> dict:
             browser.close()
     _, _, meta = load_checkpoint(models / "app-overhead.pth", with_meta=True)
     return {"median_tokens_per_s": meta["tokens_per_s"], "wall_s": meta["wall_time_s"],
-            "steps": len(meta["loss_curve"]), "cpu": cpu}
+            "steps_s": meta["steps_time_s"], "eval_s": meta["eval_time_s"], "steps": len(meta["loss_curve"]),
+            "cpu": cpu}
 
 
 def pair_ratios(runs: list[tuple[dict, dict]]) -> list[float]:
     """Each pair's app wall time over its direct one, minus 1. The two runs of a pair are minutes apart, so the
     host's slow and fast spells (up to 25%, above) touch both alike more often than they touch two medians."""
     return [app["wall_s"] / one["wall_s"] - 1 for one, app in runs]
+
+
+def split_of_the_gap(runs: list[tuple[dict, dict]]) -> dict[str, float]:
+    """Where the app's extra wall time went, as the median over the pairs of each part's difference (app - direct)
+    over the direct run's wall time: the steps (all of them, the slow ones included), the evaluations, and the rest
+    (the job's live samples and messages: the direct run has none)."""
+    def rest(run: dict) -> float:
+        return run["wall_s"] - run["steps_s"] - run["eval_s"]
+
+    parts = {"steps": lambda r: r["steps_s"], "evaluations": lambda r: r["eval_s"], "rest": rest}
+    return {name: statistics.median((part(app) - part(one)) / one["wall_s"] for one, app in runs)
+            for name, part in parts.items()}
 
 
 def main() -> None:
@@ -235,6 +249,9 @@ def main() -> None:
           f"step (median), {100 * wall:+.1f}% wall time (load average before: {load[0]:.2f})")
     print(f"wall time, app / direct in each pair: {', '.join(f'{100 * r:+.1f}%' for r in pairs)}; median "
           f"{100 * statistics.median(pairs):+.1f}%")
+    split = split_of_the_gap(runs)
+    print("the gap, by part (median over the pairs, share of the direct wall time): "
+          + ", ".join(f"{name} {100 * share:+.1f}%" for name, share in split.items()))
     watched = [app["cpu"] for _, app in runs if app["cpu"]]
     cpu = {k: statistics.median(c[k] for c in watched) for k in watched[0]} if watched else None
     if cpu:
@@ -245,7 +262,7 @@ def main() -> None:
     report = {"steps": args.steps, "load_average_before": load[0],
               "runs": [{"direct": one, "app": other} for one, other in runs],
               "slower_per_step": per_step, "slower_wall": wall, "slower_wall_pairs": pairs,
-              "slower_wall_pair_median": statistics.median(pairs), "page_cpu": cpu}
+              "slower_wall_pair_median": statistics.median(pairs), "gap_by_part": split, "page_cpu": cpu}
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
 

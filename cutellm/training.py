@@ -122,6 +122,10 @@ class TrainResult:
     val_tokens_per_char: float | None = None  # of the validation text: turns its loss into bits per character
     train_tokens_per_char: float | None = None
     wall_time_s: float = 0.0
+    # Where this call's wall time went (a resumed run: since it resumed): in the steps (forward, backward, optimiser)
+    # and in the evaluations (periodic and final); the rest went to `on_step` (a job's live samples, its messages).
+    steps_time_s: float = 0.0
+    eval_time_s: float = 0.0
     global_batch_size: int = 0  # windows per optimiser step, over all micro-batches and processes
     world_size: int = 1         # processes that trained together (torchrun)
     device: str = ""            # where the main process trained, e.g. "cpu", "cuda:0"
@@ -147,7 +151,8 @@ class TrainResult:
                 "final_train_loss": self.final_train_loss, "final_val_loss": self.final_val_loss,
                 "final_val_bits_per_char": self.final_val_bits_per_char,
                 "val_tokens_per_char": self.val_tokens_per_char, "train_tokens_per_char": self.train_tokens_per_char,
-                "wall_time_s": round(self.wall_time_s, 3), "tokens_per_s": round(self.median_tokens_per_s, 1),
+                "wall_time_s": round(self.wall_time_s, 3), "steps_time_s": round(self.steps_time_s, 3),
+                "eval_time_s": round(self.eval_time_s, 3), "tokens_per_s": round(self.median_tokens_per_s, 1),
                 "global_batch_size": self.global_batch_size, "world_size": self.world_size, "device": self.device,
                 "precision": self.precision, "loss_curve": [[m.step, m.train_loss, m.val_loss] for m in self.history]}
 
@@ -381,12 +386,15 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
             err.result = result
             raise
         step_time = time.perf_counter() - t0
+        result.steps_time_s += step_time
 
         done = step + 1
         val_loss = None
         if ctx.is_main and (done % plan.eval_interval == 0 or done == total_steps):
+            t0 = time.perf_counter()
             val_loss = evaluate(model, dataset.val, plan.global_batch, config.eval_batches,
                                 loss_mask=dataset.val_mask)
+            result.eval_time_s += time.perf_counter() - t0
         metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // plan.steps_per_epoch + 1,
                               train_loss=loss_value, val_loss=val_loss, lr=lr,
                               tokens_per_s=tokens_per_step / step_time,
@@ -407,14 +415,17 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
     if ctx.is_main:
         # Final figures: the whole validation split (it is small and this is the number we report), and as many
         # training windows as a periodic evaluation reads. In fp32, as the saved model will be used.
+        t0 = time.perf_counter()
         result.final_train_loss = evaluate(model, dataset.train, plan.global_batch, config.eval_batches,
                                            loss_mask=dataset.train_mask)
         result.final_val_loss = evaluate(model, dataset.val, plan.global_batch, loss_mask=dataset.val_mask)
+        result.eval_time_s += time.perf_counter() - t0
     result.wall_time_s = done_before_s + time.perf_counter() - start - paused_s
     model.eval()
     if ctx.is_main:
-        log.info("training %s after %d/%d steps: train loss %s, val loss %s, %.1fs", result.status, result.steps,
-                 total_steps, _fmt(result.final_train_loss), _fmt(result.final_val_loss), result.wall_time_s)
+        log.info("training %s after %d/%d steps: train loss %s, val loss %s, %.1fs (steps %.1fs, evaluations %.1fs)",
+                 result.status, result.steps, total_steps, _fmt(result.final_train_loss),
+                 _fmt(result.final_val_loss), result.wall_time_s, result.steps_time_s, result.eval_time_s)
     return result
 
 

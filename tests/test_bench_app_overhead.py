@@ -71,3 +71,11 @@ def test_wall_time_is_also_compared_pair_by_pair():
     runs = [({"wall_s": 100.0}, {"wall_s": 110.0}), ({"wall_s": 80.0}, {"wall_s": 76.0}),
             ({"wall_s": 50.0}, {"wall_s": 51.0})]
     assert overhead.pair_ratios(runs) == pytest.approx([0.10, -0.05, 0.02])
+
+
+def test_the_gap_is_split_into_steps_evaluations_and_the_rest():
+    # Pair 1: the app spent 4 s more in steps and 1 s more in the rest; pair 2: 2 s more in evaluations.
+    runs = [({"wall_s": 100.0, "steps_s": 80.0, "eval_s": 15.0}, {"wall_s": 105.0, "steps_s": 84.0, "eval_s": 15.0}),
+            ({"wall_s": 50.0, "steps_s": 40.0, "eval_s": 8.0}, {"wall_s": 52.0, "steps_s": 40.0, "eval_s": 10.0})]
+    split = overhead.split_of_the_gap(runs)
+    assert split == pytest.approx({"steps": (0.04 + 0.0) / 2, "evaluations": (0.0 + 0.04) / 2, "rest": 0.005})

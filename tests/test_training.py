@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import math
 import threading
+import time
 
 import pytest
 import torch
@@ -30,6 +31,19 @@ def test_callback_receives_every_step_with_metrics():
     assert [m.step for m in seen if m.val_loss is not None] == [10, 20, 25]
     assert all(m.tokens_per_s > 0 and m.lr > 0 and m.epoch >= 1 for m in seen)
     assert seen[-1].total_steps == 25
+
+
+def test_the_wall_time_splits_into_steps_evaluations_and_the_callback():
+    model, tok, ds = prepare_training(TINY_TEXT, TINY_MODEL, TINY_TRAIN)
+    cfg = replace(TINY_TRAIN, max_steps=12, eval_interval=4)
+    result = train(model, ds, cfg, on_step=lambda m: time.sleep(0.02))   # 12 callbacks of at least 20 ms each
+    assert result.steps_time_s > 0 and result.eval_time_s > 0
+    assert result.steps_time_s == pytest.approx(sum(cfg.batch_size * ds.block_size / m.tokens_per_s
+                                                    for m in result.history))
+    # The callbacks' time is in neither part: at least 12 x 20 ms of the wall time is left over.
+    assert result.wall_time_s - result.steps_time_s - result.eval_time_s >= 12 * 0.02
+    summary = result.summary()
+    assert summary["steps_time_s"] == round(result.steps_time_s, 3) and summary["eval_time_s"] > 0
 
 
 def test_same_seed_same_result():
