@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from cutellm import TrainConfig, TrainingDivergedError, prepare_training, train
-from cutellm.training import batch_plan, lr_at, make_optimizer, train_step
+from cutellm import training
+from cutellm.training import batch_plan, evaluate, lr_at, make_optimizer, train_step
 from cutellm.devices import resolve_precision
 
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
@@ -44,6 +45,27 @@ def test_the_wall_time_splits_into_steps_evaluations_and_the_callback():
     assert result.wall_time_s - result.steps_time_s - result.eval_time_s >= 12 * 0.02
     summary = result.summary()
     assert summary["steps_time_s"] == round(result.steps_time_s, 3) and summary["eval_time_s"] > 0
+
+
+@pytest.mark.parametrize("mlp", ["gelu", "swiglu"])
+def test_evaluation_reads_many_windows_a_pass_and_keeps_every_tensor_within_its_budget(monkeypatch, mlp):
+    # The MLP's hidden layer (width 4 x 32; SwiGLU's gate and value: 2 x 2/3 of that) is wider than the vocabulary.
+    model, tok, ds = prepare_training(TINY_TEXT, replace(TINY_MODEL, mlp=mlp, block_size=8), TINY_TRAIN)
+    windows = torch.cat([ds.train] * 20)   # plenty of windows
+    hidden = 2 * model.config.mlp_width if mlp == "swiglu" else model.config.mlp_width
+    assert hidden > model.config.vocab_size
+    monkeypatch.setattr(training, "EVAL_TENSOR_BUDGET", 8 * 30 * hidden)   # 30 windows' hidden layer
+    widest, passes = [0], []
+    hooks = [m.register_forward_hook(lambda _, args, out: widest.__setitem__(0, max(
+        widest[0], *(t.numel() for t in (out if isinstance(out, tuple) else (out,)) if torch.is_tensor(t)))))
+        for m in model.modules()]
+    hooks.append(model.register_forward_hook(lambda _, args, out: passes.append(args[0].size(0))))
+    loss = evaluate(model, windows, batch_size=4)
+    for h in hooks:
+        h.remove()
+    assert passes[0] == 30 and sum(passes) == windows.size(0)    # 30 windows a pass, not 4
+    assert widest[0] <= training.EVAL_TENSOR_BUDGET
+    assert loss == pytest.approx(evaluate(model, windows, batch_size=4, chunk_size=4), rel=1e-5)
 
 
 def test_same_seed_same_result():
