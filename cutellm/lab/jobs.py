@@ -327,32 +327,6 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
     channel.put(("done", status, error, done))
 
 
-class _Pipe:
-    """A worker process's messages to the server, through a one-way pipe. `put` pickles and writes in the caller's
-    thread (a multiprocessing.Queue would hand that to a feeder thread of its own, beside the training); `get` waits
-    up to `timeout` and raises queue.Empty as a queue.Queue does, or EOFError once the worker ended mid-message."""
-
-    def __init__(self, ctx: multiprocessing.context.BaseContext):
-        self._reader, self._writer = ctx.Pipe(duplex=False)
-
-    def __getstate__(self) -> dict:
-        return {"_writer": self._writer}   # what the worker process gets: the end it writes to
-
-    def put(self, message: Any) -> None:
-        self._writer.send(message)
-
-    def get(self, timeout: float) -> Any:
-        if not self._reader.poll(timeout):
-            raise queue.Empty
-        return self._reader.recv()
-
-    def close_write_end(self) -> None:
-        """The server's part, once the worker has started: only the worker writes, so the server lets go of its copy
-        of the write end, and a worker killed in the middle of a message leaves a pipe that ends (EOFError) rather
-        than one that waits forever."""
-        self._writer.close()
-
-
 def _process_context() -> multiprocessing.context.BaseContext:
     """forkserver: each worker is forked from a small server process that imported torch once, so a run starts in
     a fraction of a second, and never from the Streamlit server itself, whose threads a fork would copy mid-step."""
@@ -480,7 +454,7 @@ class TrainingJob:
         payload = (self.run, self._sample_spec, self._resume)
         if self.worker == "process":
             ctx = _process_context()
-            self._channel = _Pipe(ctx)
+            self._channel = ctx.Queue()
             self._process = ctx.Process(
                 target=_train_worker, name=f"cutellm-train-{self.name}", daemon=True,
                 args=(_dumps(payload), self._channel, self._stop, self._pause, self._holding,
@@ -488,7 +462,9 @@ class TrainingJob:
                 kwargs={"send_weights": True, "weights_every_s": WEIGHTS_EVERY_S, "server_pid": os.getpid(),
                         "report_every_s": STEP_REPORT_S})
             self._process.start()
-            self._channel.close_write_end()
+            # Only the worker writes: the server lets go of its copy of the pipe's write end, so a worker killed in
+            # the middle of a message leaves a pipe that ends (EOFError) rather than one that waits forever.
+            self._channel._writer.close()
         else:
             self._channel = queue.Queue()
             self._worker_thread = threading.Thread(
