@@ -64,6 +64,10 @@ def test_before_the_first_step_only_the_reference_lines_show():
     root = parse(live_loss_svg([], Baselines(uniform=4.16, unigram=3.5)))
     assert not root.findall(f"{SVG}polyline") and not root.findall(f"{SVG}circle")
     assert len(root.findall(f"{SVG}line[@class='rule']")) == 2
+    # The step axis labels whole steps only, each once.
+    steps = [t.text for t in root.iter(f"{SVG}text") if t.get("text-anchor") == "middle" and t.get("x")
+             and t.text != "step"]
+    assert steps == ["0", "1"], steps
     # Without baselines, the legend leaves them out.
     legend = [t.text for t in parse(live_loss_svg(history(10))).iter(f"{SVG}text")]
     assert "train (smoothed)" in legend and not any(name.startswith("uni") for name in legend)

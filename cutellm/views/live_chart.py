@@ -101,7 +101,8 @@ def live_loss_svg(history: Sequence[StepMetrics], baselines: Baselines | None = 
     parts = [f'<svg class="live-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {HEIGHT}" '
              f'width="100%" role="img" aria-label="training and validation loss by step" '
              f'style="font: 12px sans-serif; overflow: visible">']
-    y_ticks, x_ticks = nice_ticks(lo, hi, 6), nice_ticks(x0, x1, 8)
+    # Steps are whole numbers: before the first steps the axis spans 0-1, and 0.2, 0.4, ... would read "0 0 0 1".
+    y_ticks, x_ticks = nice_ticks(lo, hi, 6), [t for t in nice_ticks(x0, x1, 8) if float(t).is_integer()]
     y_step = y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else 1.0
     for t in y_ticks:
         parts.append(f'<line x1="{LEFT}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="{INK}" '
