@@ -403,10 +403,10 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         done = step + 1
         val_loss = None
         if ctx.is_main and (done % plan.eval_interval == 0 or done == total_steps):
-            t0 = time.perf_counter()
+            eval_began = time.perf_counter()
             val_loss = evaluate(model, dataset.val, plan.global_batch, config.eval_batches,
                                 loss_mask=dataset.val_mask)
-            result.eval_time_s += time.perf_counter() - t0
+            result.eval_time_s += time.perf_counter() - eval_began
         metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // plan.steps_per_epoch + 1,
                               train_loss=loss_value, val_loss=val_loss, lr=lr,
                               tokens_per_s=tokens_per_step / step_time,
@@ -427,11 +427,11 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
     if ctx.is_main:
         # Final figures: the whole validation split (it is small and this is the number we report), and as many
         # training windows as a periodic evaluation reads. In fp32, as the saved model will be used.
-        t0 = time.perf_counter()
+        eval_began = time.perf_counter()
         result.final_train_loss = evaluate(model, dataset.train, plan.global_batch, config.eval_batches,
                                            loss_mask=dataset.train_mask)
         result.final_val_loss = evaluate(model, dataset.val, plan.global_batch, loss_mask=dataset.val_mask)
-        result.eval_time_s += time.perf_counter() - t0
+        result.eval_time_s += time.perf_counter() - eval_began
     result.wall_time_s = done_before_s + time.perf_counter() - start - paused_s
     model.eval()
     if ctx.is_main:

@@ -49,7 +49,7 @@ def test_the_wall_time_splits_into_steps_evaluations_and_the_callback():
 
 @pytest.mark.parametrize("mlp", ["gelu", "swiglu"])
 def test_evaluation_reads_many_windows_a_pass_and_keeps_every_tensor_within_its_budget(monkeypatch, mlp):
-    # The MLP's hidden layer (width 4 x 32; SwiGLU's gate and value: 2 x 2/3 of that) is wider than the vocabulary.
+    # The MLP's hidden layer (GELU: 4 x 48 = 192; SwiGLU: gate and value of 128 each) is wider than the vocabulary (64).
     model, tok, ds = prepare_training(TINY_TEXT, replace(TINY_MODEL, mlp=mlp, block_size=8), TINY_TRAIN)
     windows = torch.cat([ds.train] * 20)   # plenty of windows
     hidden = 2 * model.config.mlp_width if mlp == "swiglu" else model.config.mlp_width
