@@ -36,6 +36,9 @@ def test_train_a_copy_model_watch_its_accuracy_and_see_its_attention(page):
     assert_no_exception(page, "task-finished")
 
     button(page, "Use this model").click()
+    # Wait for the rerun that made it active: idle alone can pass before that rerun starts, and the page switch
+    # then lands first (Explore opened on the shipped model in a CI run).
+    expect(button(page, "This model is active")).to_be_visible()
     wait_idle(page)
     open_page(page, "Explore")
     # The text to look at starts as one of the task's held-out problems.
