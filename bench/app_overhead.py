@@ -11,10 +11,13 @@ the only difference is the job runner and the page. Prints both medians (TrainRe
 throughput, first 10 steps left out), the slowdown, and where the extra wall time went: the steps, the evaluations
 or the rest (TrainResult.steps_time_s and eval_time_s). Needs Chromium and playwright (requirements-dev.txt).
 
-This host's speed alone moves a run's wall time by up to 25% (the same direct run: 17,000-22,500 tokens/s within
-minutes, no steal time), so the script also reports what does not move with it: the CPU time that the page costs
-while the app trains, read from /proc (Linux) over the training: Chromium's processes, and the server's CPU besides
-its training threads, each as a share of the machine. Writes every figure to bench/app_overhead.json.
+The host's own speed can move a run's wall time by more than the app does: on the AMD EPYC host of round twelve a
+step took ~33 or ~44 ms in spells of 10-60 s that two processes meet together (bench/host_levels.py shows it). So
+the script also compares each pair with those spells taken out (`at_the_same_level`: every step and evaluation that
+fell in a slow spell priced at the fast level, the levels found in the direct runs), and reports what does not move
+with the host: the CPU time that the page costs while the app trains, read from /proc (Linux) over the training:
+Chromium's processes, and the server's CPU besides its training threads, each as a share of the machine. Writes
+every figure to bench/app_overhead.json.
 
 The app trains in a worker process of its own (cutellm/lab/jobs.py), so the server's CPU is all the page's: its
 script runs, the live view's requests and the relay thread that reads the worker's messages.
@@ -30,11 +33,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.host_levels import at_fast_level, host_levels  # after the path line above
 
 SETTINGS = {"Block size (context)": 64, "d_model (width)": 128, "Attention heads": 4, "Layers": 4, "Dropout": 0.0,
             "Batch size": 12, "Learning rate": 0.001, "Seed": 1337}
@@ -52,8 +57,11 @@ tc = TrainConfig(batch_size=12, max_steps=steps, learning_rate=1e-3, seed=1337, 
                  snapshots=8)
 model, tok, ds = prepare_training(text, mc, tc, tokenizer_kind="char")
 r = train(model, ds, tc)
+s = r.summary()
 print(json.dumps({"median_tokens_per_s": r.median_tokens_per_s, "wall_s": r.wall_time_s,
-                  "steps_s": r.steps_time_s, "eval_s": r.eval_time_s, "threads": torch.get_num_threads()}))
+                  "steps_s": r.steps_time_s, "eval_s": r.eval_time_s, "final_eval_s": r.final_eval_time_s,
+                  "step_times_s": s["step_times_s"], "eval_times_s": s["eval_times_s"],
+                  "threads": torch.get_num_threads()}))
 """
 
 
@@ -204,8 +212,9 @@ def through_app(corpus: Path, steps: int) -> dict:
             browser.close()
     _, _, meta = load_checkpoint(models / "app-overhead.pth", with_meta=True)
     return {"median_tokens_per_s": meta["tokens_per_s"], "wall_s": meta["wall_time_s"],
-            "steps_s": meta["steps_time_s"], "eval_s": meta["eval_time_s"], "steps": len(meta["loss_curve"]),
-            "cpu": cpu}
+            "steps_s": meta["steps_time_s"], "eval_s": meta["eval_time_s"], "final_eval_s": meta["final_eval_time_s"],
+            "step_times_s": meta["step_times_s"], "eval_times_s": meta["eval_times_s"],
+            "steps": len(meta["loss_curve"]), "cpu": cpu}
 
 
 def pair_ratios(runs: list[tuple[dict, dict]]) -> list[float]:
@@ -224,6 +233,19 @@ def split_of_the_gap(runs: list[tuple[dict, dict]]) -> dict[str, float]:
     parts = {"steps": lambda r: r["steps_s"], "evaluations": lambda r: r["eval_s"], "rest": rest}
     return {name: statistics.median((part(app) - part(one)) / one["wall_s"] for one, app in runs)
             for name, part in parts.items()}
+
+
+def at_the_same_level(runs: list[tuple[dict, dict]]) -> dict:
+    """The pairs again with the host's slow spells taken out (bench/host_levels.py): the levels are found in the
+    direct runs' step times, and every step and evaluation of both runs of a pair that fell in a slow spell is priced
+    at the fast level. What is left between the two runs is the app's own cost, whichever spells each run met."""
+    levels = host_levels([one for one, _ in runs])
+    priced = [(at_fast_level(one, levels), at_fast_level(app, levels)) for one, app in runs]
+    pairs = [app["wall"] / one["wall"] - 1 for one, app in priced]
+    parts = {part: statistics.median((app[part] - one[part]) / one["wall"] for one, app in priced)
+             for part in ("steps", "evaluations", "rest")}
+    return {"levels": asdict(levels) if levels else None, "pairs": pairs, "pair_median": statistics.median(pairs),
+            "gap_by_part": parts, "slow_share": [[one["slow_share"], app["slow_share"]] for one, app in priced]}
 
 
 def main() -> None:
@@ -252,6 +274,18 @@ def main() -> None:
     split = split_of_the_gap(runs)
     print("the gap, by part (median over the pairs, share of the direct wall time): "
           + ", ".join(f"{name} {100 * share:+.1f}%" for name, share in split.items()))
+    same = at_the_same_level(runs)
+    if same["levels"]:
+        lv = same["levels"]
+        print(f"the host had slow spells: steps {lv['step_factor']:.2f}x and evaluations {lv['eval_factor']:.2f}x "
+              f"slower (a step over {1000 * lv['split']:.1f} ms); share of slow steps, direct / app: "
+              + ", ".join(f"{100 * a:.0f}/{100 * b:.0f}%" for a, b in same["slow_share"]))
+        print(f"wall time with the slow spells priced at the fast level, app / direct in each pair: "
+              f"{', '.join(f'{100 * r:+.1f}%' for r in same['pairs'])}; median {100 * same['pair_median']:+.1f}% "
+              f"(steps {100 * same['gap_by_part']['steps']:+.1f}%, evaluations "
+              f"{100 * same['gap_by_part']['evaluations']:+.1f}%, rest {100 * same['gap_by_part']['rest']:+.1f}%)")
+    else:
+        print("the host kept one speed level: the pairs above need no correction")
     watched = [app["cpu"] for _, app in runs if app["cpu"]]
     cpu = {k: statistics.median(c[k] for c in watched) for k in watched[0]} if watched else None
     if cpu:
@@ -262,7 +296,8 @@ def main() -> None:
     report = {"steps": args.steps, "load_average_before": load[0],
               "runs": [{"direct": one, "app": other} for one, other in runs],
               "slower_per_step": per_step, "slower_wall": wall, "slower_wall_pairs": pairs,
-              "slower_wall_pair_median": statistics.median(pairs), "gap_by_part": split, "page_cpu": cpu}
+              "slower_wall_pair_median": statistics.median(pairs), "gap_by_part": split, "at_the_same_level": same,
+              "page_cpu": cpu}
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
 

@@ -71,6 +71,11 @@ class StepMetrics:
     lr: float
     tokens_per_s: float        # throughput of this step
     elapsed_s: float           # wall time since training started (evaluations included)
+    # Where the wall time went (bench/app_overhead.py compares runs step by step with these): the step itself
+    # (forward, backward, optimiser) and, on evaluation steps, the evaluation after it. Defaults for the history of a
+    # resume state saved before they existed.
+    step_time_s: float = 0.0
+    eval_time_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,7 @@ class TrainResult:
     # and in the evaluations (periodic and final); the rest went to `on_step` (a job's live samples, its messages).
     steps_time_s: float = 0.0
     eval_time_s: float = 0.0
+    final_eval_time_s: float = 0.0  # of eval_time_s, the final figures' (the periodic ones: history's eval_time_s)
     global_batch_size: int = 0  # windows per optimiser step, over all micro-batches and processes
     world_size: int = 1         # processes that trained together (torchrun)
     device: str = ""            # where the main process trained, e.g. "cpu", "cuda:0"
@@ -155,9 +161,12 @@ class TrainResult:
                 "final_val_bits_per_char": self.final_val_bits_per_char,
                 "val_tokens_per_char": self.val_tokens_per_char, "train_tokens_per_char": self.train_tokens_per_char,
                 "wall_time_s": round(self.wall_time_s, 3), "steps_time_s": round(self.steps_time_s, 3),
-                "eval_time_s": round(self.eval_time_s, 3), "tokens_per_s": round(self.median_tokens_per_s, 1),
+                "eval_time_s": round(self.eval_time_s, 3), "final_eval_time_s": round(self.final_eval_time_s, 3),
+                "tokens_per_s": round(self.median_tokens_per_s, 1),
                 "global_batch_size": self.global_batch_size, "world_size": self.world_size, "device": self.device,
-                "precision": self.precision, "loss_curve": [[m.step, m.train_loss, m.val_loss] for m in self.history]}
+                "precision": self.precision, "loss_curve": [[m.step, m.train_loss, m.val_loss] for m in self.history],
+                "step_times_s": [round(m.step_time_s, 5) for m in self.history],
+                "eval_times_s": [[m.step, round(m.eval_time_s, 5)] for m in self.history if m.eval_time_s is not None]}
 
 
 def lr_at(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -401,16 +410,18 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         result.steps_time_s += step_time
 
         done = step + 1
-        val_loss = None
+        val_loss = eval_time = None
         if ctx.is_main and (done % plan.eval_interval == 0 or done == total_steps):
             eval_began = time.perf_counter()
             val_loss = evaluate(model, dataset.val, plan.global_batch, config.eval_batches,
                                 loss_mask=dataset.val_mask)
-            result.eval_time_s += time.perf_counter() - eval_began
+            eval_time = time.perf_counter() - eval_began
+            result.eval_time_s += eval_time
         metrics = StepMetrics(step=done, total_steps=total_steps, epoch=step // plan.steps_per_epoch + 1,
                               train_loss=loss_value, val_loss=val_loss, lr=lr,
                               tokens_per_s=tokens_per_step / step_time,
-                              elapsed_s=done_before_s + time.perf_counter() - start - paused_s)
+                              elapsed_s=done_before_s + time.perf_counter() - start - paused_s,
+                              step_time_s=step_time, eval_time_s=eval_time)
         result.history.append(metrics)
         if done in snapshot_at:
             result.snapshots.append(_snapshot(model, done))
@@ -431,7 +442,8 @@ def train(model: CuteLLM, dataset: Dataset, config: TrainConfig, *,
         result.final_train_loss = evaluate(model, dataset.train, plan.global_batch, config.eval_batches,
                                            loss_mask=dataset.train_mask)
         result.final_val_loss = evaluate(model, dataset.val, plan.global_batch, loss_mask=dataset.val_mask)
-        result.eval_time_s += time.perf_counter() - eval_began
+        result.final_eval_time_s = time.perf_counter() - eval_began
+        result.eval_time_s += result.final_eval_time_s
     result.wall_time_s = done_before_s + time.perf_counter() - start - paused_s
     model.eval()
     if ctx.is_main:

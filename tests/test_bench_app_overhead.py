@@ -79,3 +79,37 @@ def test_the_gap_is_split_into_steps_evaluations_and_the_rest():
             ({"wall_s": 50.0, "steps_s": 40.0, "eval_s": 8.0}, {"wall_s": 52.0, "steps_s": 40.0, "eval_s": 10.0})]
     split = overhead.split_of_the_gap(runs)
     assert split == pytest.approx({"steps": (0.04 + 0.0) / 2, "evaluations": (0.0 + 0.04) / 2, "rest": 0.005})
+
+
+def _run(pattern: str, step_scale: float = 1.0, rest: float = 1.0) -> dict:
+    """A run whose steps are 'F' (33 ms) or 's' (44 ms, a slow spell), times `step_scale`; an evaluation of 0.1 s
+    (0.13 s in a slow spell) every 10 steps; a final one of 1 s (1.3 s)."""
+    steps = [(0.033 if c == "F" else 0.044) * step_scale * (1 + 0.002 * (i % 3)) for i, c in enumerate(pattern)]
+    evals = [[s, 0.13 if pattern[s - 1] == "s" else 0.1] for s in range(10, len(steps) + 1, 10)]
+    final = 1.3 if pattern[-1] == "s" else 1.0
+    eval_s = sum(t for _, t in evals) + final
+    return {"step_times_s": steps, "eval_times_s": evals, "final_eval_s": final, "steps_s": sum(steps),
+            "eval_s": eval_s, "wall_s": sum(steps) + eval_s + rest}
+
+
+def test_the_pairs_are_also_compared_with_the_hosts_slow_spells_taken_out():
+    # The app's steps cost 3% more at either level. Pair 1 met no slow spell in its direct run and a long one in its
+    # app run (a large raw gap); pair 2 the other way round (the app looks faster); pair 3 met the same spells.
+    runs = [(_run("F" * 300), _run("F" * 100 + "s" * 200, 1.03)),
+            (_run("s" * 200 + "F" * 100), _run("F" * 300, 1.03)),
+            (_run("F" * 150 + "s" * 150), _run("F" * 150 + "s" * 150, 1.03))]
+    raw = overhead.pair_ratios(runs)
+    assert raw[0] > 0.15 and raw[1] < -0.1
+    same = overhead.at_the_same_level(runs)
+    assert same["levels"]["step_factor"] == pytest.approx(44 / 33, rel=0.01)
+    # What is left is the 3% of the steps, as a share of the whole wall time, in every pair.
+    expected = [0.03 * one["steps"] / one["wall"] for one in
+                (overhead.at_fast_level(r[0], overhead.host_levels([x for x, _ in runs])) for r in runs)]
+    assert same["pairs"] == pytest.approx(expected, rel=0.05)
+    assert same["gap_by_part"]["evaluations"] == pytest.approx(0, abs=1e-9)
+    assert same["gap_by_part"]["rest"] == pytest.approx(0, abs=1e-9)
+    assert same["slow_share"][0] == [0.0, pytest.approx(2 / 3)]
+    # A host of one level: the pairs stand as measured.
+    steady = [(_run("F" * 300), _run("F" * 300, 1.03))]
+    assert overhead.at_the_same_level(steady)["levels"] is None
+    assert overhead.at_the_same_level(steady)["pairs"] == pytest.approx(overhead.pair_ratios(steady))

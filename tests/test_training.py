@@ -43,8 +43,17 @@ def test_the_wall_time_splits_into_steps_evaluations_and_the_callback():
                                                     for m in result.history))
     # The callbacks' time is in neither part: at least 12 x 20 ms of the wall time is left over.
     assert result.wall_time_s - result.steps_time_s - result.eval_time_s >= 12 * 0.02
+    # Step by step: each step's own time, and each evaluation's on the step it followed (4, 8, 12).
+    assert [m.step for m in result.history if m.eval_time_s is not None] == [4, 8, 12]
+    assert sum(m.step_time_s for m in result.history) == pytest.approx(result.steps_time_s)
+    periodic = sum(m.eval_time_s or 0 for m in result.history)
+    assert result.final_eval_time_s > 0 and periodic + result.final_eval_time_s == pytest.approx(result.eval_time_s)
     summary = result.summary()
     assert summary["steps_time_s"] == round(result.steps_time_s, 3) and summary["eval_time_s"] > 0
+    assert len(summary["step_times_s"]) == 12 and all(t > 0 for t in summary["step_times_s"])
+    assert [step for step, _ in summary["eval_times_s"]] == [4, 8, 12]
+    assert sum(t for _, t in summary["eval_times_s"]) == pytest.approx(periodic, abs=1e-4)
+    assert summary["final_eval_time_s"] == round(result.final_eval_time_s, 3)
 
 
 @pytest.mark.parametrize("mlp", ["gelu", "swiglu"])
