@@ -1,6 +1,6 @@
 """Does this host have fast and slow spells, and how do we compare two runs across them?
 
-    python bench/host_levels.py [--seconds 240]
+    python bench/host_levels.py [--seconds 240] [--corpus ../shared/corpora/tinyshakespeare.txt]
 
 On the AMD EPYC 2-core host of round twelve a training step of the benchmark model took either ~33 ms or ~44 ms,
 switching every 10-60 s, in the middle of a run as often as between runs (bench/README.md, "Speed, round twelve").
@@ -107,7 +107,7 @@ def at_fast_level(run: dict, levels: HostLevels | None) -> dict[str, float]:
 TURN_STEPS = 20
 
 
-def _turns(conn, seed: int) -> None:
+def _turns(conn, seed: int, corpus: Path) -> None:
     """A child: build the benchmark model, then run TURN_STEPS bare training steps each time it is told to."""
     sys.path.insert(0, str(ROOT))
     import torch
@@ -116,11 +116,10 @@ def _turns(conn, seed: int) -> None:
     from cutellm.data import clean_corpus
     from cutellm.devices import resolve_precision
     from cutellm.fast.memory import keep_freed_memory
-    from cutellm.lab.bench import DEFAULT_CORPUS
     from cutellm.training import batch_plan, make_optimizer, train_step
 
     keep_freed_memory()
-    text = clean_corpus(DEFAULT_CORPUS.read_text(encoding="utf-8"))
+    text = clean_corpus(corpus.read_text(encoding="utf-8"))
     mc = ModelConfig(vocab_size=1000, d_model=128, n_heads=4, n_layers=4, block_size=64, dropout=0.0)
     tc = TrainConfig(batch_size=12, max_steps=10**9, learning_rate=1e-3, seed=1337)
     model, _, ds = prepare_training(text, mc, tc, tokenizer_kind="char")
@@ -140,13 +139,13 @@ def _turns(conn, seed: int) -> None:
         conn.send((time.perf_counter() - began) / TURN_STEPS)
 
 
-def take_turns(seconds: float) -> list[tuple[float, float]]:
+def take_turns(seconds: float, corpus: Path) -> list[tuple[float, float]]:
     """Seconds per step of two processes running TURN_STEPS steps in turn, one pair per round, for `seconds`."""
     ctx = mp.get_context("spawn")
     conns = []
     for seed in (0, 1):
         ours, theirs = ctx.Pipe()
-        ctx.Process(target=_turns, args=(theirs, seed), daemon=True).start()
+        ctx.Process(target=_turns, args=(theirs, seed, corpus), daemon=True).start()
         conns.append(ours)
     for conn in conns:
         conn.recv()
@@ -177,9 +176,15 @@ def agreement(rounds: list[tuple[float, float]]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sys.path.insert(0, str(ROOT))
+    from cutellm.lab.bench import DEFAULT_CORPUS
+
     parser.add_argument("--seconds", type=float, default=240.0)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="the text the two processes train on")
     args = parser.parse_args()
-    rounds = take_turns(args.seconds)
+    if not args.corpus.is_file():
+        parser.error(f"no corpus at {args.corpus}: pass --corpus PATH")
+    rounds = take_turns(args.seconds, args.corpus.resolve())
     print("ms per step, process A / process B, turn by turn:")
     print("  ".join(f"{1000 * a:.0f}/{1000 * b:.0f}" for a, b in rounds))
     found = agreement(rounds)

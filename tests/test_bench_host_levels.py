@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("bench_host_levels",
-                                              Path(__file__).resolve().parents[1] / "bench" / "host_levels.py")
-levels_module = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = levels_module   # its dataclasses look their module up
-spec.loader.exec_module(levels_module)
+from bench import host_levels as levels_module   # a module by name: the processes it spawns import it again
+
 two_levels, host_levels, at_fast_level, agreement = (levels_module.two_levels, levels_module.host_levels,
                                                       levels_module.at_fast_level, levels_module.agreement)
 
@@ -73,3 +68,9 @@ def test_two_processes_taking_turns_are_counted_by_level():
     assert found["both_fast"] == pytest.approx(40 / 70) and found["both_slow"] == pytest.approx(29 / 70)
     assert found["one_of_each"] == pytest.approx(1 / 70)
     assert agreement(list(zip(spells("F" * 40), spells("F" * 40)))) == {"two_levels": False, "rounds": 40}
+
+
+def test_two_processes_take_turns_on_the_benchmark_model():
+    corpus = Path(__file__).resolve().parents[1] / "data" / "training_data.txt"
+    rounds = levels_module.take_turns(0.5, corpus)   # at least one round, however slow the host
+    assert rounds and all(len(pair) == 2 and all(0 < t < 10 for t in pair) for pair in rounds)
