@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import host_levels as levels_module   # a module by name: the processes it spawns import it again
+# Imported by its name (not from its path): the processes it spawns import it again.
+from bench import host_levels as levels_module
 
 two_levels, host_levels, at_fast_level, agreement = (levels_module.two_levels, levels_module.host_levels,
                                                       levels_module.at_fast_level, levels_module.agreement)
