@@ -218,8 +218,8 @@ def through_app(corpus: Path, steps: int) -> dict:
 
 
 def pair_ratios(runs: list[tuple[dict, dict]]) -> list[float]:
-    """Each pair's app wall time over its direct one, minus 1. The two runs of a pair are minutes apart, so the
-    host's slow and fast spells (up to 25%, above) touch both alike more often than they touch two medians."""
+    """Each pair's app wall time over its direct one, minus 1, as measured: a host's slow spells (see
+    `at_the_same_level`) can land on either run of a pair."""
     return [app["wall_s"] / one["wall_s"] - 1 for one, app in runs]
 
 
