@@ -225,8 +225,8 @@ def pair_ratios(runs: list[tuple[dict, dict]]) -> list[float]:
 
 def split_of_the_gap(runs: list[tuple[dict, dict]]) -> dict[str, float]:
     """Where the app's extra wall time went, as the median over the pairs of each part's difference (app - direct)
-    over the direct run's wall time: the steps (all of them, the slow ones included), the evaluations, and the rest
-    (the job's live samples and messages: the direct run has none)."""
+    over the direct run's wall time: the steps, the evaluations, and the rest (the job's live samples and messages:
+    the direct run has none). The runs as measured, or as `at_the_same_level` prices them."""
     def rest(run: dict) -> float:
         return run["wall_s"] - run["steps_s"] - run["eval_s"]
 
@@ -241,11 +241,10 @@ def at_the_same_level(runs: list[tuple[dict, dict]]) -> dict:
     at the fast level. What is left between the two runs is the app's own cost, whichever spells each run met."""
     levels = host_levels([one for one, _ in runs])
     priced = [(at_fast_level(one, levels), at_fast_level(app, levels)) for one, app in runs]
-    pairs = [app["wall"] / one["wall"] - 1 for one, app in priced]
-    parts = {part: statistics.median((app[part] - one[part]) / one["wall"] for one, app in priced)
-             for part in ("steps", "evaluations", "rest")}
+    pairs = pair_ratios(priced)
     return {"levels": asdict(levels) if levels else None, "pairs": pairs, "pair_median": statistics.median(pairs),
-            "gap_by_part": parts, "slow_share": [[one["slow_share"], app["slow_share"]] for one, app in priced]}
+            "gap_by_part": split_of_the_gap(priced),
+            "slow_share": [[one["slow_share"], app["slow_share"]] for one, app in priced]}
 
 
 def main() -> None:

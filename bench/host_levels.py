@@ -85,8 +85,10 @@ def host_levels(runs: list[dict]) -> HostLevels | None:
 
 
 def at_fast_level(run: dict, levels: HostLevels | None) -> dict[str, float]:
-    """A run's wall time with its slow spells priced at the fast level: steps, evaluations (the final one by the
-    level of the last step), the rest as measured (it is not compute), and the share of steps that were slow."""
+    """`run` (wall_s, steps_s, eval_s, final_eval_s and the step-by-step times) with its slow spells priced at the
+    fast level, in the same keys, so that what compares runs compares these too: steps and evaluations (the final
+    one by the level of the last step) priced, the rest as measured (it is not compute); and the share of its steps
+    that were slow."""
     steps, evals = run["step_times_s"], run["eval_times_s"]
     if levels is None:
         step_s, eval_s, slow = sum(steps), sum(t for _, t in evals), 0
@@ -98,7 +100,7 @@ def at_fast_level(run: dict, levels: HostLevels | None) -> dict[str, float]:
     if levels is not None and steps and levels.is_slow(steps[-1]):
         final /= levels.eval_factor
     rest = run["wall_s"] - run["steps_s"] - run["eval_s"]
-    return {"steps": step_s, "evaluations": eval_s + final, "rest": rest, "wall": step_s + eval_s + final + rest,
+    return {"steps_s": step_s, "eval_s": eval_s + final, "wall_s": step_s + eval_s + final + rest,
             "slow_share": slow / len(steps) if steps else 0.0}
 
 
@@ -112,17 +114,18 @@ def _turns(conn, seed: int, corpus: Path) -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from cutellm import ModelConfig, TrainConfig, prepare_training
+    from cutellm import TrainConfig, prepare_training
     from cutellm.data import clean_corpus
     from cutellm.devices import resolve_precision
     from cutellm.fast.memory import keep_freed_memory
+    from cutellm.lab.bench import BENCH_MODEL, BENCH_TRAIN
     from cutellm.training import batch_plan, make_optimizer, train_step
 
     keep_freed_memory()
     text = clean_corpus(corpus.read_text(encoding="utf-8"))
-    mc = ModelConfig(vocab_size=1000, d_model=128, n_heads=4, n_layers=4, block_size=64, dropout=0.0)
-    tc = TrainConfig(batch_size=12, max_steps=10**9, learning_rate=1e-3, seed=1337)
-    model, _, ds = prepare_training(text, mc, tc, tokenizer_kind="char")
+    tc = TrainConfig(batch_size=BENCH_TRAIN.batch_size, max_steps=10**9, learning_rate=BENCH_TRAIN.learning_rate,
+                     seed=BENCH_TRAIN.seed)
+    model, _, ds = prepare_training(text, BENCH_MODEL, tc, tokenizer_kind="char")
     optimizer, plan = make_optimizer(model, tc), batch_plan(ds.train.size(0), tc, 1)
     last_good = [p.detach().clone() for p in model.parameters()]
     precision = resolve_precision(tc.precision, "cpu")   # as train() picks it

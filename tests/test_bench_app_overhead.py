@@ -103,7 +103,7 @@ def test_the_pairs_are_also_compared_with_the_hosts_slow_spells_taken_out():
     same = overhead.at_the_same_level(runs)
     assert same["levels"]["step_factor"] == pytest.approx(44 / 33, rel=0.01)
     # What is left is the 3% of the steps, as a share of the whole wall time, in every pair.
-    expected = [0.03 * one["steps"] / one["wall"] for one in
+    expected = [0.03 * one["steps_s"] / one["wall_s"] for one in
                 (overhead.at_fast_level(r[0], overhead.host_levels([x for x, _ in runs])) for r in runs)]
     assert same["pairs"] == pytest.approx(expected, rel=0.05)
     assert same["gap_by_part"]["evaluations"] == pytest.approx(0, abs=1e-9)

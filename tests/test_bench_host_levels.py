@@ -55,12 +55,13 @@ def test_a_run_priced_at_the_fast_level_loses_only_its_slow_spells():
     assert half_slow["slow_share"] == 0.5 and fast["slow_share"] == 0.0
     # The same work at the same level: the slow half, priced at the fast level, costs what the fast half did (the
     # jitter aside); the rest (2 s) is kept as measured; the final evaluation followed a slow step.
-    assert half_slow["steps"] == pytest.approx(fast["steps"], rel=0.02)
-    assert half_slow["evaluations"] == pytest.approx(fast["evaluations"] - 1.0 + 1.0 / 1.3, rel=0.01)
-    assert half_slow["rest"] == pytest.approx(2.0) and fast["wall"] == pytest.approx(run("F" * 200)["wall_s"])
+    assert half_slow["steps_s"] == pytest.approx(fast["steps_s"], rel=0.02)
+    assert half_slow["eval_s"] == pytest.approx(fast["eval_s"] - 1.0 + 1.0 / 1.3, rel=0.01)
+    rest = half_slow["wall_s"] - half_slow["steps_s"] - half_slow["eval_s"]
+    assert rest == pytest.approx(2.0) and fast["wall_s"] == pytest.approx(run("F" * 200)["wall_s"])
     # With one level there is nothing to take out.
     mixed = run("F" * 100 + "s" * 100)
-    assert at_fast_level(mixed, None)["wall"] == pytest.approx(mixed["wall_s"])
+    assert at_fast_level(mixed, None)["wall_s"] == pytest.approx(mixed["wall_s"])
 
 
 def test_two_processes_taking_turns_are_counted_by_level():
