@@ -1,7 +1,7 @@
 """How much slower is training in the app (background job + live chart redrawn in a real browser) than the same
 training called directly, as the CLI does?
 
-    python bench/app_overhead.py [--corpus ../shared/corpora/tinyshakespeare.txt] [--steps 2000]
+    python bench/app_overhead.py [--corpus ../shared/corpora/tinyshakespeare.txt] [--steps 2000] [--threads N]
 
 Runs the benchmark's model and recipe (character level, 4 layers x 4 heads, width 128, context 64, batch 12, learning
 rate 1e-3, dropout 0) twice on the same cleaned corpus: once through `train()` in a fresh process, once through the
@@ -21,6 +21,11 @@ every figure to bench/app_overhead.json.
 
 The app trains in a worker process of its own (cutellm/lab/jobs.py), so the server's CPU is all the page's: its
 script runs, the live view's requests and the relay thread that reads the worker's messages.
+
+Both runs train with every core by default, as the app does with one training slot; the page and the browser then
+take their CPU from the training's own cores. `--threads N` trains both with N threads (the app's worker through
+CUTEGPT_TRAINING_SLOTS, its only thread setting): with fewer threads than cores the page has a core of its own,
+as it would beside a run on a machine with cores to spare, and what is left is the job's own cost.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ steps = int(sys.argv[2])
 mc = ModelConfig(vocab_size=1000, d_model=128, n_heads=4, n_layers=4, block_size=64, dropout=0.0)
 tc = TrainConfig(batch_size=12, max_steps=steps, learning_rate=1e-3, seed=1337, eval_interval=max(10, steps // 40),
                  snapshots=8)
+if int(sys.argv[3]):
+    torch.set_num_threads(int(sys.argv[3]))   # else torch's default, as the app's worker on one slot: every core
 model, tok, ds = prepare_training(text, mc, tc, tokenizer_kind="char")
 r = train(model, ds, tc)
 s = r.summary()
@@ -65,9 +72,9 @@ print(json.dumps({"median_tokens_per_s": r.median_tokens_per_s, "wall_s": r.wall
 """
 
 
-def direct(corpus: Path, steps: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", DIRECT, str(corpus), str(steps)], cwd=ROOT, capture_output=True,
-                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def direct(corpus: Path, steps: int, threads: int | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-c", DIRECT, str(corpus), str(steps), str(threads or 0)], cwd=ROOT,
+                         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -151,7 +158,20 @@ def cpu_summary(seconds: float, browser_s: float, training_s: float, server_s: f
             "server_other_share": other / machine, "page_share": (browser_s + other) / machine}
 
 
-def through_app(corpus: Path, steps: int) -> dict:
+def server_env(threads: int | None, cpus: int) -> dict[str, str]:
+    """What the app's server needs in its environment to train with `threads` CPU threads (None: as it would): the
+    app has no thread setting, but it gives each training slot `cpus // slots` threads (cutellm.lab.jobs), so
+    CUTEGPT_TRAINING_SLOTS = cpus // threads does it where that gives `threads` back. ValueError elsewhere."""
+    if threads is None:
+        return {}
+    slots = cpus // threads if 1 <= threads <= cpus else 0
+    if not slots or cpus // slots != threads:
+        raise ValueError(f"--threads {threads}: the app can train with cores / slots threads only; on {cpus} cores "
+                         f"that is one of {sorted({cpus // n for n in range(1, cpus + 1)})}")
+    return {"CUTEGPT_TRAINING_SLOTS": str(slots)}
+
+
+def through_app(corpus: Path, steps: int, threads: int | None = None) -> dict:
     from playwright.sync_api import expect, sync_playwright
 
     from cutellm import load_checkpoint
@@ -159,7 +179,7 @@ def through_app(corpus: Path, steps: int) -> dict:
 
     models = Path(tempfile.mkdtemp())
     idle = "[data-testid='stApp'][data-test-script-state='notRunning']"
-    with serve(env={"CUTEGPT_MODELS_DIR": str(models)}) as url:
+    with serve(env={"CUTEGPT_MODELS_DIR": str(models), **server_env(threads, os.cpu_count() or 1)}) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -254,10 +274,17 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=1, help="alternate the two runs N times; medians are compared")
+    parser.add_argument("--threads", type=int, help="train with this many CPU threads in both runs (default: every "
+                        "core, as the app does with one training slot); fewer than the cores leave the page a core")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "app_overhead.json")
     args = parser.parse_args()
+    try:
+        server_env(args.threads, os.cpu_count() or 1)
+    except ValueError as err:
+        parser.error(str(err))
     load = os.getloadavg()
-    runs = [(direct(args.corpus, args.steps), through_app(args.corpus, args.steps)) for _ in range(args.repeat)]
+    runs = [(direct(args.corpus, args.steps, args.threads), through_app(args.corpus, args.steps, args.threads))
+            for _ in range(args.repeat)]
     for a, b in runs:
         print(f"direct train():        {a['median_tokens_per_s']:>8,.0f} tokens/s  ({a['wall_s']:.1f} s wall)")
         print(f"app (job + live page): {b['median_tokens_per_s']:>8,.0f} tokens/s  ({b['wall_s']:.1f} s wall)")
@@ -292,7 +319,7 @@ def main() -> None:
               f"({100 * cpu['browser_share']:.1f}% of {cpu['cpus']:.0f} CPUs), server besides training "
               f"{cpu['server_other_s_per_20s']:.2f} s per 20 s ({100 * cpu['server_other_share']:.1f}%): "
               f"{100 * cpu['page_share']:.1f}% of the machine")
-    report = {"steps": args.steps, "load_average_before": load[0],
+    report = {"steps": args.steps, "threads": args.threads or os.cpu_count(), "load_average_before": load[0],
               "runs": [{"direct": one, "app": other} for one, other in runs],
               "slower_per_step": per_step, "slower_wall": wall, "slower_wall_pairs": pairs,
               "slower_wall_pair_median": statistics.median(pairs), "gap_by_part": split, "at_the_same_level": same,

@@ -113,3 +113,22 @@ def test_the_pairs_are_also_compared_with_the_hosts_slow_spells_taken_out():
     steady = [(_run("F" * 300), _run("F" * 300, 1.03))]
     assert overhead.at_the_same_level(steady)["levels"] is None
     assert overhead.at_the_same_level(steady)["pairs"] == pytest.approx(overhead.pair_ratios(steady))
+
+
+@pytest.mark.parametrize("threads, cpus, slots", [(None, 2, None), (1, 2, "2"), (2, 2, "1"), (4, 16, "4"),
+                                                   (3, 16, "5")])
+def test_the_app_trains_with_the_threads_asked_for(threads, cpus, slots):
+    """`--threads` reaches the app's worker through its training slots: the worker's rule (cores / slots) must give
+    the same thread count back."""
+    from cutellm.lab.jobs import training_slots
+
+    env = overhead.server_env(threads, cpus)
+    assert env.get("CUTEGPT_TRAINING_SLOTS") == slots
+    if threads is not None:
+        assert cpus // training_slots(env) == threads
+
+
+@pytest.mark.parametrize("threads, cpus", [(0, 2), (3, 2), (4, 10)])
+def test_a_thread_count_the_app_cannot_train_with_is_refused(threads, cpus):
+    with pytest.raises(ValueError, match="cores / slots"):
+        overhead.server_env(threads, cpus)
