@@ -1,12 +1,15 @@
 """Does this host have fast and slow spells, and how do we compare two runs across them?
 
     python bench/host_levels.py [--seconds 240] [--corpus ../shared/corpora/tinyshakespeare.txt]
+    OMP_NUM_THREADS=1 python bench/host_levels.py   # the same with one thread per process
 
 On the AMD EPYC 2-core host of round twelve a training step of the benchmark model took either ~33 ms or ~44 ms,
 switching every 10-60 s, in the middle of a run as often as between runs (bench/README.md, "Speed, round twelve").
 Two processes that take turns running 20 steps each switch *together*: the slow spells are the host's (a neighbour
 on the same physical machine, presumably sharing its caches and memory bandwidth), not something a process does. A
-512x512 matmul moved only ~3% at the same time, so a step's small, memory-bound kernels feel it most.
+512x512 matmul moved only ~3% at the same time, so a step's small, memory-bound kernels feel it most. The spells
+hit only work spread over both cores: with one thread per process the same host kept one level for 200 s; right
+after, with two threads, it had both within 200 s (round thirteen). What slows is what the two threads share.
 
 This script shows it on any host: it starts two such processes, lets them take turns, prints each turn's ms per
 step for both and how often they were on the same level. The functions below are what bench/app_overhead.py uses to

@@ -14,8 +14,8 @@ generation keep the keys and values of the tokens already read (a KV cache, `cut
 the model only the new token: forward() takes such a cache.
 
 This file is the plain model. The speed paths live in cutellm/fast/, each pinned by tests/test_fast.py to the
-plain path here: the KV cache, the one-token NumPy decode step (fast/decode.py) and a cheaper dropout mask
-(fast/dropout.py).
+plain path here: the KV cache, the one-token NumPy decode step (fast/decode.py), a cheaper dropout mask
+(fast/dropout.py) and fp32 attention when a CPU trains in bf16 (fast/attention.py).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .fast.attention import attention
 from .fast.dropout import use_fast_dropout
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class CausalSelfAttention(nn.Module):
         mask = None
         if self.causal and T > 1 and past > 0:
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and T > 1 and past == 0)
+        y = attention(q, k, v, attn_mask=mask, is_causal=self.causal and T > 1 and past == 0)   # fp32 in CPU bf16
         return self._merge(y)                                                   # y: (B, heads, T, hd)
 
     def _weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -287,9 +288,8 @@ def evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-# Names that lived here before the speed paths moved to cutellm/fast/: asking for one says where it is now. An
-# ImportError, not an AttributeError: `from cutellm.model import KVCache` would swap the latter for a bare "cannot
-# import name".
+# Names that lived here before the speed paths moved to cutellm/fast/: asking for one says where (an ImportError: an
+# AttributeError would turn `from cutellm.model import KVCache` into a bare "cannot import name").
 MOVED = {"KVCache": "cutellm.fast.kv_cache", "Dropout": "cutellm.fast.dropout (as FastDropout)",
          **{name: "cutellm.fast.decode" for name in ("DecodeWeights", "BlockWeights", "VectorNorm", "DecodeViews")}}
 

@@ -1,6 +1,6 @@
 """The speed paths in cutellm/fast/, each pinned to the plain model it stands in for (tests/test_model.py tests
 that one): the KV cache against full recomputation, the NumPy decode step against forward(), FastDropout against
-nn.Dropout's statistics."""
+nn.Dropout's statistics, fp32 attention under CPU autocast against SDPA."""
 
 import ctypes
 import importlib
@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from cutellm import CuteLLM, KVCache, ModelConfig
+from cutellm.fast.attention import attention
 from cutellm.fast.decode import Decoder
 from cutellm.fast.dropout import FastDropout, keep_mask, use_fast_dropout
 from cutellm.fast.kv_cache import new_cache
@@ -181,6 +183,51 @@ def test_model_trains_with_fast_dropout_and_keeps_its_keys(monkeypatch):
 
     seq = use_fast_dropout(nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Dropout(0.1))))
     assert type(seq[1][0]) is FastDropout and seq[1][0].p == 0.1   # nested modules too
+
+
+# --- attention under CPU bf16 autocast (cutellm/fast/attention.py) ------------------------------------------
+
+
+def _qkv(dtype: torch.dtype) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    return [torch.randn(2, 4, 12, 8).to(dtype).requires_grad_() for _ in range(3)]   # (B, heads, T, hd)
+
+
+@pytest.mark.parametrize("mask", [False, True])
+def test_attention_is_sdpa_outside_autocast(mask):
+    q, k, v = _qkv(torch.float32)
+    attn_mask = torch.ones(12, 12, dtype=torch.bool).tril() if mask else None
+    ours = attention(q, k, v, attn_mask=attn_mask, is_causal=not mask)
+    plain = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=not mask)
+    torch.testing.assert_close(ours, plain, atol=0, rtol=0)
+
+
+def test_attention_under_cpu_autocast_is_sdpa_in_fp32():
+    """bf16 inputs under CPU autocast: the result is SDPA of the same inputs in fp32 (close to bf16 SDPA's, more
+    exact), and the gradients reach the bf16 query, key and value."""
+    q, k, v = _qkv(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = attention(q, k, v, is_causal=True)
+        in_bf16 = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    in_fp32 = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+    assert ours.dtype == torch.float32 and in_bf16.dtype == torch.bfloat16
+    torch.testing.assert_close(ours, in_fp32, atol=0, rtol=0)
+    torch.testing.assert_close(ours, in_bf16.float(), atol=3e-2, rtol=3e-2)
+    ours.sum().backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in (q, k, v))
+
+
+def test_the_model_attends_in_fp32_when_the_cpu_trains_in_bf16():
+    """The wiring: under CPU bf16 autocast, what reaches each attention's output projection is fp32 (plain SDPA
+    would hand it bf16), while the projections themselves still compute in bf16."""
+    model = make().train()
+    seen = []
+    for block in model.blocks:
+        block.attn.proj.register_forward_hook(lambda mod, inputs, out: seen.append((inputs[0].dtype, out.dtype)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, loss = model(torch.randint(0, 50, (2, 12)), torch.randint(0, 50, (2, 12)))
+    loss.backward()
+    assert seen == [(torch.float32, torch.bfloat16)] * len(model.blocks)
 
 
 # --- kept memory (cutellm/fast/memory.py) ---------------------------------------------------------------------
