@@ -112,7 +112,7 @@ def at_fast_level(run: dict, levels: HostLevels | None) -> dict[str, float]:
 TURN_STEPS = 20
 
 
-def _turns(conn, seed: int, corpus: Path) -> None:
+def steps_in_turns(conn, seed: int, corpus: Path) -> None:
     """A child: build the benchmark model, then run TURN_STEPS bare training steps each time it is told to."""
     sys.path.insert(0, str(ROOT))
     import torch
@@ -151,7 +151,7 @@ def take_turns(seconds: float, corpus: Path) -> list[tuple[float, float]]:
     conns = []
     for seed in (0, 1):
         ours, theirs = ctx.Pipe()
-        ctx.Process(target=_turns, args=(theirs, seed, corpus), daemon=True).start()
+        ctx.Process(target=steps_in_turns, args=(theirs, seed, corpus), daemon=True).start()
         conns.append(ours)
     for conn in conns:
         conn.recv()

@@ -17,24 +17,38 @@ bench/nanogpt_pairs.json.
 
 nanoGPT's files are copied into a temporary folder with the corpus as its `input.txt` (its prepare.py reads it
 there instead of downloading), so neither checkout is touched.
+
+    python bench/nanogpt_pairs.py --nanogpt /tmp/nanogpt --turns 180
+
+A host with slow spells (bench/host_levels.py) can put one run of a pair in a spell and the other not. `--turns
+SECONDS` compares per iteration at the same moments instead: two processes, one training nanoGPT's own model (its
+model.py and its training iteration on the CPU: fp32, gradient clipping at 1.0, its AdamW), the other CuteGPT's
+benchmark model (as bench/host_levels.py trains it), take turns of 20 iterations for that long, and each round
+gives one ratio. No loss is compared there (the pairs do that); prints the medians and writes
+bench/nanogpt_turns.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
+import pickle
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 DEFAULT_OUT = ROOT / "bench" / "nanogpt_pairs.json"
+TURNS_OUT = ROOT / "bench" / "nanogpt_turns.json"
+TURN_ITERS = 20   # iterations per turn, as bench/host_levels.py's turns
 NANOGPT_FILES = ("train.py", "model.py", "configurator.py", "config/train_shakespeare_char.py",
                  "data/shakespeare_char/prepare.py")
 SKIP_FIRST = 10   # warm-up iterations left out of the median, as cutellm's bench does
@@ -102,6 +116,74 @@ def run_cutellm(corpus: Path, iters: int) -> dict:
             "cache_speedup": g["cache_speedup"], "cache_identical": g["identical"]}
 
 
+def _nanogpt_turns(conn, workdir: Path) -> None:
+    """A child: nanoGPT's model from the prepared copy, trained as its train.py does on the CPU with the benchmark's
+    recipe (batch 12, context 64, 4 layers x 4 heads, width 128, no dropout, no bias, fp32, AdamW with weight decay
+    0.1 and betas (0.9, 0.99), gradient clipping at 1.0), TURN_ITERS iterations each time it is told to."""
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(workdir))   # nanoGPT's model.py, read from the copy
+    from model import GPT, GPTConfig
+
+    data_dir = workdir / "data" / "shakespeare_char"
+    data = np.memmap(data_dir / "train.bin", dtype=np.uint16, mode="r")
+    vocab = pickle.loads((data_dir / "meta.pkl").read_bytes())["vocab_size"]
+    torch.manual_seed(1337)
+    model = GPT(GPTConfig(block_size=64, vocab_size=vocab, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False))
+    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
+    model.train()
+    conn.send("ready")
+    while conn.recv() == "go":
+        began = time.perf_counter()
+        for _ in range(TURN_ITERS):
+            ix = torch.randint(len(data) - 64, (12,))
+            x = torch.stack([torch.from_numpy(data[i:i + 64].astype(np.int64)) for i in ix])
+            y = torch.stack([torch.from_numpy(data[i + 1:i + 65].astype(np.int64)) for i in ix])
+            _, loss = model(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        conn.send((time.perf_counter() - began) / TURN_ITERS)
+
+
+def take_turns(workdir: Path, corpus: Path, seconds: float) -> list[tuple[float, float]]:
+    """Seconds per iteration of nanoGPT and of CuteGPT, one pair per round of turns, for `seconds`; which of the
+    two goes first alternates."""
+    # CuteGPT's side: the benchmark model's bare training steps
+    from bench.host_levels import steps_in_turns
+
+    ctx = mp.get_context("spawn")
+    conns = []
+    for target, args in ((_nanogpt_turns, (workdir,)), (steps_in_turns, (0, corpus))):
+        ours, theirs = ctx.Pipe()
+        ctx.Process(target=target, args=(theirs, *args), daemon=True).start()
+        conns.append(ours)
+    for conn in conns:
+        conn.recv()
+    rounds, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        row = [0.0, 0.0]
+        for i in ((0, 1) if len(rounds) % 2 == 0 else (1, 0)):
+            conns[i].send("go")
+            row[i] = conns[i].recv()
+        rounds.append((row[0], row[1]))
+    for conn in conns:
+        conn.send("stop")
+    return rounds
+
+
+def summarise_turns(rounds: list[tuple[float, float]]) -> dict:
+    """Each round's speed ratio (nanoGPT's time per iteration / CuteGPT's), their median and spread, and the median
+    ms per iteration of each."""
+    ratios = sorted(n / c for n, c in rounds)
+    return {"rounds": len(rounds), "median_ratio": round(statistics.median(ratios), 3),
+            "ratio_range": [round(ratios[0], 3), round(ratios[-1], 3)],
+            "nanogpt_ms_per_iter": round(1000 * statistics.median(n for n, _ in rounds), 2),
+            "cutellm_ms_per_iter": round(1000 * statistics.median(c for _, c in rounds), 2)}
+
+
 def summarise(pairs: list[dict]) -> dict:
     """Each pair's speed ratio (nanoGPT's time per iteration / cutellm's) and the medians."""
     ratios = [round(p["nanogpt"]["ms_per_iter"] / p["cutellm"]["ms_per_iter"], 3) for p in pairs]
@@ -132,10 +214,16 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--iters", type=int, default=600)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--turns", type=float, metavar="SECONDS",
+                        help="instead of whole runs, take turns of 20 iterations for this long (see above)")
+    parser.add_argument("--out", type=Path, help=f"default: {DEFAULT_OUT.name}, or {TURNS_OUT.name} with --turns")
     args = parser.parse_args()
     if not args.corpus.is_file():
         raise SystemExit(f"no corpus at {args.corpus}; pass --corpus PATH (tiny Shakespeare)")
+    if args.turns:
+        turns_main(args)
+        return
+    args.out = args.out or DEFAULT_OUT
     load = os.getloadavg()
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,12 +237,32 @@ def main() -> None:
     print("\n" + format_table(pairs, summary))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.nanogpt, capture_output=True,
                             text=True).stdout.strip() or None
-    from cutellm.lab.bench import machine_info   # the same machine description make bench writes
+    # the same machine description make bench writes
+    from cutellm.lab.bench import machine_info
     result = {"benchmark": "CuteGPT vs nanoGPT, alternating pairs", "nanogpt_commit": commit, "iters": args.iters,
               "machine": machine_info(), "load_avg_start": list(load), "load_avg_end": list(os.getloadavg()),
               "pairs": pairs, **summary}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+
+
+def turns_main(args: argparse.Namespace) -> None:
+    from cutellm.lab.bench import machine_info
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = prepare_nanogpt(args.nanogpt, args.corpus, Path(tmp))
+        rounds = take_turns(workdir, args.corpus.resolve(), args.turns)
+    summary = summarise_turns(rounds)
+    print("ms per iteration, nanoGPT / CuteGPT, turn by turn:")
+    print("  ".join(f"{1000 * n:.0f}/{1000 * c:.0f}" for n, c in rounds))
+    print(f"{summary['rounds']} rounds: nanoGPT {summary['nanogpt_ms_per_iter']:.1f} ms, CuteGPT "
+          f"{summary['cutellm_ms_per_iter']:.1f} ms per iteration (medians); nanoGPT / CuteGPT "
+          f"{summary['median_ratio']:.2f}x (rounds {summary['ratio_range'][0]:.2f}-{summary['ratio_range'][1]:.2f}x)")
+    out = args.out or TURNS_OUT
+    out.write_text(json.dumps({"benchmark": f"CuteGPT vs nanoGPT, turns of {TURN_ITERS} iterations",
+                               "machine": machine_info(), "seconds": args.turns,
+                               "turns_s": [list(r) for r in rounds], **summary}, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,61 @@ def test_the_recorded_pairs_hold_sane_figures():
         assert 0 < c["fraction_of_peak"] <= 1 and c["cache_speedup"] > 1 and c["cache_identical"] is True
         assert abs(n["val_loss"] - c["val_loss"]) < 0.1      # the same recipe reached the same place
     assert r == {**r, **pairs_bench.summarise(r["pairs"])}   # the medians are those of the pairs
+
+
+def test_turns_give_each_rounds_ratio_and_the_medians():
+    rounds = [(0.060, 0.040), (0.045, 0.030), (0.062, 0.031), (0.044, 0.044)]   # seconds per iteration
+    s = pairs_bench.summarise_turns(rounds)
+    assert s["rounds"] == 4 and s["median_ratio"] == pytest.approx(1.5)      # ratios 1.0, 1.5, 1.5, 2.0
+    assert s["ratio_range"] == [1.0, 2.0]
+    assert s["nanogpt_ms_per_iter"] == pytest.approx(52.5) and s["cutellm_ms_per_iter"] == pytest.approx(35.5)
+
+
+# A stand-in for nanoGPT's model.py with the interface the turns use (GPTConfig's fields, GPT(config)(x, y) ->
+# (logits, loss), configure_optimizers): the real one is never part of this repository.
+FAKE_MODEL = '''
+from dataclasses import dataclass
+import torch
+import torch.nn as nn
+
+@dataclass
+class GPTConfig:
+    block_size: int = 64
+    vocab_size: int = 65
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = False
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.emb = nn.Embedding(config.vocab_size, config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size)
+
+    def forward(self, idx, targets):
+        logits = self.head(self.emb(idx))
+        return logits, nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        return torch.optim.AdamW(self.parameters(), lr=learning_rate, betas=betas, weight_decay=weight_decay)
+'''
+
+
+def test_nanogpt_and_cutegpt_take_turns(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    # by its package name: the processes it starts import it again
+    from bench import nanogpt_pairs
+
+    (tmp_path / "model.py").write_text(FAKE_MODEL)
+    data = tmp_path / "data" / "shakespeare_char"
+    data.mkdir(parents=True)
+    (np.arange(1000) % 65).astype(np.uint16).tofile(data / "train.bin")   # token ids below the vocabulary
+    (data / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": 65}))
+    corpus = Path(__file__).resolve().parents[1] / "data" / "training_data.txt"
+    rounds = nanogpt_pairs.take_turns(tmp_path, corpus, 0.5)   # at least one round, however slow the host
+    assert rounds and all(len(pair) == 2 and all(0 < t < 10 for t in pair) for pair in rounds)
