@@ -48,7 +48,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 DEFAULT_OUT = ROOT / "bench" / "nanogpt_pairs.json"
 TURNS_OUT = ROOT / "bench" / "nanogpt_turns.json"
-TURN_ITERS = 20   # iterations per turn, as bench/host_levels.py's turns
 NANOGPT_FILES = ("train.py", "model.py", "configurator.py", "config/train_shakespeare_char.py",
                  "data/shakespeare_char/prepare.py")
 SKIP_FIRST = 10   # warm-up iterations left out of the median, as cutellm's bench does
@@ -116,10 +115,10 @@ def run_cutellm(corpus: Path, iters: int) -> dict:
             "cache_speedup": g["cache_speedup"], "cache_identical": g["identical"]}
 
 
-def _nanogpt_turns(conn, workdir: Path) -> None:
+def _nanogpt_turns(conn, workdir: Path, iters: int) -> None:
     """A child: nanoGPT's model from the prepared copy, trained as its train.py does on the CPU with the benchmark's
     recipe (batch 12, context 64, 4 layers x 4 heads, width 128, no dropout, no bias, fp32, AdamW with weight decay
-    0.1 and betas (0.9, 0.99), gradient clipping at 1.0), TURN_ITERS iterations each time it is told to."""
+    0.1 and betas (0.9, 0.99), gradient clipping at 1.0), `iters` iterations each time it is told to."""
     import numpy as np
     import torch
 
@@ -136,7 +135,7 @@ def _nanogpt_turns(conn, workdir: Path) -> None:
     conn.send("ready")
     while conn.recv() == "go":
         began = time.perf_counter()
-        for _ in range(TURN_ITERS):
+        for _ in range(iters):
             ix = torch.randint(len(data) - 64, (12,))
             x = torch.stack([torch.from_numpy(data[i:i + 64].astype(np.int64)) for i in ix])
             y = torch.stack([torch.from_numpy(data[i + 1:i + 65].astype(np.int64)) for i in ix])
@@ -145,18 +144,18 @@ def _nanogpt_turns(conn, workdir: Path) -> None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        conn.send((time.perf_counter() - began) / TURN_ITERS)
+        conn.send((time.perf_counter() - began) / iters)
 
 
 def take_turns(workdir: Path, corpus: Path, seconds: float) -> list[tuple[float, float]]:
     """Seconds per iteration of nanoGPT and of CuteGPT, one pair per round of turns, for `seconds`; which of the
     two goes first alternates."""
-    # CuteGPT's side: the benchmark model's bare training steps
-    from bench.host_levels import steps_in_turns
+    # CuteGPT's side: the benchmark model's bare training steps, TURN_STEPS a turn; nanoGPT's turns as long
+    from bench.host_levels import TURN_STEPS, steps_in_turns
 
     ctx = mp.get_context("spawn")
     conns = []
-    for target, args in ((_nanogpt_turns, (workdir,)), (steps_in_turns, (0, corpus))):
+    for target, args in ((_nanogpt_turns, (workdir, TURN_STEPS)), (steps_in_turns, (0, corpus))):
         ours, theirs = ctx.Pipe()
         ctx.Process(target=target, args=(theirs, *args), daemon=True).start()
         conns.append(ours)
@@ -259,7 +258,9 @@ def turns_main(args: argparse.Namespace) -> None:
           f"{summary['cutellm_ms_per_iter']:.1f} ms per iteration (medians); nanoGPT / CuteGPT "
           f"{summary['median_ratio']:.2f}x (rounds {summary['ratio_range'][0]:.2f}-{summary['ratio_range'][1]:.2f}x)")
     out = args.out or TURNS_OUT
-    out.write_text(json.dumps({"benchmark": f"CuteGPT vs nanoGPT, turns of {TURN_ITERS} iterations",
+    from bench.host_levels import TURN_STEPS
+
+    out.write_text(json.dumps({"benchmark": f"CuteGPT vs nanoGPT, turns of {TURN_STEPS} iterations",
                                "machine": machine_info(), "seconds": args.turns,
                                "turns_s": [list(r) for r in rounds], **summary}, indent=2) + "\n")
     print(f"wrote {out}")
