@@ -145,26 +145,33 @@ def steps_in_turns(conn, seed: int, corpus: Path) -> None:
         conn.send((time.perf_counter() - began) / TURN_STEPS)
 
 
-def take_turns(seconds: float, corpus: Path) -> list[tuple[float, float]]:
-    """Seconds per step of two processes running TURN_STEPS steps in turn, one pair per round, for `seconds`."""
+def in_turns(children: list[tuple], seconds: float) -> list[tuple[float, float]]:
+    """Start two children, each a (target, args) run as target(conn, *args) in a process of its own that answers
+    "ready", then a time per step for each "go" until "stop"; let them take turns for `seconds`, which goes first
+    alternating from round to round. One pair of times per round, in the children's order."""
     ctx = mp.get_context("spawn")
     conns = []
-    for seed in (0, 1):
+    for target, args in children:
         ours, theirs = ctx.Pipe()
-        ctx.Process(target=steps_in_turns, args=(theirs, seed, corpus), daemon=True).start()
+        ctx.Process(target=target, args=(theirs, *args), daemon=True).start()
         conns.append(ours)
     for conn in conns:
         conn.recv()
     rounds, end = [], time.monotonic() + seconds
     while time.monotonic() < end:
-        row = []
-        for conn in conns:
-            conn.send("go")
-            row.append(conn.recv())
+        row = [0.0, 0.0]
+        for i in ((0, 1) if len(rounds) % 2 == 0 else (1, 0)):
+            conns[i].send("go")
+            row[i] = conns[i].recv()
         rounds.append((row[0], row[1]))
     for conn in conns:
         conn.send("stop")
     return rounds
+
+
+def take_turns(seconds: float, corpus: Path) -> list[tuple[float, float]]:
+    """Seconds per step of two processes running TURN_STEPS steps in turn, one pair per round, for `seconds`."""
+    return in_turns([(steps_in_turns, (seed, corpus)) for seed in (0, 1)], seconds)
 
 
 def agreement(rounds: list[tuple[float, float]]) -> dict:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import pickle
 import re
@@ -56,11 +55,15 @@ ITER_LINE = re.compile(r"^iter (\d+): loss ([\d.]+), time ([\d.]+)ms")
 EVAL_LINE = re.compile(r"^step (\d+): train loss ([\d.]+), val loss ([\d.]+)")
 
 
+# nanoGPT README's CPU recipe for tiny Shakespeare: its model's shape, its batch.
+RECIPE = {"block_size": 64, "batch_size": 12, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0}
+
+
 def nanogpt_args(iters: int, out_dir: Path) -> list[str]:
     """nanoGPT README's CPU recipe, with the run's length and a schedule like cutellm's for `iters` steps."""
     return ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
-            "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128",
-            "--dropout=0.0", f"--max_iters={iters}", f"--lr_decay_iters={iters}",
+            "--log_interval=1", *(f"--{name}={value}" for name, value in RECIPE.items()),
+            f"--max_iters={iters}", f"--lr_decay_iters={iters}",
             f"--warmup_iters={min(100, iters // 10)}", f"--eval_interval={iters}", f"--out_dir={out_dir}"]
 
 
@@ -116,9 +119,9 @@ def run_cutellm(corpus: Path, iters: int) -> dict:
 
 
 def _nanogpt_turns(conn, workdir: Path, iters: int) -> None:
-    """A child: nanoGPT's model from the prepared copy, trained as its train.py does on the CPU with the benchmark's
-    recipe (batch 12, context 64, 4 layers x 4 heads, width 128, no dropout, no bias, fp32, AdamW with weight decay
-    0.1 and betas (0.9, 0.99), gradient clipping at 1.0), `iters` iterations each time it is told to."""
+    """A child: nanoGPT's model from the prepared copy, trained as its train.py does on the CPU with RECIPE (and
+    train.py's and the config's other settings: no bias, fp32, AdamW with weight decay 0.1 and betas (0.9, 0.99),
+    gradient clipping at 1.0), `iters` iterations each time it is told to."""
     import numpy as np
     import torch
 
@@ -129,16 +132,18 @@ def _nanogpt_turns(conn, workdir: Path, iters: int) -> None:
     data = np.memmap(data_dir / "train.bin", dtype=np.uint16, mode="r")
     vocab = pickle.loads((data_dir / "meta.pkl").read_bytes())["vocab_size"]
     torch.manual_seed(1337)
-    model = GPT(GPTConfig(block_size=64, vocab_size=vocab, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False))
+    shape = {name: value for name, value in RECIPE.items() if name != "batch_size"}
+    block, batch = RECIPE["block_size"], RECIPE["batch_size"]
+    model = GPT(GPTConfig(vocab_size=vocab, bias=False, **shape))
     optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
     model.train()
     conn.send("ready")
     while conn.recv() == "go":
         began = time.perf_counter()
         for _ in range(iters):
-            ix = torch.randint(len(data) - 64, (12,))
-            x = torch.stack([torch.from_numpy(data[i:i + 64].astype(np.int64)) for i in ix])
-            y = torch.stack([torch.from_numpy(data[i + 1:i + 65].astype(np.int64)) for i in ix])
+            ix = torch.randint(len(data) - block, (batch,))   # train.py's get_batch
+            x = torch.stack([torch.from_numpy(data[i:i + block].astype(np.int64)) for i in ix])
+            y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + block].astype(np.int64)) for i in ix])
             _, loss = model(x, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -148,29 +153,11 @@ def _nanogpt_turns(conn, workdir: Path, iters: int) -> None:
 
 
 def take_turns(workdir: Path, corpus: Path, seconds: float) -> list[tuple[float, float]]:
-    """Seconds per iteration of nanoGPT and of CuteGPT, one pair per round of turns, for `seconds`; which of the
-    two goes first alternates."""
-    # CuteGPT's side: the benchmark model's bare training steps, TURN_STEPS a turn; nanoGPT's turns as long
-    from bench.host_levels import TURN_STEPS, steps_in_turns
+    """Seconds per iteration of nanoGPT and of CuteGPT (the benchmark model's bare training steps, as
+    bench/host_levels.py runs them), one pair per round of turns of TURN_STEPS iterations each, for `seconds`."""
+    from bench.host_levels import TURN_STEPS, in_turns, steps_in_turns
 
-    ctx = mp.get_context("spawn")
-    conns = []
-    for target, args in ((_nanogpt_turns, (workdir, TURN_STEPS)), (steps_in_turns, (0, corpus))):
-        ours, theirs = ctx.Pipe()
-        ctx.Process(target=target, args=(theirs, *args), daemon=True).start()
-        conns.append(ours)
-    for conn in conns:
-        conn.recv()
-    rounds, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        row = [0.0, 0.0]
-        for i in ((0, 1) if len(rounds) % 2 == 0 else (1, 0)):
-            conns[i].send("go")
-            row[i] = conns[i].recv()
-        rounds.append((row[0], row[1]))
-    for conn in conns:
-        conn.send("stop")
-    return rounds
+    return in_turns([(_nanogpt_turns, (workdir, TURN_STEPS)), (steps_in_turns, (0, corpus))], seconds)
 
 
 def summarise_turns(rounds: list[tuple[float, float]]) -> dict:
@@ -246,6 +233,7 @@ def main() -> None:
 
 
 def turns_main(args: argparse.Namespace) -> None:
+    from bench.host_levels import TURN_STEPS
     from cutellm.lab.bench import machine_info
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -258,8 +246,6 @@ def turns_main(args: argparse.Namespace) -> None:
           f"{summary['cutellm_ms_per_iter']:.1f} ms per iteration (medians); nanoGPT / CuteGPT "
           f"{summary['median_ratio']:.2f}x (rounds {summary['ratio_range'][0]:.2f}-{summary['ratio_range'][1]:.2f}x)")
     out = args.out or TURNS_OUT
-    from bench.host_levels import TURN_STEPS
-
     out.write_text(json.dumps({"benchmark": f"CuteGPT vs nanoGPT, turns of {TURN_STEPS} iterations",
                                "machine": machine_info(), "seconds": args.turns,
                                "turns_s": [list(r) for r in rounds], **summary}, indent=2) + "\n")

@@ -78,22 +78,15 @@ def test_turns_give_each_rounds_ratio_and_the_medians():
     assert s["nanogpt_ms_per_iter"] == pytest.approx(52.5) and s["cutellm_ms_per_iter"] == pytest.approx(35.5)
 
 
-# A stand-in for nanoGPT's model.py with the interface the turns use (GPTConfig's fields, GPT(config)(x, y) ->
+# A stand-in for nanoGPT's model.py with the interface the turns use (GPTConfig(**fields), GPT(config)(x, y) ->
 # (logits, loss), configure_optimizers): the real one is never part of this repository.
 FAKE_MODEL = '''
-from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-@dataclass
 class GPTConfig:
-    block_size: int = 64
-    vocab_size: int = 65
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    bias: bool = False
+    def __init__(self, vocab_size, n_embd, **shape):
+        self.vocab_size, self.n_embd = vocab_size, n_embd
 
 class GPT(nn.Module):
     def __init__(self, config):
