@@ -319,7 +319,7 @@ def main() -> None:
               f"({100 * cpu['browser_share']:.1f}% of {cpu['cpus']:.0f} CPUs), server besides training "
               f"{cpu['server_other_s_per_20s']:.2f} s per 20 s ({100 * cpu['server_other_share']:.1f}%): "
               f"{100 * cpu['page_share']:.1f}% of the machine")
-    report = {"steps": args.steps, "threads": args.threads or os.cpu_count(), "load_average_before": load[0],
+    report = {"steps": args.steps, "threads": runs[0][0]["threads"], "load_average_before": load[0],
               "runs": [{"direct": one, "app": other} for one, other in runs],
               "slower_per_step": per_step, "slower_wall": wall, "slower_wall_pairs": pairs,
               "slower_wall_pair_median": statistics.median(pairs), "gap_by_part": split, "at_the_same_level": same,

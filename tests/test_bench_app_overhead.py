@@ -132,3 +132,11 @@ def test_the_app_trains_with_the_threads_asked_for(threads, cpus, slots):
 def test_a_thread_count_the_app_cannot_train_with_is_refused(threads, cpus):
     with pytest.raises(ValueError, match="cores / slots"):
         overhead.server_env(threads, cpus)
+
+
+def test_the_direct_run_reports_the_threads_it_trained_with():
+    """The JSON's "threads" is the direct run's own torch thread count: --threads 1 trains on one."""
+    corpus = Path(__file__).resolve().parents[1] / "data" / "training_data.txt"
+    run = overhead.direct(corpus, steps=12, threads=1)
+    assert run["threads"] == 1
+    assert len(run["step_times_s"]) == 12 and run["wall_s"] >= run["steps_s"] > 0
