@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -105,11 +106,28 @@ def load_settings(env_file: str | os.PathLike | None = ".env", environ: Mapping[
     return Settings(model=model, train=train, **overrides["settings"])
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """A StreamHandler that writes to sys.stderr as it is when a record arrives, not as it was when the handler was
+    made: a stream swapped in for a while (pytest's capture of one test) and closed after would otherwise break
+    every later record, such as a training job's relay thread reporting its end."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:   # StreamHandler.__init__ sets it; sys.stderr stays the one written to
+        pass
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Configure the 'cutellm' logger for the CLI and the app. Importing cutellm never calls this."""
     logger = logging.getLogger("cutellm")
     logger.setLevel(level.upper())
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)

@@ -219,3 +219,25 @@ def test_presets_keep_their_values():
     assert p["Llama-style"].train_for == "epochs"
     assert {k: v for k, v in p["Llama-style"].values.items() if p["default"].values[k] != v} == dict(
         positions="rope", norm="rmsnorm", mlp="swiglu")
+
+
+def test_the_log_writes_to_the_stderr_of_the_moment(monkeypatch):
+    """setup_logging's handler follows sys.stderr: a stream swapped in for a while and closed after (pytest's
+    capture of one test) must not break the records that come later, such as a job's relay thread's."""
+    import io
+    import logging
+
+    from cutellm import setup_logging
+
+    logger = logging.getLogger("cutellm")
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setattr(logger, "level", logger.level)
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging("INFO")
+    logging.getLogger("cutellm.lab.jobs").info("while the first stream is there")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    logging.getLogger("cutellm.lab.jobs").info("after it closed")
+    assert "after it closed" in second.getvalue() and "Logging error" not in second.getvalue()
