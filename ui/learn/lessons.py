@@ -17,7 +17,7 @@ import streamlit as st
 import torch
 
 from cutellm import CuteLLMError
-from cutellm.chat import (MAX_REPLY_TOKENS, ChatReply, Message, Templated, add_chat_tokens, check_message, reply,
+from cutellm.chat import (MAX_REPLY_TOKENS, ChatReply, Message, add_chat_tokens, check_message, reply,
                           template)
 from cutellm.completion import complete_phrase
 from cutellm.config import ModelConfig, TrainConfig
