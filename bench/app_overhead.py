@@ -22,10 +22,11 @@ every figure to bench/app_overhead.json.
 The app trains in a worker process of its own (cutellm/lab/jobs.py), so the server's CPU is all the page's: its
 script runs, the live view's requests and the relay thread that reads the worker's messages.
 
-Both runs train with every core by default, as the app does with one training slot; the page and the browser then
-take their CPU from the training's own cores. `--threads N` trains both with N threads (the app's worker through
-CUTEGPT_TRAINING_SLOTS, its only thread setting): with fewer threads than cores the page has a core of its own,
-as it would beside a run on a machine with cores to spare, and what is left is the job's own cost.
+Both runs train with the threads the app gives one run by default (cores / training slots: every core on up to
+3 cores, where the page and the browser then take their CPU from the training's own cores). `--threads N` trains
+both with N threads (the app's worker through CUTEGPT_TRAINING_SLOTS, its only thread setting): with fewer threads
+than cores the page has a core of its own, as it would beside a run on a machine with cores to spare, and what is
+left is the job's own cost.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.host_levels import at_fast_level, host_levels  # after the path line above
+from cutellm.lab.jobs import threads_per_slot, training_slots
 
 SETTINGS = {"Block size (context)": 64, "d_model (width)": 128, "Attention heads": 4, "Layers": 4, "Dropout": 0.0,
             "Batch size": 12, "Learning rate": 0.001, "Seed": 1337}
@@ -160,15 +162,15 @@ def cpu_summary(seconds: float, browser_s: float, training_s: float, server_s: f
 
 def server_env(threads: int | None, cpus: int) -> dict[str, str]:
     """What the app's server needs in its environment to train with `threads` CPU threads (None: as it would): the
-    app has no thread setting, but it gives each training slot `cpus // slots` threads (cutellm.lab.jobs), so
-    CUTEGPT_TRAINING_SLOTS = cpus // threads does it where that gives `threads` back. ValueError elsewhere."""
+    app has no thread setting, but it shares the cores among its training slots (cutellm.lab.jobs.threads_per_slot),
+    so the fewest CUTEGPT_TRAINING_SLOTS that give `threads` does it. ValueError where none does."""
     if threads is None:
         return {}
-    slots = cpus // threads if 1 <= threads <= cpus else 0
-    if not slots or cpus // slots != threads:
-        raise ValueError(f"--threads {threads}: the app can train with cores / slots threads only; on {cpus} cores "
-                         f"that is one of {sorted({cpus // n for n in range(1, cpus + 1)})}")
-    return {"CUTEGPT_TRAINING_SLOTS": str(slots)}
+    for slots in range(1, cpus + 1):
+        if threads_per_slot(slots, cpus) == threads:
+            return {"CUTEGPT_TRAINING_SLOTS": str(slots)}
+    raise ValueError(f"--threads {threads}: the app can train with cores / slots threads only; on {cpus} cores "
+                     f"that is one of {sorted({threads_per_slot(n, cpus) for n in range(1, cpus + 1)})}")
 
 
 def through_app(corpus: Path, steps: int, threads: int | None = None) -> dict:
@@ -274,16 +276,18 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=1, help="alternate the two runs N times; medians are compared")
-    parser.add_argument("--threads", type=int, help="train with this many CPU threads in both runs (default: every "
-                        "core, as the app does with one training slot); fewer than the cores leave the page a core")
+    parser.add_argument("--threads", type=int, help="train with this many CPU threads in both runs (default: as "
+                        "the app trains one run, cores / training slots); fewer than the cores leave the page a core")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "app_overhead.json")
     args = parser.parse_args()
+    cpus = os.cpu_count() or 1
+    threads = args.threads or threads_per_slot(training_slots(), cpus)   # the direct run too, not torch's default
     try:
-        server_env(args.threads, os.cpu_count() or 1)
+        server_env(threads, cpus)
     except ValueError as err:
         parser.error(str(err))
     load = os.getloadavg()
-    runs = [(direct(args.corpus, args.steps, args.threads), through_app(args.corpus, args.steps, args.threads))
+    runs = [(direct(args.corpus, args.steps, threads), through_app(args.corpus, args.steps, threads))
             for _ in range(args.repeat)]
     for a, b in runs:
         print(f"direct train():        {a['median_tokens_per_s']:>8,.0f} tokens/s  ({a['wall_s']:.1f} s wall)")

@@ -120,12 +120,12 @@ def test_the_pairs_are_also_compared_with_the_hosts_slow_spells_taken_out():
 def test_the_app_trains_with_the_threads_asked_for(threads, cpus, slots):
     """`--threads` reaches the app's worker through its training slots: the worker's rule (cores / slots) must give
     the same thread count back."""
-    from cutellm.lab.jobs import training_slots
+    from cutellm.lab.jobs import threads_per_slot, training_slots
 
     env = overhead.server_env(threads, cpus)
     assert env.get("CUTEGPT_TRAINING_SLOTS") == slots
     if threads is not None:
-        assert cpus // training_slots(env) == threads
+        assert threads_per_slot(training_slots(env), cpus) == threads
 
 
 @pytest.mark.parametrize("threads, cpus", [(0, 2), (3, 2), (4, 10)])

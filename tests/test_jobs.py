@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cutellm.errors import TrainingBusyError
-from cutellm.lab.jobs import QUEUE, TrainingJob, training_in_progress
+from cutellm.errors import ConfigError, TrainingBusyError
+from cutellm.lab.jobs import QUEUE, TrainingJob, threads_per_slot, training_in_progress, training_slots
 from cutellm.lab.runs import PreparedRun, prepare_run
 from cutellm.lab.samples import SampleSpec
 from cutellm.training import evaluate
@@ -306,3 +306,17 @@ def test_a_worker_process_ends_when_its_server_is_killed(tmp_path):
         os.kill(worker, 9)
         pytest.fail("the worker kept training after its server was killed")
     server.wait(10)
+
+
+@pytest.mark.parametrize("cores, slots, threads", [(2, 1, 2), (4, 2, 2), (16, 8, 2), (3, 1, 3)])
+def test_the_cores_are_shared_among_the_training_slots(monkeypatch, cores, slots, threads):
+    """One slot on up to 3 cores, half the cores above; each run gets cores / slots threads, at least one."""
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert training_slots({}) == slots and threads_per_slot(slots) == threads
+    assert training_slots({"CUTEGPT_TRAINING_SLOTS": "2"}) == 2 and threads_per_slot(cores + 1) == 1
+
+
+@pytest.mark.parametrize("raw", ["0", "two", "-1"])
+def test_a_bad_slot_count_says_which_variable(raw):
+    with pytest.raises(ConfigError, match="CUTEGPT_TRAINING_SLOTS"):
+        training_slots({"CUTEGPT_TRAINING_SLOTS": raw})

@@ -102,6 +102,11 @@ def training_slots(environ: dict | None = None) -> int:
     return 1 if cores <= 3 else cores // 2
 
 
+def threads_per_slot(slots: int, cores: int | None = None) -> int:
+    """CPU threads of each training run: the cores shared evenly among the training slots, at least one."""
+    return max(1, (cores or os.cpu_count() or 1) // slots)
+
+
 class TrainingQueue:
     """The server's training slots and the jobs waiting for one, first come first served."""
 
@@ -458,7 +463,7 @@ class TrainingJob:
             self._process = ctx.Process(
                 target=_train_worker, name=f"cutellm-train-{self.name}", daemon=True,
                 args=(_dumps(payload), self._channel, self._stop, self._pause, self._holding,
-                      self.threads or max(1, (os.cpu_count() or 1) // QUEUE.slots)),
+                      self.threads or threads_per_slot(QUEUE.slots)),
                 kwargs={"send_weights": True, "weights_every_s": WEIGHTS_EVERY_S, "server_pid": os.getpid(),
                         "report_every_s": STEP_REPORT_S})
             self._process.start()
