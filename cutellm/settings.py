@@ -1,4 +1,4 @@
-"""`.env` overrides of the defaults (python-dotenv) and the logging setup of the CLI and the app.
+"""`.env` overrides of the defaults (python-dotenv) and the logging setup of the CLI.
 
 The variables and their fields come from `options.OPTIONS` (`ENV_VARS` is generated from it)."""
 
@@ -124,7 +124,8 @@ class CurrentStderrHandler(logging.StreamHandler):
 
 
 def setup_logging(level: str = "INFO") -> None:
-    """Configure the 'cutellm' logger for the CLI and the app. Importing cutellm never calls this."""
+    """Configure the 'cutellm' logger for the CLI (the app does not call it: there only warnings and errors reach
+    stderr, through Python's last-resort handler). Importing cutellm never calls this."""
     logger = logging.getLogger("cutellm")
     logger.setLevel(level.upper())
     if not logger.handlers:
