@@ -15,7 +15,7 @@ the model only the new token: forward() takes such a cache.
 
 This file is the plain model. The speed paths live in cutellm/fast/, each pinned by tests/test_fast.py to the
 plain path here: the KV cache, the one-token NumPy decode step (fast/decode.py), a cheaper dropout mask
-(fast/dropout.py) and fp32 attention when a CPU trains in bf16 (fast/attention.py).
+(fast/dropout.py) and attention written out in bf16, or SDPA in fp32, when a CPU trains in bf16 (fast/attention.py).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ class CausalSelfAttention(nn.Module):
         mask = None
         if self.causal and T > 1 and past > 0:
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-        y = attention(q, k, v, attn_mask=mask, is_causal=self.causal and T > 1 and past == 0)   # fp32 in CPU bf16
+        y = attention(q, k, v, attn_mask=mask, is_causal=self.causal and T > 1 and past == 0)   # CPU bf16: fast/
         return self._merge(y)                                                   # y: (B, heads, T, hd)
 
     def _weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The speed paths in cutellm/fast/, each pinned to the plain model it stands in for (tests/test_model.py tests
 that one): the KV cache against full recomputation, the NumPy decode step against forward(), FastDropout against
-nn.Dropout's statistics, fp32 attention under CPU autocast against SDPA."""
+nn.Dropout's statistics, attention under CPU autocast (written out in bf16, or fp32) against SDPA."""
 
 import ctypes
 import importlib
@@ -14,7 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cutellm import CuteLLM, KVCache, ModelConfig
-from cutellm.fast.attention import attention
+import cutellm.fast.attention as fast_attention
+from cutellm.fast.attention import attention, causal_attention_written_out, causal_mask, writes_out
 from cutellm.fast.decode import Decoder
 from cutellm.fast.dropout import FastDropout, keep_mask, use_fast_dropout
 from cutellm.fast.kv_cache import new_cache
@@ -188,9 +189,13 @@ def test_model_trains_with_fast_dropout_and_keeps_its_keys(monkeypatch):
 # --- attention under CPU bf16 autocast (cutellm/fast/attention.py) ------------------------------------------
 
 
-def _qkv(dtype: torch.dtype) -> list[torch.Tensor]:
+def _qkv(dtype: torch.dtype, T: int = 12) -> list[torch.Tensor]:
     torch.manual_seed(0)
-    return [torch.randn(2, 4, 12, 8).to(dtype).requires_grad_() for _ in range(3)]   # (B, heads, T, hd)
+    return [torch.randn(2, 4, T, 8).to(dtype).requires_grad_() for _ in range(3)]   # (B, heads, T, hd)
+
+
+def _grads(out: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    return torch.autograd.grad(out.float().pow(2).sum(), inputs)
 
 
 @pytest.mark.parametrize("mask", [False, True])
@@ -202,32 +207,92 @@ def test_attention_is_sdpa_outside_autocast(mask):
     torch.testing.assert_close(ours, plain, atol=0, rtol=0)
 
 
-def test_attention_under_cpu_autocast_is_sdpa_in_fp32():
-    """bf16 inputs under CPU autocast: the result is SDPA of the same inputs in fp32 (close to bf16 SDPA's, more
-    exact), and the gradients reach the bf16 query, key and value."""
+def test_written_out_attention_is_sdpa():
+    """The written-out maths (scores with the causal mask added, softmax, weights times values) in fp32 gives SDPA's
+    output and gradients: only rounding differs."""
+    q, k, v = _qkv(torch.float32, T=20)
+    ours = causal_attention_written_out(q, k, v)
+    plain = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(ours, plain, atol=1e-5, rtol=1e-5)
+    for a, b in zip(_grads(ours, [q, k, v]), _grads(plain, [q, k, v])):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert causal_mask(20, torch.float32, q.device) is causal_mask(20, torch.float32, q.device)   # made once
+
+
+def test_short_causal_windows_under_cpu_autocast_are_written_out_in_bf16(monkeypatch):
+    """bf16 inputs under CPU autocast, causal, short windows: computed written out in bf16, never through SDPA,
+    within bf16's rounding of SDPA in fp32, gradients included, and they reach the bf16 query, key and value."""
     q, k, v = _qkv(torch.bfloat16)
+    exact = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+    exact_grads = _grads(exact, [q, k, v])
+    monkeypatch.setattr(fast_attention.F, "scaled_dot_product_attention", _no_sdpa)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ours = attention(q, k, v, is_causal=True)
-        in_bf16 = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    in_fp32 = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
-    assert ours.dtype == torch.float32 and in_bf16.dtype == torch.bfloat16
+    assert ours.dtype == torch.bfloat16
+    torch.testing.assert_close(ours.float(), exact, atol=3e-2, rtol=3e-2)
+    for a, b in zip(_grads(ours, [q, k, v]), exact_grads):
+        assert a.dtype == torch.bfloat16
+        torch.testing.assert_close(a.float(), b.float(), atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.parametrize("case", ["mask", "long windows"])
+def test_attention_under_cpu_autocast_is_otherwise_sdpa_in_fp32(case, monkeypatch):
+    """An explicit mask, or windows past WRITTEN_OUT_MAX_T: SDPA on the same inputs computed in fp32."""
+    q, k, v = _qkv(torch.bfloat16)
+    attn_mask = torch.ones(12, 12, dtype=torch.bool).tril() if case == "mask" else None
+    if case == "long windows":
+        monkeypatch.setattr(fast_attention, "WRITTEN_OUT_MAX_T", 11)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = attention(q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None)
+    in_fp32 = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask,
+                                             is_causal=attn_mask is None)
+    assert ours.dtype == torch.float32
     torch.testing.assert_close(ours, in_fp32, atol=0, rtol=0)
-    torch.testing.assert_close(ours, in_bf16.float(), atol=3e-2, rtol=3e-2)
     ours.sum().backward()
     assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in (q, k, v))
 
 
-def test_the_model_attends_in_fp32_when_the_cpu_trains_in_bf16():
-    """The wiring: under CPU bf16 autocast, what reaches each attention's output projection is fp32 (plain SDPA
-    would hand it bf16), while the projections themselves still compute in bf16."""
+def test_what_is_written_out():
+    """The decision: CPU bf16 autocast, causal with no other mask, up to WRITTEN_OUT_MAX_T positions and
+    WRITTEN_OUT_MAX_WEIGHTS weights per layer."""
+    longest = fast_attention.WRITTEN_OUT_MAX_T
+    short, long = torch.zeros(1, 1, longest, 8, dtype=torch.bfloat16), torch.zeros(1, 1, longest + 1, 8,
+                                                                                   dtype=torch.bfloat16)
+    many = torch.zeros(fast_attention.WRITTEN_OUT_MAX_WEIGHTS // 64 ** 2 + 1, 1, 64, 8, dtype=torch.bfloat16)
+    mask = torch.ones(longest, longest, dtype=torch.bool)
+    assert not writes_out(short, None, True)                       # outside autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert writes_out(short, None, True) and writes_out(many[:-1], None, True)
+        assert not writes_out(long, None, True)                    # too long a window
+        assert not writes_out(many, None, True)                    # too many weights to keep
+        assert not writes_out(short, mask, False) and not writes_out(short, mask, True)    # a mask of its own
+        assert not writes_out(short, None, False)                  # no mask at all
+        assert not writes_out(short.float(), None, True)           # fp32 inputs: training in fp32
+
+
+def test_the_model_writes_attention_out_when_the_cpu_trains_in_bf16(monkeypatch):
+    """The wiring: under CPU bf16 autocast the model's attention goes the written-out way (no SDPA call), what
+    reaches each output projection is bf16, and the loss matches fp32 SDPA's within bf16 rounding."""
     model = make().train()
+    idx, targets = torch.randint(0, 50, (2, 12)), torch.randint(0, 50, (2, 12))
+    longest = fast_attention.WRITTEN_OUT_MAX_T
+    monkeypatch.setattr(fast_attention, "WRITTEN_OUT_MAX_T", 0)       # the reference: SDPA in fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, via_sdpa = model(idx, targets)
+    monkeypatch.setattr(fast_attention, "WRITTEN_OUT_MAX_T", longest)
     seen = []
     for block in model.blocks:
         block.attn.proj.register_forward_hook(lambda mod, inputs, out: seen.append((inputs[0].dtype, out.dtype)))
+    monkeypatch.setattr(fast_attention.F, "scaled_dot_product_attention", _no_sdpa)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        _, loss = model(torch.randint(0, 50, (2, 12)), torch.randint(0, 50, (2, 12)))
+        _, loss = model(idx, targets)
     loss.backward()
-    assert seen == [(torch.float32, torch.bfloat16)] * len(model.blocks)
+    assert seen == [(torch.bfloat16, torch.bfloat16)] * len(model.blocks)
+    torch.testing.assert_close(loss, via_sdpa, atol=2e-2, rtol=2e-2)
+
+
+def _no_sdpa(*args, **kwargs):
+    raise AssertionError("SDPA was called")
 
 
 # --- kept memory (cutellm/fast/memory.py) ---------------------------------------------------------------------
