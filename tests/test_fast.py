@@ -198,6 +198,10 @@ def _grads(out: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     return torch.autograd.grad(out.float().pow(2).sum(), inputs)
 
 
+def _no_sdpa(*args, **kwargs):
+    raise AssertionError("SDPA was called")
+
+
 @pytest.mark.parametrize("mask", [False, True])
 def test_attention_is_sdpa_outside_autocast(mask):
     q, k, v = _qkv(torch.float32)
@@ -275,11 +279,9 @@ def test_the_model_writes_attention_out_when_the_cpu_trains_in_bf16(monkeypatch)
     reaches each output projection is bf16, and the loss matches fp32 SDPA's within bf16 rounding."""
     model = make().train()
     idx, targets = torch.randint(0, 50, (2, 12)), torch.randint(0, 50, (2, 12))
-    longest = fast_attention.WRITTEN_OUT_MAX_T
-    monkeypatch.setattr(fast_attention, "WRITTEN_OUT_MAX_T", 0)       # the reference: SDPA in fp32
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with monkeypatch.context() as m, torch.autocast("cpu", dtype=torch.bfloat16):
+        m.setattr(fast_attention, "WRITTEN_OUT_MAX_T", 0)             # the reference: SDPA in fp32
         _, via_sdpa = model(idx, targets)
-    monkeypatch.setattr(fast_attention, "WRITTEN_OUT_MAX_T", longest)
     seen = []
     for block in model.blocks:
         block.attn.proj.register_forward_hook(lambda mod, inputs, out: seen.append((inputs[0].dtype, out.dtype)))
@@ -289,10 +291,6 @@ def test_the_model_writes_attention_out_when_the_cpu_trains_in_bf16(monkeypatch)
     loss.backward()
     assert seen == [(torch.bfloat16, torch.bfloat16)] * len(model.blocks)
     torch.testing.assert_close(loss, via_sdpa, atol=2e-2, rtol=2e-2)
-
-
-def _no_sdpa(*args, **kwargs):
-    raise AssertionError("SDPA was called")
 
 
 # --- kept memory (cutellm/fast/memory.py) ---------------------------------------------------------------------

@@ -63,9 +63,9 @@ def causal_attention_written_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     """softmax(q k^T / sqrt(hd) + causal mask) v in the inputs' dtype, every (window, head) pair one matrix of a
     batched product. (B, heads, T, hd) x 3 -> (B, heads, T, hd)."""
     B, H, T, hd = q.shape
-    future = causal_mask(T, q.dtype, q.device)                                                       # (T, T)
-    # baddbmm adds the mask as it multiplies: future + (q k^T) / sqrt(hd), (B*H, T, hd) @ (B*H, hd, T) -> (B*H, T, T)
-    scores = torch.baddbmm(future.expand(B * H, T, T), q.reshape(B * H, T, hd),
+    # baddbmm adds the (T, T) mask to every matrix as it multiplies: mask + (q k^T) / sqrt(hd),
+    # (B*H, T, hd) @ (B*H, hd, T) -> (B*H, T, T)
+    scores = torch.baddbmm(causal_mask(T, q.dtype, q.device), q.reshape(B * H, T, hd),
                            k.reshape(B * H, T, hd).transpose(1, 2), alpha=1.0 / math.sqrt(hd))
     return torch.bmm(scores.softmax(dim=-1), v.reshape(B * H, T, hd)).view(B, H, T, hd)   # (B*H, T, T) @ (B*H, T, hd)
 
