@@ -132,6 +132,21 @@ def test_a_worker_sends_its_steps_in_batches_and_each_evaluation_at_once():
     assert messages[-1][0] == "done" and messages[-1][1] == "finished"
 
 
+@pytest.mark.parametrize("every_s, looks", [(0.0, 35), (3600.0, 0)])
+def test_a_worker_looks_for_its_server_at_most_every_so_often(monkeypatch, every_s, looks):
+    """Once a step, the look (a signal and a read of /proc) was 0.4% of a tiny run: a worker looks at most every
+    SERVER_CHECK_S (test_a_worker_process_ends_when_its_server_is_killed: that it still ends)."""
+    import os
+
+    calls = []
+    monkeypatch.setattr("cutellm.lab.jobs.SERVER_CHECK_S", every_s)
+    monkeypatch.setattr("cutellm.lab.jobs._server_gone", lambda pid: calls.append(pid) or False)
+    monkeypatch.setattr("cutellm.lab.jobs.keep_freed_memory", lambda: None)   # a worker process's setting, not ours
+    worker_messages(server_pid=os.getpid())
+    assert len(calls) >= looks if looks else calls == []
+    assert set(calls) <= {os.getpid()}
+
+
 @pytest.mark.parametrize("every_s, sent", [(0.0, [10, 20, 30, 35]), (3600.0, [10])])
 def test_a_worker_sends_its_weights_at_an_evaluation_at_most_every_so_often(every_s, sent):
     """Pickling the weights holds the training up, so a process sends them at its first evaluation, then at one

@@ -59,6 +59,9 @@ PAUSE_WAIT_S = 5.0   # how long pause() waits for a step under way to finish
 WORKERS = ("thread", "process")
 RELAY_POLL_S = 0.25  # how often the relay looks at the worker when it has nothing to say (stop, idle, crash)
 STEP_REPORT_S = 0.1  # a worker process sends its steps at most this often (a thread: every step)
+# A worker process looks whether its server is still there at most this often: once a step, that look (a signal and
+# a read of /proc) cost 0.4% of a tiny model's two-thread run (bench/README.md, "Speed, round sixteen").
+SERVER_CHECK_S = 1.0
 # A worker process sends its weights at an evaluation at most this often: pickling them held the training for 4-13 ms
 # each time, 40 times in a 25-s run of the benchmark's model; a killed worker loses at most this much more training.
 WEIGHTS_EVERY_S = 5.0
@@ -254,7 +257,8 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
 
     `clock` and `training_time` time the samples against their budget: a thread gets the job's (a test's fake clock
     reaches it); a process measures its own (the steps' time as train() reports it, samples included). A process
-    given its `server_pid` ends itself at once when the server is gone (killed, say), rather than train for nobody."""
+    given its `server_pid` ends itself within SERVER_CHECK_S when the server is gone (killed, say), rather than train
+    for nobody."""
     run, spec, resume = _loads(payload) if isinstance(payload, bytes) else payload
     if server_pid is not None:   # a process of its own (not a thread of the server's): keep its freed memory
         keep_freed_memory()
@@ -275,7 +279,13 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
 
     task, chat, words = run.metadata.get("task"), run.chat, run.metadata.get("words")
 
+    checked_at = time.monotonic()   # when the worker last looked for its server
+
     def server_check() -> None:
+        nonlocal checked_at
+        if server_pid is None or time.monotonic() - checked_at < SERVER_CHECK_S:
+            return
+        checked_at = time.monotonic()
         if _server_gone(server_pid):
             os._exit(0)   # nothing to save: nobody is left to read it
 
