@@ -107,9 +107,9 @@ def test_a_queued_run_whose_tab_closed_is_dropped(monkeypatch):
     assert waiting.stop_reason == "its browser session ended while it waited"
 
 
-def worker_messages(**worker_kwargs) -> tuple[PreparedRun, list[tuple]]:
-    """A 35-step tiny run (an evaluation every 10 steps) through the worker function in this thread, and every
-    message it sent, in order."""
+def worker_messages(spec: SampleSpec | None = None, **worker_kwargs) -> tuple[PreparedRun, list[tuple]]:
+    """A 35-step tiny run (an evaluation every 10 steps; live samples by `spec`) through the worker function in this
+    thread, and every message it sent, in order."""
     import queue
     import threading
 
@@ -117,19 +117,25 @@ def worker_messages(**worker_kwargs) -> tuple[PreparedRun, list[tuple]]:
 
     run = prepare_run(TINY_TEXT, "tiny", TINY_MODEL, replace(TINY_TRAIN, max_steps=35, eval_interval=10))
     channel = queue.Queue()
-    _train_worker((run, None, None), channel, threading.Event(), threading.Event(), threading.Event(), None,
+    _train_worker((run, spec, None), channel, threading.Event(), threading.Event(), threading.Event(), None,
                   **worker_kwargs)
     return run, list(channel.queue)
 
 
-def test_a_worker_sends_its_steps_in_batches_and_each_evaluation_at_once():
-    """A worker process reports its steps at most every STEP_REPORT_S (a fast tiny run would send the server a
-    thousand messages a second); an evaluation step, and the end, go out at once, so nothing waits or is lost."""
-    _, messages = worker_messages(report_every_s=3600.0)
-    batches = [[m.step for m in message[1]] for message in messages if message[0] == "steps"]
-    # one batch per evaluation (steps 10, 20, 30) and the rest at the end
-    assert batches == [list(range(1, 11)), list(range(11, 21)), list(range(21, 31)), list(range(31, 36))]
-    assert messages[-1][0] == "done" and messages[-1][1] == "finished"
+def test_a_worker_sends_its_steps_in_batches_and_each_before_its_sample_or_weights():
+    """A worker process reports its steps at most every STEP_REPORT_S (each message costs CPU on the training's
+    cores); the end goes out at once, and a sample or the weights never arrive before the step they belong to."""
+    _, messages = worker_messages(report_every_s=3600.0, send_weights=True, weights_every_s=3600.0)
+    assert [message[0] for message in messages] == ["steps", "weights", "steps", "done"]
+    assert [m.step for m in messages[0][1]] == list(range(1, 11)) and messages[1][1] == 10   # the first evaluation
+    assert [m.step for m in messages[2][1]] == list(range(11, 36))   # the rest, at the end
+    assert messages[-1][1] == "finished"
+
+    _, messages = worker_messages(SampleSpec(budget=1e9), report_every_s=3600.0, send_weights=True,
+                                  weights_every_s=0.0)
+    assert [message[0] for message in messages] == ["steps", "sample", "weights"] * 4 + ["done"]
+    for batch, sample, weights in zip(messages[0::3], messages[1::3], messages[2::3]):
+        assert batch[1][-1].step == sample[1].step == weights[1]   # an evaluation's: steps 10, 20, 30, 35
 
 
 @pytest.mark.parametrize("every_s, looks", [(0.0, 35), (3600.0, 0)])

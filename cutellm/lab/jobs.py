@@ -7,9 +7,10 @@ model object in place. Both run the same function (`_train_worker`) and report t
 each live sample, the weights at an evaluation every WEIGHTS_EVERY_S at most (what a killed process leaves
 behind), and the end with the final weights and results; `_relay`, a thread of the server, reads them into the job
 that the UI polls (`snapshot()`).
-A process sends its steps in batches, at most every STEP_REPORT_S (and at once at an evaluation, a pause or the
-end): a tiny model trains a thousand steps a second, and the server would otherwise spend a core's slice reading
-a thousand messages a second; the page shows progress every 2 s anyway.
+A process sends its steps in batches, at most every STEP_REPORT_S (and at once at a pause or the end, and before a
+sample or the weights, so that nothing arrives before its step): a tiny model trains a thousand steps a second, and
+every message costs the worker's sending thread and the server's relay CPU that the training's cores pay for; the
+page shows progress every 2 s anyway.
 
 Runs wait in one server-wide queue (`QUEUE`): `CUTEGPT_TRAINING_SLOTS` of them train at once (by default 1 on a
 machine of up to 3 cores, half the cores on a bigger one: two runs on two cores would each run at half speed). A job
@@ -58,7 +59,10 @@ QUEUED, RUNNING, FINISHED, STOPPED, DIVERGED, FAILED, LEFT = (
 PAUSE_WAIT_S = 5.0   # how long pause() waits for a step under way to finish
 WORKERS = ("thread", "process")
 RELAY_POLL_S = 0.25  # how often the relay looks at the worker when it has nothing to say (stop, idle, crash)
-STEP_REPORT_S = 0.1  # a worker process sends its steps at most this often (a thread: every step)
+# A worker process sends its steps at most this often (a thread: every step). Every 0.1 s, the messages cost its
+# sending thread and the server's relay 4 ms of CPU a second, out of the training's cores (bench/README.md, "Speed,
+# round sixteen"); the page shows them every 2 s.
+STEP_REPORT_S = 0.5
 # A worker process looks whether its server is still there at most this often: once a step, that look (a signal and
 # a read of /proc) cost 0.4% of a tiny model's two-thread run (bench/README.md, "Speed, round sixteen").
 SERVER_CHECK_S = 1.0
@@ -250,8 +254,8 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
                   on_step_extra: Callable[[StepMetrics], None] | None = None, send_weights: bool = False,
                   weights_every_s: float = 0.0, server_pid: int | None = None, report_every_s: float = 0.0) -> None:
     """Train the run in `payload` ((run, sample spec, resume state), as bytes in a process) and report on
-    `channel`: ("steps", [metrics, ...]) every `report_every_s` (0: each step alone; always at once at an
-    evaluation, a pause and the end), ("sample", LiveSample), ("weights", step, bytes) at an evaluation when
+    `channel`: ("steps", [metrics, ...]) every `report_every_s` (0: each step alone; at once at a pause and the end,
+    and before a sample or weights), ("sample", LiveSample), ("weights", step, bytes) at an evaluation when
     `send_weights` (the first one, then one at least `weights_every_s` after the last sent), ("holding",) once per
     pause when it waits, then ("done", status, error, bytes of (state_dict, result without its model) or None).
 
@@ -304,7 +308,7 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
         nonlocal spent, weights_at
         server_check()
         pending.append(m)
-        if (m.val_loss is not None or m.step == m.total_steps or pause.is_set() or stop.is_set()
+        if (m.step == m.total_steps or pause.is_set() or stop.is_set()
                 or time.monotonic() - sent_at >= report_every_s):
             send_steps()
         if pause.is_set():
@@ -315,9 +319,11 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
                 sample = take_sample(run.model, run.tokenizer, spec, m.step, words=words, task=task, chat=chat,
                                      clock=clock)
                 spent += sample.seconds
+                send_steps()   # the sample's step first
                 channel.put(("sample", sample))
         if send_weights and m.val_loss is not None and (weights_at is None
                                                          or time.monotonic() - weights_at >= weights_every_s):
+            send_steps()
             channel.put(("weights", m.step, _dumps(run.model.state_dict())))
             weights_at = time.monotonic()
         if on_step_extra is not None:
