@@ -3,8 +3,8 @@
 Entry point: page config, session defaults, navigation over app_pages/, and the shared sidebar.
 
 `streamlit run` first imports this file as a module and finds `app` below, an ASGI app that serves Streamlit plus
-one route of our own (the Train page's live view, `ui/train/live_view.py`); then Streamlit runs it as the script of each
-session, as `__main__`.
+one route of our own (the Train page's live view, `ui/train/live_view.py`), after the server's one-time setup
+(`ui/server.py`); then Streamlit runs it as the script of each session, as `__main__`.
 """
 
 import streamlit as st
@@ -35,6 +35,8 @@ if __name__ == "__main__":
     render_sidebar()
     page.run()
 else:
+    from ui.server import stop_config_polling
     from ui.train.live_view import live_route
 
+    stop_config_polling()   # once per server: Streamlit's config watchers cost CPU that training pays for
     app = st.App(__file__, routes=[live_route(st.get_option("server.baseUrlPath"))])
