@@ -4,8 +4,8 @@ At every evaluation the training job (in its worker thread) continues a fixed pr
 fills one fixed blank. Greedy decoding and blank scoring draw no random numbers and run in eval mode, so taking
 samples changes nothing about the training itself; the blank tries only the corpus's most frequent words, which keeps
 the cost of a sample to tens of milliseconds. On top of that a sample is skipped while the samples so far have cost
-more than `budget` (2%) of the training time: a tiny model that evaluates every few hundred milliseconds gets fewer
-samples, and no run is more than ~2% slower for them (see README, "The Train page as a lab", for the measured cost).
+more than `budget` (1%) of the training time: a tiny model that evaluates every few hundred milliseconds gets fewer
+samples, and no run is more than ~1% slower for them (see README, "The Train page as a lab", for the measured cost).
 A model trained on a toy task (cutellm.tasks) is asked its task instead: `TASK_SAMPLE_PROBLEMS` held-out problems in
 a few batched passes, giving the accuracy the live view plots beside the loss and a few of its answers.
 A model being instruction-tuned (cutellm.chat) answers `CHAT_QUESTIONS` instead: the replies show it learn to answer
@@ -32,7 +32,10 @@ DEFAULT_PROMPT = "the cat sat on the"
 DEFAULT_BLANK = "the ___ sat on the mat"
 SAMPLE_TOKENS = 12          # tokens of each continuation
 SAMPLE_CANDIDATES = 100     # words tried in the blank: the corpus's most frequent
-SAMPLE_BUDGET = 0.02        # the most that samples may cost, as a share of the training time
+# The most that samples may cost, as a share of the training time. At 2% they were the largest part of what training
+# in the app costs over the CLI; at 1% the CLI's default run still gets a sample about every 2 s, as often as the
+# page redraws (bench/README.md, "Speed, round sixteen").
+SAMPLE_BUDGET = 0.01
 # A task run's accuracy is what the run is for, and its jump is a matter of a few evaluations: a task model may spend
 # up to 10% on it (100 problems cost ~50 ms on 2 cores, ~12% of a copy run at every one of its 40 evaluations).
 TASK_SAMPLE_BUDGET = 0.10
