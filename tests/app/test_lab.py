@@ -30,6 +30,16 @@ def test_the_preview_updates_when_the_layers_change(app):
     assert _metric(app, "Memory (about)").endswith("MB")
 
 
+def test_the_architecture_picture_is_drawn_only_while_its_expander_is_open(app):
+    open_page(app, "train")
+    assert "Architecture picture" in [e.label for e in app.expander]
+    assert not app.get("plotly_chart")   # closed: not redrawn, unseen, at every change of a setting
+    app.session_state["tr_architecture_open"] = True   # what a click on the expander sets
+    app.run()
+    no_exception(app)
+    assert len(app.get("plotly_chart")) == 1
+
+
 def test_an_uploaded_checkpoint_becomes_the_active_model(app, tiny):
     model, tokenizer, _, _ = tiny
     data = checkpoint_bytes(model, tokenizer, {"corpus": "tiny text", "steps": 300})

@@ -122,3 +122,11 @@ def test_train_watch_samples_pause_resume_stop(page):
     assert chart_drawn(page), "the stopped run's view has no chart"
     assert len(live_samples(page)) >= 3
     assert_no_exception(page, "lab-stopped")
+
+    # The preview is back. Its architecture picture is drawn when its expander opens (on_change="rerun"), not before:
+    # a closed expander's content is still drawn, at every change of a setting.
+    picture = page.locator(".st-key-tr_architecture_open")
+    assert picture.locator("[data-testid='stPlotlyChart']").count() == 0
+    picture.locator("summary").click()
+    expect(picture.locator("[data-testid='stPlotlyChart'] .main-svg").first).to_be_visible()
+    assert_no_exception(page, "lab-architecture")

@@ -97,6 +97,11 @@ def preview_panel(model_cfg: ModelConfig, train_cfg: TrainConfig, windows: int) 
         panel()
     finally:
         st.session_state.preview_full_run = False
-    with st.expander("Architecture picture", icon=":material/account_tree:"):
-        st.plotly_chart(architecture_figure(preview.architecture), key="preview_architecture",
-                        config={"displayModeBar": False})
+    # Drawn only while open: a closed expander still renders its content, and this chart was redrawn, unseen, at
+    # every change of a setting (a third of what the page allocated in the browser while being set up).
+    picture = st.expander("Architecture picture", icon=":material/account_tree:", key="tr_architecture_open",
+                          on_change="rerun")
+    if picture.open:
+        with picture:
+            st.plotly_chart(architecture_figure(preview.architecture), key="preview_architecture",
+                            config={"displayModeBar": False})
