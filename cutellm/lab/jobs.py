@@ -287,9 +287,10 @@ def _train_worker(payload: bytes | tuple, channel, stop, pause, holding, threads
 
     def server_check() -> None:
         nonlocal checked_at
-        if server_pid is None or time.monotonic() - checked_at < SERVER_CHECK_S:
+        now = time.monotonic()
+        if server_pid is None or now - checked_at < SERVER_CHECK_S:
             return
-        checked_at = time.monotonic()
+        checked_at = now
         if _server_gone(server_pid):
             os._exit(0)   # nothing to save: nobody is left to read it
 
